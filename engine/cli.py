@@ -1,0 +1,261 @@
+"""`pixret`: the command-line contract (index, search, bench, status).
+
+Exit codes: 0 success, 1 the work ran but something failed (e.g. images that could not be read),
+2 bad input or usage (the message names the file and the problem), 130 cancelled by Ctrl+C.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from engine.errors import PixretError
+from engine.progress import CancelToken, Cancelled
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+class TqdmProgress:
+    """A Progress that drives one tqdm bar per stage, on stderr."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._bar = None
+        self._stage = None
+
+    def __call__(self, done: int, total: int, stage: str) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        key = stage.split(" ")[0] if stage.startswith("query") else stage
+        if key != self._stage or self._bar is None:
+            self.close()
+            self._stage = key
+            self._bar = tqdm(total=total, desc=key, unit="", leave=False, file=sys.stderr, dynamic_ncols=True)
+        self._bar.total = total
+        self._bar.n = done
+        if stage != key:
+            self._bar.set_postfix_str(stage[len(key):].strip(), refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+@contextmanager
+def cancel_on_interrupt():
+    """First Ctrl+C sets the token (a clean stop between steps); a second one kills."""
+    token = CancelToken()
+
+    def handler(signum, frame):
+        if token.is_set:
+            raise KeyboardInterrupt
+        token.cancel()
+        print("\ncancelling... (Ctrl+C again to abort at once)", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield token
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _open_project(args, create: bool = False):
+    from engine.project import Project
+
+    if create:
+        return Project.open_or_create(args.project, db_url=args.db)
+    return Project.open(args.project, db_url=args.db)
+
+
+def cmd_index(args) -> int:
+    progress = TqdmProgress(not args.quiet)
+    with cancel_on_interrupt() as cancel:
+        project = _open_project(args, create=True)
+        try:
+            report = project.index_folder(args.images_dir, progress=progress, cancel=cancel)
+        finally:
+            progress.close()
+            project.close()
+    print(report.summary())
+    for path, reason in report.failed:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    t = report.seconds
+    print(f"time: scan {t.get('scan', 0):.1f}s, features {t.get('features', 0):.1f}s, index {t.get('index', 0):.1f}s")
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def parse_bbox(text: str):
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise PixretError(f"--bbox {text!r}: expected four numbers X1,Y1,X2,Y2") from None
+    if x2 <= x1 or y2 <= y1:
+        raise PixretError(f"--bbox {text!r}: X2 must exceed X1 and Y2 must exceed Y1")
+    return x1, y1, x2, y2
+
+
+def query_region_from_args(args):
+    from engine.regions import Region
+
+    if args.polygon:
+        from engine.formats.labelme import labelme_region, read_labelme
+
+        region = labelme_region(read_labelme(args.polygon))
+        if region.is_empty:
+            raise PixretError(f"{args.polygon}: no polygon or rectangle shape in this file")
+        return region
+    if args.mask:
+        from engine import imageio
+
+        mask = imageio.load_image(args.mask, gray=True) > 0
+        if not mask.any():
+            raise PixretError(f"{args.mask}: the mask is empty (no nonzero pixel)")
+        return Region.from_mask(mask)
+    return Region.from_bbox(*parse_bbox(args.bbox))
+
+
+def cmd_search(args) -> int:
+    from engine.pipeline import Query, search
+
+    region = query_region_from_args(args)
+    query_path = Path(args.query)
+    progress = TqdmProgress(not args.quiet)
+    with cancel_on_interrupt() as cancel:
+        project = _open_project(args)
+        try:
+            if not query_path.exists() and project.root is not None and (project.root / args.query).exists():
+                query_path = project.root / args.query
+            result = search(project, Query(query_path, region), method=args.method, top_k=args.top,
+                            progress=progress, cancel=cancel)
+        finally:
+            progress.close()
+            project.close()
+    doc = {"query": query_path.name, "method": result.method, "uncertainty": result.uncertainty,
+           "timings": result.timings,
+           "results": [{"image": h.path, "score": h.score, "stage": h.stage,
+                        "polygons": h.region.polygons() if h.region is not None else [],
+                        "evidence": h.evidence} for h in result.hits]}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(out)
+    n_verified = sum(h.stage == "verified" for h in result.hits)
+    print(f"{len(result.hits)} results ({n_verified} verified) in {result.timings['total']:.2f}s -> {out}")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from engine.bench import run_bench
+
+    progress = TqdmProgress(not args.quiet)
+    with cancel_on_interrupt() as cancel:
+        try:
+            doc = run_bench(args.pixbench_dir, args.out, method=args.method, project_dir=args.project,
+                            progress=progress, cancel=cancel)
+        finally:
+            progress.close()
+    print_metrics(doc)
+    return EXIT_OK
+
+
+def print_metrics(doc: dict) -> None:
+    print(f"method {doc['method']}")
+    keys = ("mAP", "mAP@50:5:95_mask", "mAP@50:5:95_box", "mIoU_mask", "mIoU_box")
+    print(f"{'protocol':10s}" + "".join(f"{k:>18s}" for k in keys))
+    for protocol, m in doc["metrics"].items():
+        print(f"{protocol:10s}" + "".join(f"{m.get(k, float('nan')):18.2f}" for k in keys))
+    t = doc.get("timing", {})
+    qs = sorted(t.get("query_s", []))
+    if qs:
+        print(f"index {t['index_s']:.1f}s; query median {qs[len(qs) // 2] * 1000:.0f} ms, "
+              f"p90 {qs[min(len(qs) - 1, int(0.9 * len(qs)))] * 1000:.0f} ms")
+
+
+def cmd_status(args) -> int:
+    project = _open_project(args)
+    try:
+        images = project.images()
+        counts: dict[str, int] = {}
+        for im in images:
+            counts[im.status] = counts.get(im.status, 0) + 1
+        print(f"project {project.folder}  collection {project.root}")
+        print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no images")
+        stats = project.stats()
+        print(f"{stats['features']} features; store {stats['feature_store_bytes'] / 1e6:.1f} MB, "
+              f"index {stats['index_bytes'] / 1e6:.1f} MB")
+        bad = [im for im in images if im.status in ("error", "missing")]
+        for im in bad:
+            print(f"  {im.status:8s} {im.path}: {im.error}")
+    finally:
+        project.close()
+    return EXIT_FAILED if any(im.status == "error" for im in images) else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from engine.pipeline import METHODS
+
+    p = argparse.ArgumentParser(prog="pixret", description="Pixel retrieval: find and outline an object "
+                                "across a photo collection.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp, project_required=True):
+        sp.add_argument("--project", required=project_required, help="project folder")
+        sp.add_argument("--db", default=None, help="catalog database URL (default: SQLite in the project folder)")
+        sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    sp = sub.add_parser("index", help="add/refresh images, extract features, index (incremental)")
+    sp.add_argument("images_dir")
+    common(sp)
+    sp.set_defaults(func=cmd_index)
+
+    sp = sub.add_parser("search", help="find and outline the query object in the collection")
+    common(sp)
+    sp.add_argument("--query", required=True, help="query image (a file, or a path inside the collection)")
+    g = sp.add_mutually_exclusive_group(required=True)
+    g.add_argument("--polygon", help="LabelMe JSON with the query polygon(s)")
+    g.add_argument("--mask", help="PNG mask of the query region (nonzero = inside)")
+    g.add_argument("--bbox", help="query box X1,Y1,X2,Y2 in pixels")
+    sp.add_argument("--method", default="sv", choices=sorted(METHODS))
+    sp.add_argument("--top", type=int, default=100)
+    sp.add_argument("--out", required=True, help="RESULT.json")
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("bench", help="run a PixBench set and compute its metrics")
+    sp.add_argument("pixbench_dir")
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--method", default="sv", choices=sorted(METHODS))
+    sp.add_argument("--project", default=None, help="project folder to (re)use (default: OUT/project)")
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.set_defaults(func=cmd_bench)
+
+    sp = sub.add_parser("status", help="the project's images, and those that could not be read")
+    common(sp)
+    sp.set_defaults(func=cmd_status)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Cancelled:
+        print("cancelled; everything finished before the cancel is saved", file=sys.stderr)
+        return EXIT_CANCELLED
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except PixretError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

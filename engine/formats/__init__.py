@@ -1,0 +1,1 @@
+"""Readers and writers of annotation files: LabelMe, PixBench (revisitop layout + LabelMe labels)."""

@@ -1,0 +1,223 @@
+"""The search: query region -> features inside it -> shortlist -> verification -> ranked hits.
+
+A method is a recipe over those stages (`METHODS`): how many images the initial search passes on
+(all of them for the brute-force reference), which verifier checks each pair, and an optional
+post-stage (diffusion, propagation) that reorders and adds hits. Every method returns hits in the
+same shape, so the CLI, the bench and the desktop app treat them alike.
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine import imageio
+from engine.errors import PixretError
+from engine.features import FeatureConfig, FeatureSet, extract, rootsift
+from engine.index import aggregate
+from engine.localize import predicted_region
+from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.regions import Region
+from engine.verify import PairResult, SVConfig, spatial_verify
+
+QUERY_FEATURE_FACTOR = 3  # the query image is described with 3x the per-image cap: one image, worth it
+MAX_EVIDENCE_MATCHES = 200
+
+
+@dataclass(frozen=True)
+class Query:
+    image: int | str | Path  # an image id of the project, or an image file
+    region: Region
+
+
+@dataclass(frozen=True)
+class Hit:
+    image_id: int
+    path: str
+    score: float
+    region: Region | None
+    evidence: dict
+    stage: str  # 'verified' | 'shortlist' | 'initial' | 'propagated' | 'diffused'
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: Query
+    method: str
+    hits: tuple[Hit, ...]
+    uncertainty: float | None = None
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    shortlist: int = 100  # images verified after the initial search
+    query_assign: int = 1  # visual words per query feature (multiple assignment)
+    sv: SVConfig = SVConfig()
+    workers: int = 2  # verification threads (matching and MAGSAC release the GIL)
+
+
+@dataclass
+class QueryContext:
+    """Everything a verifier needs about the query, computed once per search."""
+
+    project: object
+    query: Query
+    features: FeatureSet  # the query's features inside its region
+    desc: np.ndarray  # their RootSIFT
+    exclude: set[int]  # the query image itself when it is in the collection
+    config: SearchConfig
+
+
+Verifier = Callable[[QueryContext, int], PairResult]
+
+
+def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
+    """Spatial verification of one database image; region = the warped query region."""
+    d = ctx.project.features(image_id)
+    v = spatial_verify(ctx.features.xy, ctx.desc, np.asarray(d.xy), rootsift(d.desc), ctx.config.sv)
+    if v.H is None or v.inliers < ctx.config.sv.min_inliers:
+        return PairResult(False, float(v.inliers), None, {"inliers": int(v.inliers)})
+    qi, di = v.verified_pairs
+    d_xy = np.asarray(d.xy)[di]
+    w, h = ctx.project.image_size(image_id)
+    region = predicted_region(ctx.query.region, v.H, d_xy, w, h)
+    pts = np.hstack([ctx.features.xy[qi], d_xy])[:MAX_EVIDENCE_MATCHES]
+    return PairResult(True, float(v.inliers), region,
+                      {"inliers": int(v.inliers), "homography": np.asarray(v.H).round(6).tolist(),
+                       "matches": pts.round(1).tolist()})
+
+
+@dataclass(frozen=True)
+class Method:
+    verifier: Verifier
+    shortlist: bool = True  # False: verify every image (brute force)
+    post: Callable | None = None  # (ctx, ranked hits, initial scores) -> (hits, uncertainty)
+    description: str = ""
+
+
+METHODS: dict[str, Method] = {
+    "sv": Method(sv_pair, description="ASMK shortlist + spatial verification (MAGSAC homography)"),
+    "brute-sv": Method(sv_pair, shortlist=False,
+                       description="spatial verification of every database image (the SIFT+SP reference)"),
+}
+
+
+def register_method(name: str, method: Method) -> None:
+    """Later stages (topological verification, diffusion, propagation) add their methods here."""
+    METHODS[name] = method
+
+
+def method_names() -> tuple[str, ...]:
+    return tuple(METHODS)
+
+
+# -- query features ---------------------------------------------------------------------------
+
+
+def query_features(project, query: Query) -> tuple[FeatureSet, set[int]]:
+    """The query image's features inside the region, and the image ids to leave out of results."""
+    exclude: set[int] = set()
+    if isinstance(query.image, (int, np.integer)):
+        image_id = int(query.image)
+        path = project.abs_path(image_id)
+        exclude.add(image_id)
+    else:
+        path = Path(query.image)
+        own = project.image_id(path)
+        if own is not None:
+            exclude.add(own)
+    image = imageio.load_image(path)
+    cfg = project.feature_config
+    fs = extract(image, replace(cfg, max_features=cfg.max_features * QUERY_FEATURE_FACTOR))
+    if query.region.is_empty:
+        raise PixretError(f"{path}: the query region is empty")
+    inside = query.region.contains_points(fs.xy)
+    return fs.subset(inside), exclude
+
+
+def initial_scores(project, desc: np.ndarray, assign: int, exclude: set[int]) -> dict[int, float]:
+    """ASMK* similarity of the query region to every indexed image."""
+    quantizer = project.quantizer
+    words = quantizer.assign(desc, assign)
+    w, sigs = aggregate(desc, words, quantizer.centroids)
+    return project.index.score(w, sigs, exclude=exclude)
+
+
+# -- the search ---------------------------------------------------------------------------------
+
+
+def search(project, query: Query, *, method: str = "sv", top_k: int = 100, config: SearchConfig = SearchConfig(),
+           progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER,
+           on_partial: Callable[[SearchResult], None] | None = None) -> SearchResult:
+    if method not in METHODS:
+        raise PixretError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    spec = METHODS[method]
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    fs, exclude = query_features(project, query)
+    ctx = QueryContext(project, query, fs, rootsift(fs.desc), exclude, config)
+    timings["query_features"] = time.perf_counter() - t0
+    cancel.raise_if_set()
+
+    t = time.perf_counter()
+    scores = initial_scores(project, ctx.desc, config.query_assign, exclude)
+    order = sorted(scores, key=lambda i: (-scores[i], i))
+    timings["initial"] = time.perf_counter() - t
+    candidates = order[: config.shortlist] if spec.shortlist else order
+    if on_partial is not None:
+        on_partial(SearchResult(query, method, tuple(
+            Hit(i, project.image_path(i), scores[i], None, {"initial_score": scores[i]}, "shortlist")
+            for i in order[:top_k]), None, dict(timings)))
+
+    t = time.perf_counter()
+    verified = verify_many(ctx, candidates, spec.verifier, progress, cancel)
+    timings["verify"] = time.perf_counter() - t
+
+    hits = rank_hits(project, order, scores, verified)
+    uncertainty = None
+    if spec.post is not None:
+        t = time.perf_counter()
+        hits, uncertainty = spec.post(ctx, hits, scores, progress=progress, cancel=cancel)
+        timings["post"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    return SearchResult(query, method, tuple(hits[:top_k]) if top_k else tuple(hits), uncertainty, timings)
+
+
+def verify_many(ctx: QueryContext, candidates: list[int], verifier: Verifier, progress: Progress,
+                cancel: CancelToken) -> dict[int, PairResult]:
+    """Verify candidates in a few threads; results keyed by image id."""
+    out: dict[int, PairResult] = {}
+    if len(ctx.features) < 4:
+        return out
+    progress(0, len(candidates), "verifying")
+    chunk = 8
+    with ThreadPoolExecutor(max_workers=max(1, ctx.config.workers)) as pool:
+        for start in range(0, len(candidates), chunk):
+            cancel.raise_if_set()
+            part = candidates[start:start + chunk]
+            for i, r in zip(part, pool.map(lambda i: verifier(ctx, i), part)):
+                out[i] = r
+            progress(min(start + chunk, len(candidates)), len(candidates), "verifying")
+    return out
+
+
+def rank_hits(project, order: list[int], scores: dict[int, float], verified: dict[int, PairResult]) -> list[Hit]:
+    """Verified images first (by verifier score), then the rest by initial similarity."""
+    good = sorted((i for i, r in verified.items() if r.verified), key=lambda i: (-verified[i].score, i))
+    hits = [Hit(i, project.image_path(i), verified[i].score, verified[i].region,
+                {**verified[i].evidence, "initial_score": scores.get(i, 0.0)}, "verified") for i in good]
+    seen = set(good)
+    for i in order:
+        if i not in seen:
+            stage = "shortlist" if i in verified else "initial"
+            # unverified images score below any verified one: keep the initial order, in (0, 1)
+            hits.append(Hit(i, project.image_path(i), float(scores[i]) / (1.0 + abs(scores[i])) * 0.999,
+                            None, {"initial_score": scores[i],
+                                   **({"inliers": verified[i].evidence.get("inliers", 0)} if i in verified else {})},
+                            stage))
+    return hits

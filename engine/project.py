@@ -1,0 +1,440 @@
+"""A project: a folder holding the catalog, the feature store and the index of one collection.
+
+`index_folder` is the whole offline side, incremental and resumable: scan the collection against
+the catalog, extract features of new and changed images in batches (each batch: one pack written
+atomically, then one catalog transaction), then bring the inverted file up to date. A cancel or a
+crash between batches loses nothing already committed; the next run continues where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+
+from engine import imageio
+from engine.catalog import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url
+from engine.errors import ImageReadError, ProjectError
+from engine.features import FeatureConfig, FeatureSet, extract, rootsift
+from engine.index import InvertedFile, Quantizer, build_entries, train_vocabulary, vocabulary_size
+from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.scan import scan_folder
+from engine.store import FeatureStore
+
+MARKER = "pixret-project.json"
+FORMAT_VERSION = 1
+BATCH = 32  # images per feature pack / catalog transaction
+RETRAIN_GROWTH = 4.0  # retrain the vocabulary once the collection has 4x the features it was trained on
+TRAIN_SAMPLE_PER_WORD = 48
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: int
+    path: str  # relative to the collection root, '/' separators
+    width: int | None
+    height: int | None
+    status: str  # 'new', 'ok', 'error', 'missing'
+    error: str | None
+
+
+@dataclass
+class IndexReport:
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    extracted: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for this run
+    n_indexed: int = 0
+    vocabulary_trained: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        s = (f"{self.new} new, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged; "
+             f"{self.extracted} extracted, {len(self.failed)} failed; {self.n_indexed} images indexed")
+        return s
+
+
+def _worker_count() -> int:
+    return max(1, min(8, (os.cpu_count() or 1)))
+
+
+class Project:
+    def __init__(self, folder: Path, catalog: Catalog):
+        self.folder = Path(folder)
+        self.catalog = catalog
+        self.store = FeatureStore(self.folder / "features")
+        self._index: InvertedFile | None = None
+        self._quantizer: Quantizer | None = None
+        self._table: dict[int, tuple] | None = None  # image id -> (path, w, h, pack, offset, count, fs id)
+        self._lock = threading.RLock()
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, folder, *, root=None, db_url: str | None = None, settings: dict | None = None) -> "Project":
+        folder = Path(folder)
+        if (folder / MARKER).exists():
+            raise ProjectError(f"{folder}: a PixRet project already exists here")
+        if folder.exists() and not folder.is_dir():
+            raise ProjectError(f"{folder}: not a folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        catalog = Catalog(db_url or sqlite_url(folder))
+        with catalog.session() as s:
+            if s.scalar(select(ProjectRow)) is None:
+                s.add(ProjectRow(name=folder.resolve().name,
+                                 root=str(Path(root).resolve()) if root else None,
+                                 settings={"features": FeatureConfig().to_json(), **(settings or {})}))
+        _atomic_write_text(folder / MARKER, json.dumps(
+            {"format": FORMAT_VERSION, "catalog": "sqlite" if db_url is None else "external"}, indent=1))
+        return cls(folder, catalog)
+
+    @classmethod
+    def open(cls, folder, *, db_url: str | None = None) -> "Project":
+        folder = Path(folder)
+        marker = folder / MARKER
+        if not marker.exists():
+            raise ProjectError(f"{folder}: not a PixRet project (no {MARKER})")
+        try:
+            meta = json.loads(marker.read_text())
+        except (OSError, ValueError) as e:
+            raise ProjectError(f"{marker}: unreadable project marker: {e}") from e
+        if meta.get("format", 0) > FORMAT_VERSION:
+            raise ProjectError(f"{folder}: made by a newer PixRet (format {meta.get('format')})")
+        if meta.get("catalog") == "external" and db_url is None:
+            raise ProjectError(f"{folder}: this project's catalog is on a database server; pass --db URL")
+        catalog = Catalog(db_url or sqlite_url(folder))
+        with catalog.session() as s:
+            if s.scalar(select(ProjectRow)) is None:
+                raise ProjectError(f"{folder}: the catalog holds no project")
+        return cls(folder, catalog)
+
+    @classmethod
+    def open_or_create(cls, folder, *, db_url: str | None = None, root=None) -> "Project":
+        if (Path(folder) / MARKER).exists():
+            return cls.open(folder, db_url=db_url)
+        return cls.create(folder, db_url=db_url, root=root)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- settings -----------------------------------------------------------------------------
+
+    def _project_row(self, s) -> ProjectRow:
+        return s.scalar(select(ProjectRow))
+
+    @property
+    def root(self) -> Path | None:
+        with self.catalog.session() as s:
+            r = self._project_row(s).root
+        return Path(r) if r else None
+
+    @property
+    def feature_config(self) -> FeatureConfig:
+        with self.catalog.session() as s:
+            return FeatureConfig.from_json((self._project_row(s).settings or {}).get("features"))
+
+    def settings(self) -> dict:
+        with self.catalog.session() as s:
+            return dict(self._project_row(s).settings or {})
+
+    def update_settings(self, **values) -> None:
+        with self.catalog.session() as s:
+            row = self._project_row(s)
+            row.settings = {**(row.settings or {}), **values}
+
+    # -- images -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _info(r: ImageRow) -> ImageInfo:
+        return ImageInfo(r.id, r.path, r.width, r.height, r.status, r.error)
+
+    def images(self, status: str | None = None, name_like: str | None = None) -> list[ImageInfo]:
+        with self.catalog.session() as s:
+            q = select(ImageRow).order_by(ImageRow.path)
+            if status:
+                q = q.where(ImageRow.status == status)
+            if name_like:
+                q = q.where(ImageRow.path.ilike(f"%{name_like}%"))
+            return [self._info(r) for r in s.scalars(q)]
+
+    def failed_images(self) -> list[ImageInfo]:
+        return self.images(status="error")
+
+    def image_info(self, image_id: int) -> ImageInfo:
+        with self.catalog.session() as s:
+            r = s.get(ImageRow, image_id)
+            if r is None:
+                raise ProjectError(f"no image with id {image_id} in {self.folder}")
+            return self._info(r)
+
+    def image_id(self, path) -> int | None:
+        rel = str(path).replace(os.sep, "/")
+        root = self.root
+        if root is not None and Path(path).is_absolute():
+            try:
+                rel = Path(path).resolve().relative_to(root).as_posix()
+            except ValueError:
+                return None
+        with self.catalog.session() as s:
+            return s.scalar(select(ImageRow.id).where(ImageRow.path == rel))
+
+    def abs_path(self, image_id: int) -> Path:
+        root = self.root
+        if root is None:
+            raise ProjectError(f"{self.folder}: no collection has been indexed yet")
+        return root / self.image_info(image_id).path
+
+    # -- features -----------------------------------------------------------------------------
+
+    def _image_table(self) -> dict[int, tuple]:
+        with self._lock:
+            if self._table is None:
+                with self.catalog.session() as s:
+                    rows = s.execute(select(ImageRow.id, ImageRow.path, ImageRow.width, ImageRow.height,
+                                            FeatureSetRow.pack, FeatureSetRow.offset, FeatureSetRow.count,
+                                            FeatureSetRow.id)
+                                     .join(FeatureSetRow, FeatureSetRow.image_id == ImageRow.id)
+                                     .where(ImageRow.status == "ok")).all()
+                self._table = {r[0]: tuple(r[1:]) for r in rows}
+            return self._table
+
+    def indexed_images(self) -> list[int]:
+        """Image ids with features, in id order."""
+        return sorted(self._image_table())
+
+    def image_size(self, image_id: int) -> tuple[int, int]:
+        _, w, h, *_ = self._image_table()[image_id]
+        return int(w), int(h)
+
+    def image_path(self, image_id: int) -> str:
+        return self._image_table()[image_id][0]
+
+    def features(self, image_id: int) -> FeatureSet:
+        _, _, _, pack, offset, count, _ = self._image_table()[image_id]
+        return self.store.read(pack, offset, count)
+
+    # -- index --------------------------------------------------------------------------------
+
+    @property
+    def index(self) -> InvertedFile:
+        with self._lock:
+            if self._index is None:
+                folder = self.folder / "index"
+                if not (folder / "meta.json").exists():
+                    raise ProjectError(f"{self.folder}: not indexed yet (run `pixret index`)")
+                self._index = InvertedFile.load(folder)
+            return self._index
+
+    @property
+    def quantizer(self) -> Quantizer:
+        with self._lock:
+            if self._quantizer is None:
+                self._quantizer = Quantizer(self.index.centroids)
+            return self._quantizer
+
+    def index_folder(self, root=None, *, include: set[str] | None = None, progress: Progress = NO_PROGRESS,
+                     cancel: CancelToken = NEVER, workers: int | None = None) -> IndexReport:
+        """Add/refresh the collection at `root` (default: the project's), extract, index.
+
+        include: collection-relative paths to keep (the bench indexes imlist only); others are
+        treated as not part of the collection.
+        """
+        report = IndexReport()
+        t0 = time.perf_counter()
+        root = self._bind_root(root)
+        self._sync_catalog(root, include, report, progress, cancel)
+        report.seconds["scan"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        self._extract_pending(root, report, progress, cancel, workers or _worker_count())
+        report.seconds["features"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        self._update_index(report, progress, cancel)
+        report.seconds["index"] = time.perf_counter() - t2
+        self.store.collect_garbage(self._used_packs())
+        return report
+
+    def _bind_root(self, root) -> Path:
+        with self.catalog.session() as s:
+            row = self._project_row(s)
+            if root is None:
+                if not row.root:
+                    raise ProjectError(f"{self.folder}: no collection folder given and none recorded")
+                root = Path(row.root)
+            root = Path(root).resolve()
+            if not root.is_dir():
+                raise ProjectError(f"{root}: not a folder")
+            if row.root and Path(row.root) != root:
+                raise ProjectError(f"{self.folder} indexes the collection {row.root}, not {root}; "
+                                   "use a new project for another collection")
+            row.root = str(root)
+        return root
+
+    def _sync_catalog(self, root: Path, include: set[str] | None, report: IndexReport, progress: Progress,
+                      cancel: CancelToken) -> None:
+        with self.catalog.session() as s:
+            rows = {r.path: r for r in s.scalars(select(ImageRow))}
+            known = {p: (r.size, r.mtime, r.sha256) for p, r in rows.items() if r.status != "missing"}
+        scan = scan_folder(root, known, progress=progress, cancel=cancel)
+        new, changed, removed, unchanged, touched = scan.new, scan.changed, scan.removed, scan.unchanged, scan.touched
+        keep = include
+        try:  # a project folder inside its own collection must not index its own files (masks, thumbnails)
+            inner = self.folder.resolve().relative_to(root).as_posix() + "/"
+            everything = [e.path for e in new + changed] + list(unchanged)
+            keep = {p for p in (include if include is not None else everything) if not p.startswith(inner)}
+        except ValueError:
+            pass
+        if keep is not None:
+            include = keep
+            removed = removed + sorted({e.path for e in changed + touched if e.path not in include}
+                                       | {p for p in unchanged if p not in include})
+            new = [e for e in new if e.path in include]
+            changed = [e for e in changed if e.path in include]
+            touched = [e for e in touched if e.path in include]
+            unchanged = [p for p in unchanged if p in include]
+        report.new, report.changed, report.removed, report.unchanged = len(new), len(changed), len(removed), len(unchanged)
+        with self.catalog.session() as s:
+            rows = {r.path: r for r in s.scalars(select(ImageRow))}
+            for e in new:
+                r = rows.get(e.path)  # a file that vanished earlier and came back
+                if r is None:
+                    s.add(ImageRow(path=e.path, size=e.size, mtime=e.mtime, sha256=e.sha256, status="new"))
+                else:
+                    _reset_image(s, r, e)
+            for e in changed:
+                _reset_image(s, rows[e.path], e)
+            for e in touched:
+                rows[e.path].mtime = e.mtime
+            for p in removed:
+                r = rows[p]
+                r.status, r.error = "missing", "file not found in the collection folder"
+                if r.features is not None:
+                    s.delete(r.features)
+        self._table = None
+
+    def _extract_pending(self, root: Path, report: IndexReport, progress: Progress, cancel: CancelToken,
+                         workers: int) -> None:
+        with self.catalog.session() as s:
+            todo = [(r.id, r.path) for r in s.scalars(select(ImageRow).where(ImageRow.status == "new")
+                                                      .order_by(ImageRow.path))]
+        config = self.feature_config
+
+        def work(item):
+            image_id, rel = item
+            try:
+                img = imageio.load_image(root / rel)
+            except ImageReadError as e:
+                return image_id, None, None, e.reason
+            except Exception as e:  # a decoder bug must not stop the collection: report, go on
+                return image_id, None, None, f"unexpected error while reading: {e!r}"
+            return image_id, extract(img, config), (img.shape[1], img.shape[0]), None
+
+        done = 0
+        progress(0, len(todo), "features")
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for start in range(0, len(todo), BATCH):
+                cancel.raise_if_set()
+                results = list(pool.map(work, todo[start:start + BATCH]))
+                ok = [(i, fs, size) for i, fs, size, err in results if err is None]
+                pack, spans = self.store.write_pack([fs for _, fs, _ in ok]) if ok else (None, [])
+                with self.catalog.session() as s:
+                    for (image_id, fs, (w, h)), (offset, count) in zip(ok, spans):
+                        r = s.get(ImageRow, image_id)
+                        r.width, r.height, r.status, r.error = w, h, "ok", None
+                        s.add(FeatureSetRow(image_id=image_id, kind=config.kind, pack=pack, offset=offset,
+                                            count=count, scale=1.0))
+                    for image_id, _, _, err in results:
+                        if err is not None:
+                            r = s.get(ImageRow, image_id)
+                            r.status, r.error = "error", err
+                            report.failed.append((r.path, err))
+                report.extracted += len(ok)
+                done += len(results)
+                progress(done, len(todo), "features")
+        self._table = None
+
+    def _used_packs(self) -> set[str]:
+        with self.catalog.session() as s:
+            return set(s.scalars(select(FeatureSetRow.pack).distinct()))
+
+    def _update_index(self, report: IndexReport, progress: Progress, cancel: CancelToken) -> None:
+        table = self._image_table()
+        wanted = {i: t[6] for i, t in table.items()}  # image id -> feature set id
+        n_features = sum(t[5] for t in table.values())
+        old = None
+        if (self.folder / "index" / "meta.json").exists():
+            old = InvertedFile.load(self.folder / "index")
+        retrain = (old is None or n_features > RETRAIN_GROWTH * max(old.trained_on, 1)
+                   and vocabulary_size(n_features) > old.k)
+        if old is not None and not retrain and old.feature_sets == wanted:
+            report.n_indexed = len(wanted)
+            return  # nothing changed
+        if retrain:
+            progress(0, 1, "training vocabulary")
+            centroids = train_vocabulary(self._training_sample(table, n_features), vocabulary_size(n_features))
+            report.vocabulary_trained = True
+            entries, trained_on = {}, n_features
+        else:
+            centroids, trained_on = old.centroids, old.trained_on
+            entries = {i: e for i, e in old.entries().items() if old.feature_sets.get(i) == wanted.get(i)}
+        quantizer = Quantizer(centroids)
+        todo = sorted(set(wanted) - set(entries))
+        entries.update(build_entries(lambda i: self.features(i).rootsift(), todo, quantizer,
+                                     progress=progress, cancel=cancel))
+        entries = {i: entries[i] for i in wanted}
+        inv = InvertedFile.build(centroids, entries, trained_on, wanted)
+        inv.save(self.folder / "index")
+        with self._lock:
+            self._index, self._quantizer = inv, quantizer
+        report.n_indexed = len(wanted)
+
+    def _training_sample(self, table: dict[int, tuple], n_features: int) -> np.ndarray:
+        k = vocabulary_size(n_features)
+        budget = min(n_features, k * TRAIN_SAMPLE_PER_WORD)
+        per_image = max(1, int(np.ceil(budget / max(len(table), 1))))
+        rng = random.Random(0)
+        parts = []
+        for image_id in sorted(table):
+            fs = self.features(image_id)
+            if len(fs) == 0:
+                continue
+            take = sorted(rng.sample(range(len(fs)), min(per_image, len(fs))))
+            parts.append(rootsift(fs.desc[take]))
+        return np.concatenate(parts) if parts else np.zeros((0, 128), np.float32)
+
+    def stats(self) -> dict:
+        """Sizes for status and benchmarks."""
+        table = self._image_table()
+        n_feat = int(sum(t[5] for t in table.values()))
+        index_bytes = sum(f.stat().st_size for f in (self.folder / "index").glob("*.npy")) \
+            if (self.folder / "index").exists() else 0
+        return {"images": len(table), "features": n_feat, "feature_store_bytes": self.store.nbytes(),
+                "index_bytes": index_bytes}
+
+
+def _reset_image(s, r: ImageRow, e) -> None:
+    """A new or changed file: forget its old features so it is extracted again."""
+    r.size, r.mtime, r.sha256 = e.size, e.mtime, e.sha256
+    r.status, r.error, r.width, r.height = "new", None, None, None
+    if r.features is not None:
+        s.delete(r.features)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

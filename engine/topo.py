@@ -1,0 +1,258 @@
+"""Topological verification: many small patches verified one by one and grown along their overlaps.
+
+Spatial verification (engine.verify) explains all matches with one homography, i.e. it assumes the
+object is a plane. A statue, a building with two wings or a sneaker is not, so one homography keeps
+only one of its faces, or fails. Topological RANSAC (An et al., NeurIPS 2023) instead verifies
+small patches, each with its own local transform, and keeps the patches that stay connected across
+both views. This module does that in four vectorized steps:
+
+1. Seeds. Ratio-test matches (`engine.verify.match_ratio`) between the query region's features and
+   the database image, with a looser ratio than sv's (patches re-check every seed).
+2. Patches. Every match is the seed of a patch: its query window holds the matches whose query
+   point lies within `R` of the seed (`R` = `window` x sqrt(query-region area)). The seed's SIFT
+   scale ratio and orientation difference give a similarity that predicts where each neighbour
+   must land in the database image; neighbours landing close enough (`seed_tol` of their distance)
+   start a local affine fit (least squares, pulled gently towards that similarity), refitted
+   twice on the matches within `tol_px`. A patch passes when its affine is orientation-preserving,
+   not degenerate, and explains at least `min_patch` matches, the seed included.
+3. Growth. A passing patch links its seed to every match it explains; matches linked through
+   overlapping passing patches form connected verified components (union-find over the sparse
+   link graph, `scipy.sparse.csgraph`). Growing every seed at once is the batched form of the
+   paper's patch-by-patch exploration ("saccades"): a seed inside a verified region simply lands in
+   that region's component. Components of fewer than `min_inliers` matches are dropped.
+4. Score and region. The score is the number of verified matches in the largest component; the
+   pair verifies when it reaches `min_inliers`. When one MAGSAC homography explains at least
+   `planar_frac` of the verified matches the object is a plane for this pair, and the region is
+   the query region warped by it (as in sv). Otherwise the region is piecewise: the query region is
+   cut into the Voronoi cells of the verified patches (within `reach` windows of each seed), each
+   piece is mapped by its own patch's affine, and the pieces are unioned and closed.
+
+Everything is numpy array work over (matches x neighbours) tables; the only Python loop is over
+the two refits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from engine.features import FeatureSet
+from engine.localize import MIN_AREA_PX, warp_region
+from engine.regions import Region
+from engine.verify import PairResult, SVConfig, fit_homography, match_ratio, plausible_homography
+
+MAX_ANISOTROPY = 6.0  # a local affine stretching one axis more than this against the other is degenerate
+MAX_SCALE = 8.0  # ... and so is one scaling areas by more than MAX_SCALE**2 (or less than its inverse)
+PRIOR_WEIGHT = 0.1  # pull of the seed's similarity on the local affine, in (window radius)^2 units
+CIRCLE_SEGMENTS = 8  # quarter-circle segments of the reach disks
+
+
+@dataclass(frozen=True)
+class TopoConfig:
+    ratio: float = 0.85  # Lowe's ratio for seed matches (sv uses 0.8; patches verify every seed)
+    window: float = 0.12  # patch radius in the query, as a fraction of sqrt(query-region area) ...
+    min_window_px: float = 24.0  # ... and at least this many pixels
+    max_neighbours: int = 24  # matches per patch: the nearest ones in the query window
+    seed_tol: float = 0.35  # seed similarity's allowed miss, as a fraction of the predicted offset
+    tol_px: float = 6.0  # local affine's inlier threshold, in database pixels
+    min_patch: int = 5  # matches a patch must explain, seed included, to pass
+    min_inliers: int = 10  # verified matches in the largest component for the pair to verify
+    planar_frac: float = 0.8  # one homography explains this share of verified matches -> warp the region
+    reach: float = 2.5  # a patch maps the query region up to this many windows around its seed
+    max_patches: int = 200  # patches kept for the region and the evidence (the best per grid cell)
+
+
+@dataclass(frozen=True, eq=False)
+class Patches:
+    """The verified structure of one pair, over the M seed matches (all arrays have length M)."""
+
+    q_xy: np.ndarray  # (M, 2) query points of the matches
+    d_xy: np.ndarray  # (M, 2) database points
+    affine: np.ndarray  # (M, 2, 3) each seed's local affine, query offset from the seed -> database
+    passed: np.ndarray  # bool (M,): the seed's patch passed
+    support: np.ndarray  # int (M,): matches the seed's patch explains
+    component: np.ndarray  # int (M,): component label of verified matches, -1 for the others
+    radius: float  # the query window radius R, pixels
+
+    @property
+    def verified(self) -> np.ndarray:
+        return self.component >= 0
+
+
+def find_patches(q_xy: np.ndarray, q_scale: np.ndarray, q_angle: np.ndarray, d_xy: np.ndarray,
+                 d_scale: np.ndarray, d_angle: np.ndarray, radius: float, config: TopoConfig) -> Patches:
+    """Steps 2-3 on M matches given by their two endpoints' positions, scales and angles."""
+    P = np.asarray(q_xy, np.float64)
+    Q = np.asarray(d_xy, np.float64)
+    M = len(P)
+    empty = Patches(P, Q, np.zeros((M, 2, 3)), np.zeros(M, bool), np.zeros(M, np.int64),
+                    np.full(M, -1, np.int64), float(radius))
+    if M < config.min_patch:
+        return empty
+    k = min(config.max_neighbours, M)
+    dist, nb = cKDTree(P).query(P, k=k, distance_upper_bound=radius)
+    dist, nb = dist.reshape(M, k), nb.reshape(M, k)
+    valid = nb < M
+    nb = np.where(valid, nb, 0)
+    dist = np.where(valid, dist, 0.0)
+    dP = P[nb] - P[:, None]  # (M, k, 2) neighbour offsets from the seed, query
+    dQ = Q[nb] - Q[:, None]  # ... and database
+
+    # The seed's similarity (SIFT scale ratio, orientation difference; y down, angles as OpenCV's).
+    s = np.asarray(d_scale, np.float64) / np.maximum(np.asarray(q_scale, np.float64), 1e-6)
+    th = np.deg2rad(np.asarray(d_angle, np.float64) - np.asarray(q_angle, np.float64))
+    S = np.empty((M, 2, 2))
+    S[:, 0, 0] = S[:, 1, 1] = s * np.cos(th)
+    S[:, 1, 0] = s * np.sin(th)
+    S[:, 0, 1] = -S[:, 1, 0]
+    pred = np.einsum("mab,mkb->mka", S, dP)
+    err = np.linalg.norm(pred - dQ, axis=2)
+    agree = valid & (err <= config.tol_px + config.seed_tol * s[:, None] * dist)
+
+    # Local affine, least squares on the agreeing matches with a small ridge towards S.
+    X = np.concatenate([dP, np.ones((M, k, 1))], axis=2)  # (M, k, 3)
+    lam = PRIOR_WEIGHT * radius * radius
+    prior = np.diag([lam, lam, 1e-6])  # (the tiny last term keeps an empty patch solvable)
+    theta0 = np.zeros((M, 3, 2))
+    theta0[:, :2, :] = np.transpose(S, (0, 2, 1))
+    w = agree.astype(np.float64)
+    for _ in range(3):
+        G = np.einsum("mk,mka,mkb->mab", w, X, X) + prior
+        B = np.einsum("mk,mka,mkb->mab", w, X, dQ) + prior @ theta0
+        theta = np.linalg.solve(G, B)  # (M, 3, 2): rows A^T and t
+        res = np.linalg.norm(np.einsum("mka,mab->mkb", X, theta) - dQ, axis=2)
+        inl = valid & (res <= config.tol_px)
+        w = inl.astype(np.float64)
+    A = np.transpose(theta[:, :2, :], (0, 2, 1))  # (M, 2, 2)
+    t = theta[:, 2, :]
+    support = inl.sum(axis=1)
+    passed = (support >= config.min_patch) & inl[:, 0] & plausible_affine(A)
+
+    # Growth: union-find over links seed -> matches its passing patch explains.
+    link = passed[:, None] & inl
+    rows = np.repeat(np.arange(M), k)[link.ravel()]
+    cols = nb[link]
+    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(M, M))
+    _, labels = connected_components(graph, directed=False)
+    verified = np.zeros(M, bool)
+    verified[rows] = True
+    verified[cols] = True
+    component = np.where(verified, labels, -1)
+    affine = np.concatenate([A, t[:, :, None]], axis=2)
+    return Patches(P, Q, affine, passed, support.astype(np.int64), component, float(radius))
+
+
+def plausible_affine(A: np.ndarray) -> np.ndarray:
+    """Orientation-preserving local affines (..., 2, 2) of bounded scale and anisotropy."""
+    det = A[..., 0, 0] * A[..., 1, 1] - A[..., 0, 1] * A[..., 1, 0]
+    fro2 = np.einsum("...ab,...ab->...", A, A)
+    # singular values s1 >= s2: s1^2 + s2^2 = fro2, s1 * s2 = det  =>  s1/s2 from the ratio fro2/det
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = fro2 / det  # = s1/s2 + s2/s1
+        ok_aniso = r <= MAX_ANISOTROPY + 1.0 / MAX_ANISOTROPY
+    return (det > MAX_SCALE ** -2) & (det < MAX_SCALE ** 2) & ok_aniso
+
+
+def component_sizes(patches: Patches) -> np.ndarray:
+    """Sizes of the verified components, indexed by label (0 for labels of unverified matches)."""
+    c = patches.component[patches.verified]
+    return np.bincount(c, minlength=len(patches.component)) if len(c) else np.zeros(0, np.int64)
+
+
+def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.ndarray, query_region: Region,
+                image_size: tuple[int, int], config: TopoConfig = TopoConfig()) -> PairResult:
+    """Verify one query-region / database-image pair topologically; region in database pixels.
+
+    q, q_desc: the query's features and their RootSIFT (features outside query_region are ignored);
+    d, d_desc: the database image's. image_size = (width, height) of the database image. The region
+    is predicted whenever a component was found, even one too small to verify the pair.
+    """
+    width, height = image_size
+    m = match_ratio(np.asarray(q_desc, np.float32), np.asarray(d_desc, np.float32), config.ratio)
+    qi, di = m.qi, m.di
+    if len(qi):
+        inside = query_region.contains_points(q.xy[qi])
+        qi, di = qi[inside], di[inside]
+    radius = max(config.min_window_px, config.window * float(np.sqrt(max(query_region.area, 1.0))))
+    patches = find_patches(q.xy[qi], q.scale[qi], q.angle[qi], d.xy[di], d.scale[di], d.angle[di],
+                           radius, config)
+    sizes = component_sizes(patches)
+    largest = int(sizes.max()) if len(sizes) else 0
+    evidence: dict = {"inliers": largest, "matches": int(len(qi)), "patches": [], "components": []}
+    if largest == 0:
+        return PairResult(False, 0.0, None, evidence)
+    keep_labels = np.flatnonzero(sizes >= min(config.min_inliers, largest))
+    kept = np.isin(patches.component, keep_labels)
+    reps = representative_patches(patches, kept, config)
+    region, model = predict_region(patches, kept, reps, query_region, width, height, config)
+    evidence.update(
+        model=model,
+        components=sorted((int(x) for x in sizes[keep_labels]), reverse=True),
+        patches=[{"q": patches.q_xy[i].round(1).tolist(), "d": patches.d_xy[i].round(1).tolist(),
+                  "r": round(patches.radius, 1),
+                  "rd": round(patches.radius * float(np.sqrt(abs(np.linalg.det(patches.affine[i, :, :2])))), 1),
+                  "n": int(patches.support[i])} for i in reps],
+    )
+    return PairResult(largest >= config.min_inliers, float(largest), region, evidence)
+
+
+def representative_patches(patches: Patches, kept: np.ndarray, config: TopoConfig) -> np.ndarray:
+    """Passing patches of the kept components, thinned to the best one per (R/2)-cell of the query."""
+    idx = np.flatnonzero(patches.passed & kept)
+    if len(idx) == 0:
+        return idx
+    cell = np.floor(patches.q_xy[idx] / (0.5 * patches.radius)).astype(np.int64)
+    key = cell[:, 0] * 1_000_003 + cell[:, 1]
+    order = np.lexsort((-patches.support[idx], key))
+    first = np.ones(len(order), bool)
+    first[1:] = key[order][1:] != key[order][:-1]
+    best = idx[order[first]]
+    best = best[np.argsort(-patches.support[best], kind="stable")][: config.max_patches]
+    return np.sort(best)
+
+
+def predict_region(patches: Patches, kept: np.ndarray, reps: np.ndarray, query_region: Region, width: int,
+                   height: int, config: TopoConfig) -> tuple[Region | None, str]:
+    """One homography when it explains the verified matches (a plane), else per-patch affine pieces."""
+    P, Q = patches.q_xy[kept], patches.d_xy[kept]
+    H, inl = fit_homography(P, Q, SVConfig())
+    if H is not None and plausible_homography(H) and inl.sum() >= config.planar_frac * len(P):
+        region = warp_region(query_region, H, width, height)
+        if region is not None:
+            return region, "homography"
+    return piecewise_region(patches, reps, query_region, width, height, config), "piecewise"
+
+
+def piecewise_region(patches: Patches, reps: np.ndarray, query_region: Region, width: int, height: int,
+                     config: TopoConfig) -> Region | None:
+    """Union of the query region's Voronoi pieces around each patch, each mapped by its own affine."""
+    if len(reps) == 0:
+        return None
+    seeds = patches.q_xy[reps]
+    geom = query_region.geometry
+    reach = shapely.buffer(shapely.points(seeds), config.reach * patches.radius, quad_segs=CIRCLE_SEGMENTS)
+    if len(reps) >= 2:
+        env = shapely.box(*np.r_[np.minimum(seeds.min(0), geom.bounds[:2]) - 1,
+                                 np.maximum(seeds.max(0), geom.bounds[2:]) + 1])
+        cells = np.asarray(shapely.get_parts(shapely.voronoi_polygons(
+            shapely.multipoints(seeds), extend_to=env, ordered=True)))
+        reach = shapely.intersection(reach, cells)
+    pieces = shapely.intersection(reach, geom)
+    pieces = np.asarray(shapely.make_valid(pieces))
+    xy, owner = shapely.get_coordinates(pieces, return_index=True)
+    if len(xy) == 0:
+        return None
+    aff = patches.affine[reps][owner]  # (n, 2, 3)
+    off = xy - seeds[owner]
+    mapped = np.einsum("nab,nb->na", aff[:, :, :2], off) + aff[:, :, 2] + patches.d_xy[reps][owner]
+    pieces = shapely.set_coordinates(pieces.copy(), mapped)
+    union = shapely.union_all(shapely.make_valid(pieces))
+    # close the seams between pieces whose affines disagree slightly
+    gap = 0.1 * patches.radius
+    union = shapely.buffer(shapely.buffer(union, gap, quad_segs=2), -gap, quad_segs=2)
+    region = Region.from_geometry(union).clip(width, height)
+    return None if region.is_empty or region.area < MIN_AREA_PX else region

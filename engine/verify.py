@@ -1,0 +1,124 @@
+"""Spatial verification: putative matches by RootSIFT ratio test, a MAGSAC++ homography, inliers.
+
+Matching is one matrix product per pair (no per-match Python loops); the homography comes from
+OpenCV's USAC (MAGSAC++). The score is the inlier count; a pair with fewer than `min_inliers`
+inliers is not verified.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SVConfig:
+    ratio: float = 0.8  # Lowe's ratio on descriptor distances
+    threshold_px: float = 5.0  # MAGSAC++ reprojection threshold, in database image pixels
+    min_inliers: int = 10  # fewer inliers than this and the pair is not verified
+    max_iters: int = 2000
+    confidence: float = 0.999
+
+
+@dataclass(frozen=True, eq=False)
+class Matches:
+    """Putative correspondences: indices into the query's and the database image's features."""
+
+    qi: np.ndarray  # int32 (M,)
+    di: np.ndarray  # int32 (M,)
+    sim: np.ndarray  # float32 (M,) descriptor similarity
+
+    def __len__(self) -> int:
+        return int(self.qi.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Verification:
+    H: np.ndarray | None  # 3x3 query -> database, None when no model was found
+    inliers: int
+    matches: Matches
+    inlier_mask: np.ndarray  # bool (M,) over matches
+
+    @property
+    def verified_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.matches.qi[self.inlier_mask], self.matches.di[self.inlier_mask]
+
+
+EMPTY_MATCHES = Matches(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32))
+
+
+def match_ratio(q: np.ndarray, d: np.ndarray, ratio: float = 0.8) -> Matches:
+    """Ratio-test nearest neighbours of each query descriptor among the database descriptors.
+
+    q, d: unit-norm float32 descriptors (RootSIFT); squared distance = 2 - 2 * similarity. Each
+    database feature keeps only its best query match, so a repeated pattern cannot vote twice.
+    """
+    if len(q) == 0 or len(d) < 2:
+        return EMPTY_MATCHES
+    sim = q @ d.T  # (Nq, Nd)
+    top2 = np.argpartition(-sim, 1, axis=1)[:, :2]
+    rows = np.arange(len(q))
+    s2 = sim[rows[:, None], top2]
+    first = np.argmax(s2, axis=1)
+    best = top2[rows, first]
+    s_best = s2[rows, first]
+    s_second = s2[rows, 1 - first]
+    d1 = np.sqrt(np.maximum(2.0 - 2.0 * s_best, 0.0))
+    d2 = np.sqrt(np.maximum(2.0 - 2.0 * s_second, 0.0))
+    keep = d1 < ratio * d2
+    qi, di, s = rows[keep], best[keep], s_best[keep]
+    # one-to-one on the database side: keep the most similar query feature per database feature
+    order = np.lexsort((-s, di))
+    first_of = np.ones(len(order), bool)
+    first_of[1:] = di[order][1:] != di[order][:-1]
+    sel = order[first_of]
+    return Matches(qi[sel].astype(np.int32), di[sel].astype(np.int32), s[sel].astype(np.float32))
+
+
+def fit_homography(src: np.ndarray, dst: np.ndarray, config: SVConfig = SVConfig()) -> tuple[np.ndarray | None, np.ndarray]:
+    """MAGSAC++ homography src -> dst; returns (H or None, inlier mask)."""
+    n = len(src)
+    if n < 4:
+        return None, np.zeros(n, bool)
+    H, mask = cv2.findHomography(src.astype(np.float32), dst.astype(np.float32), cv2.USAC_MAGSAC,
+                                 config.threshold_px, maxIters=config.max_iters, confidence=config.confidence)
+    if H is None or mask is None:
+        return None, np.zeros(n, bool)
+    return H, mask.ravel().astype(bool)
+
+
+def spatial_verify(q_xy: np.ndarray, q_desc: np.ndarray, d_xy: np.ndarray, d_desc: np.ndarray,
+                   config: SVConfig = SVConfig()) -> Verification:
+    """Verify one pair: q_desc/d_desc are RootSIFT float32, q_xy/d_xy their positions."""
+    m = match_ratio(q_desc, d_desc, config.ratio)
+    if len(m) < 4:
+        return Verification(None, 0, m, np.zeros(len(m), bool))
+    H, inl = fit_homography(q_xy[m.qi], d_xy[m.di], config)
+    n = int(inl.sum())
+    if H is None or not plausible_homography(H):
+        return Verification(None, 0, m, np.zeros(len(m), bool))
+    return Verification(H, n, m, inl)
+
+
+def plausible_homography(H: np.ndarray) -> bool:
+    """Reject degenerate models: near-singular, mirrored, or with extreme perspective."""
+    if not np.all(np.isfinite(H)) or abs(H[2, 2]) < 1e-12:
+        return False
+    Hn = H / H[2, 2]
+    det = np.linalg.det(Hn[:2, :2])
+    return bool(1e-4 < det < 1e4 and np.abs(Hn[2, :2]).max() < 0.02)
+
+
+@dataclass(frozen=True, eq=False)
+class PairResult:
+    """What any verifier (spatial, topological) says about one query/database pair.
+
+    region: the predicted region in the database image (engine.regions.Region) or None;
+    evidence: JSON-able details for the reviewer (inlier matches, verified patches, ...).
+    """
+
+    verified: bool
+    score: float
+    region: object | None
+    evidence: dict

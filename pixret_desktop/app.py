@@ -1,0 +1,67 @@
+"""`pixret-desktop`: the PixRet desktop application.
+
+    pixret-desktop                  an empty window (File ▸ New / Open Project)
+    pixret-desktop --project DIR    open a project folder
+    pixret-desktop --demo           the built-in demo collection (made and indexed on first run)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from pixret_desktop.controllers.main import MainController
+from pixret_desktop.settings import AppSettings
+from pixret_desktop.views.main_window import MainWindow
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixret-desktop",
+                                     description="Outline an object once, find and outline it across a "
+                                                 "photo collection, review, export.")
+    group = parser.add_mutually_exclusive_group()  # more modes (e.g. --self-test) join this group
+    group.add_argument("--demo", action="store_true", help="open the built-in demo collection")
+    group.add_argument("--project", metavar="DIR", help="open this project folder")
+    return parser
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(argv if argv is not None else sys.argv[:1])
+    app.setOrganizationName("PixRet")
+    app.setApplicationName("PixRet Desktop")
+    return app
+
+
+def create_window(settings: AppSettings | None = None) -> tuple[MainWindow, MainController]:
+    """The main window with its controllers (tests build it this way too)."""
+    settings = settings or AppSettings()
+    window = MainWindow(thumb_size=settings.get("thumbnail_size"))
+    controller = MainController(window, settings, parent=window)
+    window.controller = controller
+    geometry = settings.q.value("window/geometry")
+    if geometry is not None:
+        window.restoreGeometry(geometry)
+    return window, controller
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    app = make_application()
+    window, controller = create_window()
+    window.show()
+    if args.demo:
+        controller.open_demo()
+    elif args.project:
+        controller.open_project(args.project)
+    code = app.exec()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,620 @@
+"""The main controller: builds the models and controllers around a MainWindow and wires them.
+
+Modes of the canvas: 'query' (an image picked in the collection, its outline is the query) and
+'hit' (a result picked in the ranked list, its outline is reviewed). Tools, undo and the header
+follow whichever document is on the canvas.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtGui import QUndoGroup
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+import engine.pipeline as pipeline
+import engine.review as review
+from pixret_desktop import status as S
+from pixret_desktop.controllers.canvas import CanvasController
+from pixret_desktop.controllers.project import ProjectController
+from pixret_desktop.controllers.review import ReviewController
+from pixret_desktop.controllers.search import SearchController
+from pixret_desktop.models import ImageIdRole
+from pixret_desktop.models.images import ImageListModel
+from pixret_desktop.models.results import ResultsModel
+from pixret_desktop.models.thumbnails import ThumbnailCache
+from pixret_desktop.settings import AppSettings
+from pixret_desktop.views.dialogs import FailuresDialog, JobRow, SettingsDialog, ShortcutsDialog
+from pixret_desktop.views.main_window import MainWindow
+from pixret_desktop.workers import JobManager, Worker
+
+EXPORT_FORMATS = (
+    ("pixbench", "PixBench / PROxford set (gnd.json + LabelMe)…"),
+    ("coco", "COCO instances JSON…"),
+    ("labelme", "LabelMe JSON per image…"),
+    ("masks", "PNG masks…"),
+)
+
+
+def _engine_export():
+    """engine.formats.export when the exporters exist (issue 6), else None."""
+    try:
+        formats = importlib.import_module("engine.formats")
+    except ImportError:
+        return None
+    return getattr(formats, "export", None)
+
+
+class MainController(QObject):
+    def __init__(self, window: MainWindow, settings: AppSettings | None = None, parent=None):
+        super().__init__(parent)
+        self.window = w = window
+        self.settings = settings or AppSettings()
+        self.jobs = JobManager(self)
+        self.cache = ThumbnailCache(self.settings.get("thumbnail_size"), self)
+        self.images = ImageListModel(self.cache, self)
+        self.results = ResultsModel(self.cache, self)
+        w.grid.setModel(self.images)
+        w.results.setModel(self.results)
+        self.undo_group = QUndoGroup(self)
+        self.canvas_ctl = CanvasController(w.canvas, self.jobs, self.undo_group, self)
+        self.tools = self.canvas_ctl.tools
+        self.project_ctl = ProjectController(self.jobs, self)
+        self.search_ctl = SearchController(self.jobs, self)
+        self.review_ctl = ReviewController(self.jobs, self.canvas_ctl, self.results, w.results, self)
+        self.mode: str | None = None  # 'query' | 'hit'
+        self.query_image: int | None = None
+        self.job_rows: dict[Worker, JobRow] = {}
+        self.dialogs: list = []  # non-modal dialogs and message boxes kept alive (tests read them)
+        self.last_report = None
+        self._wire()
+        self._setup_methods()
+        self._setup_export()
+        self._update_enabled()
+        w.close_handler = self.on_close
+        w.canvas.clear("Open a project (File ▸ Open Project, or File ▸ Open Demo Project)")
+
+    # -- wiring ---------------------------------------------------------------------------------------
+
+    def _wire(self) -> None:
+        w, t = self.window, self.tools
+        # jobs in the status bar
+        self.jobs.job_started.connect(self._job_started)
+        self.jobs.job_ended.connect(self._job_ended)
+        # project
+        p = self.project_ctl
+        w.act_new_project.triggered.connect(self.ask_new_project)
+        w.act_open_project.triggered.connect(self.ask_open_project)
+        w.act_open_demo.triggered.connect(lambda: self.open_demo())
+        w.act_import_folder.triggered.connect(self.ask_import_folder)
+        w.act_show_failures.triggered.connect(lambda: p.load_failures())
+        w.act_close_project.triggered.connect(self.close_project)
+        w.act_quit.triggered.connect(w.close)
+        w.recent_menu.aboutToShow.connect(self._fill_recent)
+        p.opened.connect(self._project_opened)
+        p.closed.connect(self._project_closed)
+        p.images_loaded.connect(self._images_loaded)
+        p.import_finished.connect(self._import_finished)
+        p.failures_loaded.connect(self.show_failures)
+        p.error.connect(self.show_error)
+        p.message.connect(self.show_message)
+        # collection browser
+        w.grid.selectionModel().currentChanged.connect(
+            lambda idx, _prev: idx.isValid() and self.open_query_image(idx.data(ImageIdRole)))
+        w.grid.clicked.connect(lambda idx: self.open_query_image(idx.data(ImageIdRole)))
+        w.status_filter.currentIndexChanged.connect(
+            lambda _i: self.images.set_filter(status=w.status_filter.currentData()))
+        w.name_filter.textChanged.connect(lambda text: self.images.set_filter(name=text))
+        self.images.modelReset.connect(self._update_count)
+        w.act_focus_filter.triggered.connect(lambda: (w.name_filter.setFocus(), w.name_filter.selectAll()))
+        # canvas, tools, undo
+        for name in t.TOOLS:
+            getattr(w, f"act_tool_{name}").triggered.connect(lambda _c=False, n=name: t.set_tool(n))
+        t.tool_changed.connect(lambda n: getattr(w, f"act_tool_{n}").setChecked(True))
+        w.act_brush_smaller.triggered.connect(t.shrink_brush)
+        w.act_brush_larger.triggered.connect(t.grow_brush)
+        w.brush_size.setValue(t.brush_radius * 2)
+        w.brush_size.valueChanged.connect(lambda v: abs(v - t.brush_radius * 2) > 0.5 and t.set_brush_size(v))
+        t.brush_size_changed.connect(lambda d: w.brush_size.setValue(round(d)))
+        w.act_clear_region.triggered.connect(t.clear)
+        w.act_undo.triggered.connect(self.undo)
+        w.act_redo.triggered.connect(self.redo)
+        self.undo_group.canUndoChanged.connect(lambda _b: self._update_enabled())
+        self.undo_group.canRedoChanged.connect(lambda _b: self._update_enabled())
+        self.undo_group.undoTextChanged.connect(lambda s: w.act_undo.setToolTip(f"Undo {s}" if s else "Undo"))
+        self.undo_group.redoTextChanged.connect(lambda s: w.act_redo.setToolTip(f"Redo {s}" if s else "Redo"))
+        w.act_fit.triggered.connect(w.canvas.fit)
+        w.act_zoom_100.triggered.connect(w.canvas.zoom_actual)
+        w.act_zoom_in.triggered.connect(lambda: w.canvas.zoom_by(1.25))
+        w.act_zoom_out.triggered.connect(lambda: w.canvas.zoom_by(0.8))
+        w.canvas.zoom_changed.connect(lambda s: w.zoom_label.setText(f" {s * w.canvas.devicePixelRatioF() * 100:.0f} %"))
+        w.canvas.cursor_moved.connect(lambda x, y: w.cursor_label.setText(f"x {x:.0f}  y {y:.0f}"))
+        self.canvas_ctl.load_failed.connect(lambda _i, msg: self.show_message(f"Cannot show the image: {msg}"))
+        t.document_changed.connect(lambda _d: self._update_header())
+        t.edited.connect(self._update_header)
+        # search
+        s = self.search_ctl
+        w.act_search.triggered.connect(self.run_search)
+        w.search_button.clicked.connect(self.run_search)
+        w.act_cancel_search.triggered.connect(s.cancel)
+        s.partial.connect(self._search_partial)
+        s.finished.connect(self._search_finished)
+        s.failed.connect(self._search_failed)
+        s.cancelled.connect(lambda: self.show_message("Search cancelled"))
+        s.started.connect(lambda _w: self._update_enabled())
+        # review
+        r = self.review_ctl
+        w.act_accept.triggered.connect(r.accept)
+        w.act_reject.triggered.connect(r.reject)
+        w.act_unreview.triggered.connect(r.unreview)
+        w.act_next_hit.triggered.connect(r.next)
+        w.act_prev_hit.triggered.connect(r.prev)
+        w.act_sort_score.triggered.connect(lambda: self.set_sort("score"))
+        w.act_sort_uncertainty.triggered.connect(lambda: self.set_sort("uncertainty"))
+        w.sort.currentIndexChanged.connect(lambda _i: self.set_sort(w.sort.currentData()))
+        w.history.activated.connect(self._history_chosen)
+        r.current_changed.connect(self._current_hit_changed)
+        r.result_shown.connect(self._result_shown)
+        r.decision_changed.connect(lambda _i, _k: self._update_summary())
+        r.decision_saved.connect(self._decision_saved)
+        r.queries_loaded.connect(self._queries_loaded)
+        r.error.connect(self.show_error)
+        r.message.connect(self.show_message)
+        # evidence, settings, help
+        w.act_evidence.toggled.connect(self._toggle_evidence)
+        w.act_settings.triggered.connect(self.ask_settings)
+        w.act_shortcuts.triggered.connect(self.show_shortcuts)
+        w.act_about.triggered.connect(self.show_about)
+
+    def _setup_methods(self) -> None:
+        combo = self.window.method
+        combo.clear()
+        for name, m in pipeline.METHODS.items():
+            combo.addItem(name, name)
+            combo.setItemData(combo.count() - 1, getattr(m, "description", ""), Qt.ToolTipRole)
+        i = combo.findData(self.settings.get("default_method"))
+        combo.setCurrentIndex(max(0, i))
+        self.window.top_k.setValue(self.settings.get("top_k"))
+
+    def _setup_export(self) -> None:
+        menu = self.window.export_menu
+        menu.clear()
+        export = _engine_export()
+        self.export_actions = {}
+        for fmt, label in EXPORT_FORMATS:
+            a = menu.addAction(label)
+            a.setObjectName(f"export_{fmt}")
+            if export is None:
+                a.setEnabled(False)
+                a.setToolTip("arrives with issue 6")
+            else:
+                a.triggered.connect(lambda _c=False, f=fmt: self.ask_export(f))
+            self.export_actions[fmt] = a
+
+    # -- projects --------------------------------------------------------------------------------------
+
+    def ask_new_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "New project: choose an empty folder")
+        if folder:
+            self.new_project(folder)
+
+    def ask_open_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Open a project folder")
+        if folder:
+            self.open_project(folder)
+
+    def ask_import_folder(self) -> None:
+        if self.project is None:
+            self.show_error("No project", "Create or open a project first (File ▸ New Project).")
+            return
+        folder = QFileDialog.getExistingDirectory(self.window, "Import a folder of images",
+                                                  str(self.project.root or Path.home()))
+        if folder:
+            self.import_folder(folder)
+
+    def new_project(self, folder) -> Worker:
+        return self.project_ctl.new_project(folder, long_side=self.settings.get("feature_long_side"))
+
+    def open_project(self, folder) -> Worker:
+        return self.project_ctl.open_project(folder)
+
+    def open_demo(self, folder=None) -> Worker:
+        self.show_message("Preparing the demo collection (generated and indexed on first use)…")
+        return self.project_ctl.open_demo(folder)
+
+    def import_folder(self, folder) -> Worker | None:
+        return self.project_ctl.import_folder(folder)
+
+    def close_project(self) -> None:
+        self.search_ctl.cancel()
+        self.review_ctl.wait_saved()
+        self.project_ctl.close()
+
+    @property
+    def project(self):
+        return self.project_ctl.project
+
+    def _project_opened(self, project) -> None:
+        self.settings.add_recent(project.folder)
+        self.window.setWindowTitle(f"PixRet — {project.folder.name}")
+        self.cache.set_folder(project.folder)
+        self.search_ctl.set_project(project)
+        self.review_ctl.set_project(project)
+        self.query_image = None
+        self.mode = None
+        self.canvas_ctl.clear()
+        self.window.canvas.empty_text = "Pick an image in the collection, outline the object, then Search"
+        self.window.history.clear()
+        self.review_ctl.load_history()
+        self._restore_latest = True
+        self._pending_open = None
+        self.show_message(f"Opened {project.folder}")
+        self._update_enabled()
+        self._update_header()
+
+    def _project_closed(self) -> None:
+        self.window.setWindowTitle("PixRet")
+        self.images.clear()
+        self.cache.set_folder(None)
+        self.search_ctl.set_project(None)
+        self.review_ctl.set_project(None)
+        self.canvas_ctl.clear()
+        self.window.history.clear()
+        self.query_image, self.mode = None, None
+        self._update_enabled()
+        self._update_header()
+        self._update_summary()
+
+    def _images_loaded(self, root, images, statuses) -> None:
+        self.images.set_images(root, images, statuses)
+        self.results.root = Path(root) if root else None
+        self.results.sizes = self.images.sizes()
+        self._update_count()
+        self._try_restore()
+        if not images:
+            self.window.canvas.empty_text = "This project has no images yet: File ▸ Import Folder…"
+            self.window.canvas.viewport().update()
+
+    def _try_restore(self) -> None:
+        """After reopening a project: show the last search's query image once it is known."""
+        image_id = getattr(self, "_pending_open", None)
+        if image_id is None or self.results.query_id is None or self.images.info(image_id) is None:
+            return
+        self._pending_open = None
+        if self.mode is None:
+            self.open_query_image(image_id)
+
+    def _update_count(self) -> None:
+        n, total = self.images.rowCount(), self.images.total
+        self.window.grid_count.setText(f"{n} of {total} images" if n != total else f"{total} images")
+
+    def _import_finished(self, report) -> None:
+        self.last_report = report
+        if report.failed:
+            self.show_failures(report.failed)
+
+    def show_failures(self, failures) -> FailuresDialog:
+        dlg = FailuresDialog(list(failures), self.window)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        self.dialogs.append(dlg)
+        dlg.finished.connect(lambda _r, d=dlg: d in self.dialogs and self.dialogs.remove(d))
+        dlg.show()
+        return dlg
+
+    def _fill_recent(self) -> None:
+        menu = self.window.recent_menu
+        menu.clear()
+        recent = self.settings.recent_projects()
+        for folder in recent:
+            a = menu.addAction(folder)
+            a.triggered.connect(lambda _c=False, f=folder: self.open_project(f))
+        if not recent:
+            menu.addAction("(none)").setEnabled(False)
+        else:
+            menu.addSeparator()
+            menu.addAction("Clear the list").triggered.connect(self.settings.clear_recent)
+
+    # -- canvas modes ------------------------------------------------------------------------------------
+
+    def open_query_image(self, image_id) -> None:
+        if image_id is None or self.project is None:
+            return
+        info = self.images.info(int(image_id))
+        if info is None:
+            return
+        if info.status in ("error", "missing"):
+            self.show_message(f"{info.path} cannot be read: {info.error or info.status}")
+            return
+        self.mode, self.query_image = "query", info.id
+        self.review_ctl.current = None
+        self.window.results.clearSelection()
+        self.window.results.setCurrentIndex(self.results.index(-1))
+        doc = self.search_ctl.document(info.id)
+        self.canvas_ctl.show(info.id, self.project.root / info.path, doc)
+        self._update_header()
+        self._update_enabled()
+
+    def _current_hit_changed(self, hit) -> None:
+        if hit is not None:
+            self.mode = "hit"
+            if self.window.act_evidence.isChecked():
+                self._fill_evidence()
+        self._update_header()
+        self._update_enabled()
+
+    def _update_header(self) -> None:
+        w = self.window
+        if self.project is None:
+            w.set_canvas_header("No project", "")
+            w.query_label.setText("Open a project to search it.")
+            return
+        if self.mode == "hit" and self.review_ctl.current is not None:
+            hit = self.review_ctl.current
+            st = self.results.status_of(hit.image_id)
+            rank = self.results.rank_of(hit.image_id)
+            hint = "edited: press A to accept the correction" if self.review_ctl.has_unsaved_edit() else \
+                "A accept · R reject · ←/→ previous/next"
+            w.set_canvas_header(f"Hit #{rank} of {self.results.rowCount()} — {hit.path} — score "
+                                f"{hit.score:.3g} ({hit.stage})", S.LABELS.get(st, st), S.color(st), hint)
+        elif self.mode == "query" and self.query_image is not None:
+            info = self.images.info(self.query_image)
+            name = info.path if info else str(self.query_image)
+            st = self.images.review_status(info) if info else "unreviewed"
+            w.set_canvas_header(f"Query image — {name}", S.LABELS.get(st, st) if st != "unreviewed" else "",
+                                S.color(st), "outline the object, then Search (Ctrl+Enter)")
+        else:
+            w.set_canvas_header("No image", "")
+        doc = self.search_ctl.documents.get(self.query_image) if self.query_image is not None else None
+        if self.query_image is None:
+            w.query_label.setText("Pick an image and outline the object.")
+        else:
+            info = self.images.info(self.query_image)
+            name = info.path if info else "?"
+            if doc is None or doc.is_empty:
+                w.query_label.setText(f"Query: {name} (no outline yet)")
+            else:
+                w.query_label.setText(f"Query: {name}, outline of {doc.region.area:.0f} px²")
+
+    def _update_enabled(self) -> None:
+        w = self.window
+        has_project = self.project is not None
+        reviewing = self.mode == "hit" and self.review_ctl.current is not None and self.results.query_id is not None
+        for a in (w.act_import_folder, w.act_show_failures, w.act_close_project):
+            a.setEnabled(has_project)
+        w.act_search.setEnabled(has_project)
+        w.search_button.setEnabled(has_project)
+        w.act_cancel_search.setEnabled(self.search_ctl.running)
+        for a in (w.act_accept, w.act_reject, w.act_unreview):
+            a.setEnabled(reviewing)
+        w.act_undo.setEnabled(self.undo_group.canUndo())
+        w.act_redo.setEnabled(self.undo_group.canRedo())
+
+    def undo(self) -> None:
+        self.tools.cancel_gesture()
+        self.undo_group.undo()
+        self._update_header()
+
+    def redo(self) -> None:
+        self.tools.cancel_gesture()
+        self.undo_group.redo()
+        self._update_header()
+
+    # -- search ----------------------------------------------------------------------------------------
+
+    def run_search(self) -> Worker | None:
+        if self.project is None:
+            return None
+        if self.query_image is None:
+            self.show_message("Pick the query image in the collection and outline the object first")
+            return None
+        method = self.window.method.currentData() or "sv"
+        worker = self.search_ctl.run(self.query_image, method, self.window.top_k.value())
+        self._update_enabled()
+        return worker
+
+    def _search_partial(self, result) -> None:
+        self.review_ctl.show_partial(result)
+        self.show_message(f"Shortlist of {len(result.hits)} images; verifying…")
+
+    def _search_finished(self, result, query_id: int) -> None:
+        self.review_ctl.show_result(result, query_id, {})
+        total = result.timings.get("total") if result.timings else None
+        n_ver = sum(h.stage == "verified" for h in result.hits)
+        self.show_message(f"{len(result.hits)} hits, {n_ver} verified"
+                          + (f" in {total:.2f} s" if total is not None else ""))
+        self.review_ctl.load_history()
+        self._update_enabled()
+
+    def _search_failed(self, message: str) -> None:
+        self._update_enabled()
+        if self.search_ctl.worker is None and "Outline" in message:
+            self.show_message(message)
+            return
+        self.show_error("Search failed", message)
+
+    def _result_shown(self, query_id) -> None:
+        result = self.results.result
+        if query_id is not None and result is not None and isinstance(result.query.image, int) \
+                and result.query.image not in self.search_ctl.documents:
+            # a stored search: its outline becomes the query image's starting outline
+            self.search_ctl.document(result.query.image, result.query.region)
+        self._try_restore()
+        self._update_summary()
+        self._select_history(query_id)
+        self._update_enabled()
+
+    def _update_summary(self) -> None:
+        r = self.results
+        if r.result is None:
+            self.window.results_summary.setText("No search yet")
+            return
+        n = r.rowCount()
+        if r.partial:
+            self.window.results_summary.setText(f"{n} shortlisted — verifying…")
+            return
+        counts = {k: 0 for k in S.STATUSES}
+        for h in r.hits():
+            counts[r.status_of(h.image_id)] += 1
+        text = (f"{n} hits · {counts['accepted']} accepted · {counts['corrected']} corrected · "
+                f"{counts['rejected']} rejected")
+        if r.result.uncertainty is not None:
+            text += f" · uncertainty {r.result.uncertainty:.2f}"
+        self.window.results_summary.setText(text)
+
+    def set_sort(self, sort: str) -> None:
+        w = self.window
+        self.results.set_sort(sort)
+        (w.act_sort_uncertainty if sort == "uncertainty" else w.act_sort_score).setChecked(True)
+        i = w.sort.findData(sort)
+        if w.sort.currentIndex() != i:
+            w.sort.setCurrentIndex(i)
+        cur = self.review_ctl.current
+        if cur is not None and self.results.row_of(cur.image_id) is not None:
+            idx = self.results.index(self.results.row_of(cur.image_id))
+            w.results.selectionModel().blockSignals(True)
+            w.results.setCurrentIndex(idx)
+            w.results.selectionModel().blockSignals(False)
+            w.results.scrollTo(idx)
+
+    def _queries_loaded(self, queries) -> None:
+        combo = self.window.history
+        combo.blockSignals(True)
+        combo.clear()
+        for q in queries:
+            name = q.image_path.rsplit("/", 1)[-1]
+            combo.addItem(f"#{q.id} {name} · {q.method} · {q.n_decided}/{q.n_hits} reviewed", q.id)
+        combo.blockSignals(False)
+        if getattr(self, "_restore_latest", False):
+            self._restore_latest = False
+            if queries and self.results.query_id is None:
+                self.review_ctl.load_query(queries[0].id)  # reopen where the person left off
+                self._pending_open = queries[0].image_id
+        self._select_history(self.results.query_id)
+
+    def _select_history(self, query_id) -> None:
+        combo = self.window.history
+        i = combo.findData(query_id) if query_id is not None else -1
+        combo.blockSignals(True)
+        combo.setCurrentIndex(i)
+        combo.blockSignals(False)
+
+    def _history_chosen(self, index: int) -> None:
+        qid = self.window.history.itemData(index)
+        if qid is not None and qid != self.results.query_id:
+            self.review_ctl.load_query(int(qid))
+
+    def _decision_saved(self, image_id: int, kind: str) -> None:
+        if kind == "unreviewed":
+            self._reload_statuses()
+        else:
+            self.images.set_status(image_id, kind)
+        self.window.saved_label.setText("All changes saved" if self.review_ctl.unsaved == 0 else "Saving…")
+        self._update_header()
+        self._update_summary()
+
+    def _reload_statuses(self) -> None:
+        if self.project is None:
+            return
+        project = self.project
+        self.jobs.start(Worker(review.image_status, project, engine_call=False, name="Statuses"), pool="io",
+                        on_finished=lambda st: project is self.project and self.images.set_statuses(st))
+
+    # -- evidence ----------------------------------------------------------------------------------------
+
+    def _toggle_evidence(self, on: bool) -> None:
+        self.window.evidence.setVisible(on)
+        if on:
+            self._fill_evidence()
+
+    def _fill_evidence(self) -> None:
+        hit = self.review_ctl.current
+        extra = {}
+        if hit is not None:
+            extra["rank"] = self.results.rank_of(hit.image_id)
+            extra["uncertainty"] = round(self.results.uncertainty_of(hit.image_id) or 0.0, 3)
+            extra["review"] = self.results.status_of(hit.image_id)
+        self.window.evidence.show_hit(hit, extra)
+
+    # -- jobs --------------------------------------------------------------------------------------------
+
+    def _job_started(self, worker: Worker) -> None:
+        row = JobRow(worker.name, self.window.jobs)
+        row.cancel_clicked.connect(lambda w=worker, r=row: (w.cancel(), r.set_cancelling()))
+        worker.signals.progress.connect(row.set_progress)
+        self.window.jobs_layout.addWidget(row)
+        self.job_rows[worker] = row
+
+    def _job_ended(self, worker: Worker) -> None:
+        row = self.job_rows.pop(worker, None)
+        if row is not None:
+            self.window.jobs_layout.removeWidget(row)
+            row.deleteLater()
+
+    # -- messages and dialogs ------------------------------------------------------------------------------
+
+    def show_message(self, text: str) -> None:
+        self.window.statusBar().showMessage(text, 8000)
+
+    def show_error(self, title: str, message: str) -> QMessageBox:
+        """A message box that does not block: the window stays usable behind it."""
+        box = QMessageBox(QMessageBox.Warning, title, message, QMessageBox.Ok, self.window)
+        box.setObjectName("error_box")
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        self.dialogs.append(box)
+        box.finished.connect(lambda _r, b=box: b in self.dialogs and self.dialogs.remove(b))
+        box.open()
+        return box
+
+    def ask_settings(self) -> None:
+        methods = {n: getattr(m, "description", "") for n, m in pipeline.METHODS.items()}
+        dlg = SettingsDialog(methods, self.settings.values(), self.window)
+        if dlg.exec():
+            self.apply_settings(dlg.values())
+
+    def apply_settings(self, values: dict) -> None:
+        self.settings.update(values)
+        size = int(values.get("thumbnail_size", self.cache.size))
+        if size != self.cache.size:
+            self.cache.set_size(size)
+            self.window.grid.set_thumb_size(size)
+            self.window.results.set_thumb_size(max(96, int(size * 0.8)))
+        i = self.window.method.findData(values.get("default_method"))
+        if i >= 0:
+            self.window.method.setCurrentIndex(i)
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dlg = ShortcutsDialog(self.window.shortcut_rows(), self.window)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        dlg.show()
+        return dlg
+
+    def show_about(self) -> None:
+        QMessageBox.about(self.window, "About PixRet",
+                          "PixRet Desktop: outline an object once, find and outline it across a photo "
+                          "collection, review the results, export a dataset. Runs offline.")
+
+    def ask_export(self, fmt: str) -> None:
+        if self.project is None:
+            return
+        folder = QFileDialog.getExistingDirectory(self.window, "Export into a folder")
+        if folder:
+            self.export(fmt, folder)
+
+    def export(self, fmt: str, folder) -> Worker | None:
+        export = _engine_export()
+        if export is None or self.project is None:
+            return None
+        return self.jobs.start(Worker(export, self.project, fmt, Path(folder), name=f"Exporting {fmt}"),
+                               pool="long", show=True,
+                               on_finished=lambda _r: self.show_message(f"Exported {fmt} to {folder}"),
+                               on_failed=lambda e: self.show_error("Export failed", str(e)))
+
+    # -- closing -------------------------------------------------------------------------------------------
+
+    def on_close(self) -> bool:
+        self.search_ctl.cancel()
+        self.review_ctl.wait_saved(30000)  # every decision is on disk before the window goes
+        self.project_ctl.close()
+        self.cache.wait(5000)
+        return True

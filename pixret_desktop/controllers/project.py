@@ -1,0 +1,141 @@
+"""Projects: create, open (also the demo), import a folder, the list of images and their statuses.
+
+Everything that touches the catalog or the disk runs in a worker; this controller only starts
+workers and turns their results into signals.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+import engine.demo as demo
+import engine.review as review
+from engine.features import FeatureConfig
+from engine.progress import Cancelled
+from engine.project import Project
+from pixret_desktop.workers import JobManager, Worker
+
+
+def _open(folder, *, create: bool, long_side: int | None = None, progress=None, cancel=None) -> Project:
+    cancel.raise_if_set()
+    if create:
+        settings = {"features": FeatureConfig(long_side=long_side).to_json()} if long_side else None
+        return Project.create(folder, settings=settings)
+    return Project.open(folder)
+
+
+def _load_images(project: Project):
+    """(collection root, images, review status per image) in one worker call."""
+    return project.root, project.images(), review.image_status(project)
+
+
+class ProjectController(QObject):
+    opened = Signal(object)  # Project
+    closed = Signal()
+    images_loaded = Signal(object, list, dict)  # root, [ImageInfo], {image id: review status}
+    import_finished = Signal(object)  # IndexReport
+    import_cancelled = Signal()
+    failures_loaded = Signal(list)  # [(path, reason)]
+    error = Signal(str, str)  # title, message
+    message = Signal(str)
+
+    def __init__(self, jobs: JobManager, parent=None):
+        super().__init__(parent)
+        self.jobs = jobs
+        self.project: Project | None = None
+        self.import_worker: Worker | None = None
+        self._opening: Worker | None = None
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def new_project(self, folder, long_side: int | None = None) -> Worker:
+        return self._start_open(Worker(_open, folder, create=True, long_side=long_side,
+                                       name=f"Creating project {Path(folder).name}"))
+
+    def open_project(self, folder) -> Worker:
+        return self._start_open(Worker(_open, folder, create=False, name=f"Opening {Path(folder).name}"))
+
+    def open_demo(self, folder=None) -> Worker:
+        """The demo collection: generated and indexed on first use (a minute), then just opened."""
+        return self._start_open(Worker(demo.ensure_demo_project, folder, name="Preparing the demo collection"),
+                                show=True)
+
+    def _start_open(self, worker: Worker, show: bool = False) -> Worker:
+        self._opening = worker
+        return self.jobs.start(worker, pool="long" if show else "io", show=show,
+                               on_finished=self._opened, on_failed=self._open_failed,
+                               on_cancelled=lambda: self.message.emit("Cancelled"))
+
+    def _opened(self, project: Project) -> None:
+        self.close()
+        self.project = project
+        self.opened.emit(project)
+        self.refresh()
+
+    def _open_failed(self, exc: Exception) -> None:
+        self.error.emit("Could not open the project", str(exc))
+
+    def close(self) -> None:
+        """Cancel this project's jobs, wait for them, close the catalog."""
+        if self.project is None:
+            return
+        self.jobs.cancel_all()
+        self.jobs.wait(30000)
+        self.project.close()
+        self.project = None
+        self.closed.emit()
+
+    # -- images ----------------------------------------------------------------------------------
+
+    def refresh(self) -> Worker | None:
+        if self.project is None:
+            return None
+        project = self.project
+        return self.jobs.start(Worker(_load_images, project, engine_call=False, name="Listing images"),
+                               pool="io", on_finished=lambda r: self._images(project, r),
+                               on_failed=lambda e: self.error.emit("Could not list the images", str(e)))
+
+    def _images(self, project, r) -> None:
+        if project is self.project:
+            self.images_loaded.emit(*r)
+
+    def import_folder(self, root) -> Worker | None:
+        if self.project is None:
+            self.error.emit("No project", "Create or open a project first.")
+            return None
+        if self.import_worker is not None:
+            self.error.emit("Import running", "An import is already running; cancel it first.")
+            return None
+        w = Worker(self.project.index_folder, Path(root), name=f"Importing {Path(root).name}")
+        self.import_worker = w
+        return self.jobs.start(w, pool="long", show=True, on_finished=self._imported,
+                               on_failed=self._import_failed, on_cancelled=self._import_cancelled)
+
+    def _imported(self, report) -> None:
+        self.import_worker = None
+        self.import_finished.emit(report)
+        self.message.emit(f"Import done: {report.summary()}")
+        self.refresh()
+
+    def _import_failed(self, exc) -> None:
+        self.import_worker = None
+        self.error.emit("Import failed", str(exc))
+        self.refresh()
+
+    def _import_cancelled(self) -> None:
+        self.import_worker = None
+        self.import_cancelled.emit()
+        self.message.emit("Import cancelled: the images indexed so far are kept; import again to continue")
+        self.refresh()
+
+    def load_failures(self) -> Worker | None:
+        if self.project is None:
+            return None
+        return self.jobs.start(Worker(lambda p: [(i.path, i.error or i.status) for i in p.failed_images()],
+                                      self.project, engine_call=False, name="Listing unreadable files"),
+                               pool="io", on_finished=self.failures_loaded.emit,
+                               on_failed=lambda e: self.error.emit("Could not list the files", str(e)))
+
+
+__all__ = ["ProjectController", "Cancelled"]

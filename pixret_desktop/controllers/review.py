@@ -1,0 +1,242 @@
+"""Review: step through a search's hits, accept / reject / correct each, every decision saved at once.
+
+Each hit opened on the canvas gets a RegionDocument that starts from its current region (the
+correction if there is one, the prediction otherwise). Accept stores 'accepted' when the outline
+is the predicted one and 'corrected' (with the new outline) when it was edited. A decision is an
+undoable step of that hit's document (undo appends an 'unreviewed' or earlier-state row: the
+catalog keeps the history). Writes run one at a time, in order, on the JobManager's writer pool;
+the hit's badge changes when the row is committed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from PySide6.QtCore import QObject, Signal
+
+import engine.review as review
+from engine.review import Decision
+from pixret_desktop import status as S
+from pixret_desktop.undo import DecisionCommand, RegionDocument
+from pixret_desktop.workers import JobManager, Worker
+
+
+def _load(project, query_id: int):
+    return review.load_search(project, query_id), review.decisions(project, query_id)
+
+
+class ReviewController(QObject):
+    result_shown = Signal(object)  # query id (None for a shortlist still being verified)
+    current_changed = Signal(object)  # the Hit on the canvas, or None
+    decision_saved = Signal(int, str)  # image id, kind: committed to the catalog
+    decision_changed = Signal(int, str)  # image id, kind: shown (saving may still be under way)
+    queries_loaded = Signal(list)  # [QueryInfo]
+    error = Signal(str, str)
+    message = Signal(str)
+
+    def __init__(self, jobs: JobManager, canvas_ctl, model, view, parent=None):
+        super().__init__(parent)
+        self.jobs = jobs
+        self.canvas_ctl = canvas_ctl
+        self.model = model
+        self.view = view
+        self.project = None
+        self.documents: dict[int, RegionDocument] = {}
+        self.current = None  # Hit
+        self.author = ""
+        self.unsaved = 0  # decisions not yet committed
+        view.selectionModel().currentChanged.connect(self._current_row_changed)
+
+    # -- project and searches ------------------------------------------------------------------------
+
+    def set_project(self, project) -> None:
+        self.project = project
+        self.clear()
+
+    def clear(self) -> None:
+        self._drop_documents()
+        self.current = None
+        self.model.clear()
+        self.current_changed.emit(None)
+
+    def _drop_documents(self) -> None:
+        for d in self.documents.values():
+            self.canvas_ctl.forget(d)
+            d.deleteLater()
+        self.documents.clear()
+
+    @property
+    def query_id(self):
+        return self.model.query_id
+
+    def show_partial(self, result) -> None:
+        self._drop_documents()
+        self.current = None
+        self.model.set_result(result, None, partial=True)
+        self.result_shown.emit(None)
+
+    def show_result(self, result, query_id: int, decisions: dict | None = None) -> None:
+        keep = self.current.image_id if self.current is not None and self.model.query_id == query_id else None
+        self._drop_documents()
+        self.current = None
+        self.model.set_result(result, query_id, decisions or {})
+        self.result_shown.emit(query_id)
+        if keep is not None and self.model.row_of(keep) is not None:
+            self.select_row(self.model.row_of(keep))
+
+    def load_query(self, query_id: int) -> Worker | None:
+        if self.project is None:
+            return None
+        project = self.project
+        return self.jobs.start(Worker(_load, project, query_id, engine_call=False, name="Loading a search"),
+                               pool="io",
+                               on_finished=lambda r: project is self.project and self.show_result(r[0], query_id, r[1]),
+                               on_failed=lambda e: self.error.emit("Could not load the search", str(e)))
+
+    def load_history(self) -> Worker | None:
+        if self.project is None:
+            return None
+        project = self.project
+        return self.jobs.start(Worker(review.list_queries, project, engine_call=False, name="Listing searches"),
+                               pool="io", on_finished=lambda q: project is self.project and self.queries_loaded.emit(q),
+                               on_failed=lambda e: self.error.emit("Could not list the searches", str(e)))
+
+    # -- moving through the hits -----------------------------------------------------------------------
+
+    def _current_row_changed(self, index, _previous) -> None:
+        if index.isValid():
+            self.open_row(index.row())
+
+    def select_row(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            idx = self.model.index(row)
+            self.view.setCurrentIndex(idx)
+            self.view.scrollTo(idx)
+            if self.current is None or self.model.hit_at(row).image_id != self.current.image_id:
+                self.open_row(row)
+
+    def next(self) -> None:
+        self._step(+1)
+
+    def prev(self) -> None:
+        self._step(-1)
+
+    def _step(self, d: int) -> None:
+        n = self.model.rowCount()
+        if n == 0:
+            return
+        row = self.model.row_of(self.current.image_id) if self.current is not None else None
+        row = 0 if row is None else min(n - 1, max(0, row + d))
+        self.select_row(row)
+
+    def document_for(self, hit) -> RegionDocument:
+        doc = self.documents.get(hit.image_id)
+        if doc is None:
+            doc = RegionDocument(hit.image_id, self.model.current_region(hit), kind="hit",
+                                 predicted=hit.region, parent=self)
+            doc.changed.connect(lambda i=hit.image_id: self._document_edited(i))
+            self.documents[hit.image_id] = doc
+        return doc
+
+    def open_row(self, row: int) -> None:
+        hit = self.model.hit_at(row)
+        if hit is None or self.project is None:
+            return
+        self.current = hit
+        doc = self.document_for(hit)
+        self.canvas_ctl.show(hit.image_id, self.project.root / hit.path, doc, overlay=hit.region)
+        self.current_changed.emit(hit)
+
+    def _document_edited(self, image_id: int) -> None:
+        if self.current is not None and self.current.image_id == image_id:
+            self.current_changed.emit(self.current)
+
+    # -- decisions --------------------------------------------------------------------------------------
+
+    def status(self, image_id: int) -> str:
+        return self.model.status_of(image_id)
+
+    def has_unsaved_edit(self) -> bool:
+        """The outline on the canvas differs from the hit's current decision (press A to keep it)."""
+        if self.current is None:
+            return False
+        doc = self.documents.get(self.current.image_id)
+        if doc is None:
+            return False
+        from pixret_desktop.geometry import same_shape
+
+        return not same_shape(doc.region, self.model.current_region(self.current))
+
+    def _state(self, image_id: int) -> dict:
+        d = self.model.decisions.get(image_id)
+        if d is None:
+            return {"image_id": image_id, "kind": "unreviewed", "region": None}
+        return {"image_id": image_id, "kind": d.kind, "region": d.region, "difficulty": d.difficulty}
+
+    def _can_decide(self) -> bool:
+        if self.current is None:
+            self.message.emit("Open a hit first (click a result)")
+            return False
+        if self.model.query_id is None:
+            self.message.emit("Wait for the search to finish verifying before reviewing")
+            return False
+        return True
+
+    def accept(self) -> None:
+        if not self._can_decide():
+            return
+        doc = self.document_for(self.current)
+        if doc.is_empty:
+            self.message.emit("There is no outline to accept: draw one, or reject (R)")
+            return
+        kind = "corrected" if doc.is_edited else "accepted"
+        self._decide(doc, kind, doc.region, "Accept" if kind == "accepted" else "Accept correction")
+
+    def reject(self) -> None:
+        if self._can_decide():
+            self._decide(self.document_for(self.current), "rejected", None, "Reject")
+
+    def unreview(self) -> None:
+        if self._can_decide() and self.status(self.current.image_id) != "unreviewed":
+            self._decide(self.document_for(self.current), "unreviewed", None, "Mark unreviewed")
+
+    def _decide(self, doc: RegionDocument, kind: str, region, text: str) -> None:
+        image_id = doc.image_id
+        before = self._state(image_id)
+        after = {"image_id": image_id, "kind": kind, "region": region}
+        if before["kind"] == kind and (kind == "rejected" or before.get("region") == region):
+            self.message.emit(f"Already {kind}")
+            return
+        query_id = self.model.query_id
+        doc.stack.push(DecisionCommand(f"{text} {self.current.path}",
+                                       lambda state, q=query_id: self._apply(q, state), before, after))
+
+    def _apply(self, query_id: int, state: dict) -> None:
+        """Show a decision and commit it (in order, off the GUI thread)."""
+        project = self.project
+        if project is None or query_id != self.model.query_id:
+            return
+        image_id, kind, region = state["image_id"], state["kind"], state.get("region")
+        shown = None if kind == "unreviewed" else Decision(image_id, kind, region, state.get("difficulty", "easy"),
+                                                           self.author, dt.datetime.now())
+        self.model.set_decision(image_id, shown)
+        self.decision_changed.emit(image_id, kind)
+        self.unsaved += 1
+        w = Worker(review.set_decision, project, query_id, image_id, kind, region,
+                   state.get("difficulty", "easy"), self.author, engine_call=False, name="Saving a decision")
+        self.jobs.start(w, pool="writer", on_finished=lambda _r: self._saved(image_id, kind),
+                        on_failed=lambda e: self._save_failed(query_id, e))
+        if self.current is not None and self.current.image_id == image_id:
+            self.current_changed.emit(self.current)
+
+    def _saved(self, image_id: int, kind: str) -> None:
+        self.unsaved -= 1
+        self.decision_saved.emit(image_id, kind)
+        self.message.emit(f"Saved: {S.LABELS.get(kind, kind).lower()}")
+
+    def _save_failed(self, query_id: int, exc) -> None:
+        self.unsaved -= 1
+        self.error.emit("The decision was not saved", str(exc))
+        self.load_query(query_id)  # show what the catalog really holds
+
+    def wait_saved(self, ms: int = 10000) -> bool:
+        return self.jobs.writer.waitForDone(ms)

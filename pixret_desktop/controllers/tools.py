@@ -1,0 +1,459 @@
+"""Query and correction tools: polygon, rectangle, brush, eraser, pan.
+
+The canvas hands each mouse and key event to the active tool in image coordinates; a tool draws
+its preview on the canvas and, when the gesture ends, turns it into exactly one undo step on the
+current RegionDocument (undo.py). Hit tolerances are in screen pixels, whatever the zoom.
+
+Polygon: click to add points, close by clicking the first point, double-clicking or Enter; Esc
+cancels, Backspace drops the last point. On an existing outline: drag a vertex to move it,
+double-click an edge to insert one, right-click (or hover + Delete) to delete one.
+Rectangle: drag (Ctrl subtracts). Brush / eraser: drag to add / subtract a band of the brush's
+size ([ and ] change it); with the brush, the right button erases.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import shapely
+from PySide6.QtCore import QObject, QPointF, Qt, Signal
+from PySide6.QtGui import QPainterPath
+
+from pixret_desktop import geometry as G
+from pixret_desktop.undo import RegionDocument
+
+HIT_PX = 8.0  # how close (screen pixels) a click must be to a vertex or an edge
+MAX_HANDLES = 3000  # beyond this many vertices (a big brushed region) handles are not drawn
+BRUSH_MIN, BRUSH_MAX = 1.0, 2000.0
+
+
+def _xy(p: QPointF) -> tuple[float, float]:
+    return (p.x(), p.y())
+
+
+class Tool:
+    name = ""
+    cursor = Qt.CrossCursor
+    pans = False
+
+    def __init__(self, ctl: "ToolController"):
+        self.ctl = ctl
+
+    @property
+    def doc(self) -> RegionDocument | None:
+        return self.ctl.document
+
+    def activate(self, canvas) -> None:
+        self.refresh(canvas)
+
+    def deactivate(self, canvas) -> None:
+        self.reset(canvas)
+        canvas.set_handles([])
+        canvas.set_brush_cursor(None)
+
+    def reset(self, canvas) -> None:
+        canvas.set_preview_path(QPainterPath())
+
+    def refresh(self, canvas) -> None:
+        pass
+
+    def press(self, canvas, pos, button, mods) -> None:
+        pass
+
+    def move(self, canvas, pos, buttons, mods) -> None:
+        pass
+
+    def release(self, canvas, pos, button, mods) -> None:
+        pass
+
+    def double_click(self, canvas, pos, mods) -> None:
+        pass
+
+    def leave(self, canvas) -> None:
+        pass
+
+    def key(self, canvas, key, mods) -> bool:
+        return False
+
+
+class PanTool(Tool):
+    name = "pan"
+    pans = True
+    cursor = Qt.OpenHandCursor
+
+
+class PolygonTool(Tool):
+    name = "polygon"
+
+    def __init__(self, ctl):
+        super().__init__(ctl)
+        self.points: list[tuple[float, float]] = []  # the polygon being drawn
+        self.drag = None  # (pi, ri, vi, ring vertices) while a vertex is dragged
+        self.drag_moved = False
+        self.hover: tuple[int, int, int] | None = None
+        self.mouse: tuple[float, float] | None = None
+
+    @property
+    def drawing(self) -> bool:
+        return bool(self.points)
+
+    def reset(self, canvas) -> None:
+        self.points, self.drag, self.hover = [], None, None
+        super().reset(canvas)
+        self.refresh(canvas)
+
+    # -- finding things under the mouse --------------------------------------------------------
+
+    def _tol(self, canvas) -> float:
+        return HIT_PX * canvas.pixels_per_screen_pixel()
+
+    def _rings(self):
+        return G.rings(self.doc.geometry) if self.doc is not None else []
+
+    def vertex_at(self, canvas, pos):
+        tol, best = self._tol(canvas), None
+        x, y = _xy(pos)
+        for pi, ri, v in self._rings():
+            if len(v) == 0:
+                continue
+            d = np.hypot(v[:, 0] - x, v[:, 1] - y)
+            i = int(np.argmin(d))
+            if d[i] <= tol and (best is None or d[i] < best[0]):
+                best = (float(d[i]), pi, ri, i)
+        return None if best is None else best[1:]
+
+    def edge_at(self, canvas, pos):
+        """(pi, ri, index of the edge's first vertex, the nearest point on it) within tolerance."""
+        tol, best = self._tol(canvas), None
+        p = np.array(_xy(pos))
+        for pi, ri, v in self._rings():
+            a, b = v, np.roll(v, -1, axis=0)
+            ab = b - a
+            t = np.clip(((p - a) * ab).sum(1) / np.maximum((ab * ab).sum(1), 1e-12), 0, 1)
+            q = a + t[:, None] * ab
+            d = np.hypot(*(q - p).T)
+            i = int(np.argmin(d))
+            if d[i] <= tol and (best is None or d[i] < best[0]):
+                best = (float(d[i]), pi, ri, i, tuple(q[i]))
+        return None if best is None else best[1:]
+
+    # -- drawing ---------------------------------------------------------------------------------
+
+    def refresh(self, canvas) -> None:
+        if self.drawing:
+            pts = self.points + ([self.mouse] if self.mouse else [])
+            canvas.set_preview_path(G.polyline_path(pts))
+            canvas.set_handles(self.points, first=self.points[0])
+            return
+        if self.drag is not None:
+            pi, ri, vi, ring = self.drag
+            canvas.set_preview_path(G.polyline_path([tuple(p) for p in ring], closed=True))
+            canvas.set_handles([tuple(p) for p in ring], highlight=vi)
+            return
+        canvas.set_preview_path(QPainterPath())
+        rings = self._rings()
+        pts, highlight, n = [], None, 0
+        for pi, ri, v in rings:
+            if self.hover is not None and self.hover[:2] == (pi, ri):
+                highlight = n + self.hover[2]
+            pts.extend(map(tuple, v))
+            n += len(v)
+        canvas.set_handles(pts if n <= MAX_HANDLES else [], highlight=highlight)
+
+    def close(self, canvas) -> bool:
+        if len(self.points) < 3 or self.doc is None:
+            return False
+        poly = G.polygon(self.points)
+        self.points = []
+        self.mouse = None
+        if not poly.is_empty:
+            self.doc.edit("Add polygon", shapely.union(self.doc.geometry, poly), poly)
+        self.refresh(canvas)
+        return True
+
+    def press(self, canvas, pos, button, mods) -> None:
+        if self.doc is None:
+            return
+        if button == Qt.RightButton:
+            if self.drawing:
+                self.points.pop()
+            else:
+                hit = self.vertex_at(canvas, pos)
+                if hit is not None:
+                    self.delete_vertex(*hit)
+            self.refresh(canvas)
+            return
+        if button != Qt.LeftButton:
+            return
+        if self.drawing:
+            first = self.points[0]
+            if len(self.points) >= 3 and math.dist(first, _xy(pos)) <= self._tol(canvas):
+                self.close(canvas)
+                return
+            self.points.append(_xy(pos))
+            self.refresh(canvas)
+            return
+        hit = self.vertex_at(canvas, pos)
+        if hit is not None:
+            pi, ri, vi = hit
+            ring = next(v for p, r, v in self._rings() if (p, r) == (pi, ri)).copy()
+            self.drag, self.drag_moved = (pi, ri, vi, ring), False
+            self.refresh(canvas)
+            return
+        if self.edge_at(canvas, pos) is not None:
+            return  # a double-click inserts a vertex here; a single click does nothing
+        self.points = [_xy(pos)]
+        self.mouse = _xy(pos)
+        self.refresh(canvas)
+
+    def move(self, canvas, pos, buttons, mods) -> None:
+        self.mouse = _xy(pos)
+        if self.drag is not None:
+            pi, ri, vi, ring = self.drag
+            ring[vi] = _xy(pos)
+            self.drag_moved = True
+            self.refresh(canvas)
+        elif self.drawing:
+            self.refresh(canvas)
+        else:
+            hover = self.vertex_at(canvas, pos) if self.doc is not None else None
+            if hover != self.hover:
+                self.hover = hover
+                self.refresh(canvas)
+
+    def release(self, canvas, pos, button, mods) -> None:
+        if button == Qt.LeftButton and self.drag is not None:
+            pi, ri, vi, ring = self.drag
+            self.drag = None
+            if self.drag_moved:
+                ring[vi] = _xy(pos)
+                new, old, newpoly = G.with_ring(self.doc.geometry, pi, ri, ring)
+                self.doc.edit("Move vertex", new, old, newpoly)
+            self.refresh(canvas)
+
+    def double_click(self, canvas, pos, mods) -> None:
+        if self.doc is None:
+            return
+        if self.drawing:
+            self.close(canvas)
+            return
+        hit = self.edge_at(canvas, pos)
+        if hit is None or self.vertex_at(canvas, pos) is not None:
+            return
+        pi, ri, i, q = hit
+        ring = next(v for p, r, v in self._rings() if (p, r) == (pi, ri))
+        ring = np.insert(ring, i + 1, q, axis=0)
+        new, old, newpoly = G.with_ring(self.doc.geometry, pi, ri, ring)
+        self.doc.edit("Insert vertex", new, old, newpoly)
+        self.refresh(canvas)
+
+    def delete_vertex(self, pi, ri, vi) -> None:
+        ring = next(v for p, r, v in self._rings() if (p, r) == (pi, ri))
+        ring = np.delete(ring, vi, axis=0)
+        new, old, newpoly = G.with_ring(self.doc.geometry, pi, ri, ring)
+        self.doc.edit("Delete vertex", new, old, newpoly)
+        self.hover = None
+
+    def leave(self, canvas) -> None:
+        self.mouse = None
+        if self.drawing:
+            self.refresh(canvas)
+
+    def key(self, canvas, key, mods) -> bool:
+        if key in (Qt.Key_Return, Qt.Key_Enter) and self.drawing:
+            self.close(canvas)
+            return True
+        if key == Qt.Key_Escape and (self.drawing or self.drag is not None):
+            self.reset(canvas)
+            return True
+        if key == Qt.Key_Backspace and self.drawing:
+            self.points.pop()
+            self.refresh(canvas)
+            return True
+        if key == Qt.Key_Delete:
+            if self.drawing:
+                self.points.pop()
+            elif self.hover is not None:
+                self.delete_vertex(*self.hover)
+            else:
+                return False
+            self.refresh(canvas)
+            return True
+        return False
+
+
+class RectangleTool(Tool):
+    name = "rectangle"
+
+    def __init__(self, ctl):
+        super().__init__(ctl)
+        self.start = None
+        self.subtract = False
+
+    def reset(self, canvas) -> None:
+        self.start = None
+        super().reset(canvas)
+
+    def press(self, canvas, pos, button, mods) -> None:
+        if button == Qt.LeftButton and self.doc is not None:
+            self.start = _xy(pos)
+            self.subtract = bool(mods & Qt.ControlModifier)
+
+    def move(self, canvas, pos, buttons, mods) -> None:
+        if self.start is not None:
+            path = G.geometry_to_path(G.rectangle(*self.start, *_xy(pos)))
+            canvas.set_preview_path(path, subtract=self.subtract, filled=True)
+
+    def release(self, canvas, pos, button, mods) -> None:
+        if button != Qt.LeftButton or self.start is None:
+            return
+        rect = G.rectangle(*self.start, *_xy(pos))
+        self.start = None
+        canvas.set_preview_path(QPainterPath())
+        x0, y0, x1, y1 = rect.bounds
+        if x1 - x0 < 1 or y1 - y0 < 1:
+            return
+        if self.subtract:
+            self.doc.edit("Subtract rectangle", self.doc.geometry.difference(rect), rect)
+        else:
+            self.doc.edit("Add rectangle", shapely.union(self.doc.geometry, rect), rect)
+
+    def key(self, canvas, key, mods) -> bool:
+        if key == Qt.Key_Escape and self.start is not None:
+            self.reset(canvas)
+            return True
+        return False
+
+
+class BrushTool(Tool):
+    name = "brush"
+    subtract = False
+    cursor = Qt.BlankCursor
+
+    def __init__(self, ctl):
+        super().__init__(ctl)
+        self.points: list[tuple[float, float]] | None = None
+        self.stroke_subtract = self.subtract
+
+    def reset(self, canvas) -> None:
+        self.points = None
+        super().reset(canvas)
+
+    def _preview(self, canvas) -> None:
+        path = G.polyline_path(self.points)
+        if len(self.points) == 1:  # a dab: a zero-length line still draws a round cap
+            path.lineTo(QPointF(self.points[0][0] + 1e-3, self.points[0][1]))
+        canvas.set_preview_path(path, subtract=self.stroke_subtract, width=2 * self.ctl.brush_radius)
+
+    def press(self, canvas, pos, button, mods) -> None:
+        if self.doc is None or button not in (Qt.LeftButton, Qt.RightButton):
+            return
+        self.stroke_subtract = self.subtract != (button == Qt.RightButton)
+        self.points = [_xy(pos)]
+        self._preview(canvas)
+
+    def move(self, canvas, pos, buttons, mods) -> None:
+        canvas.set_brush_cursor(pos, self.ctl.brush_radius, subtract=self.subtract)
+        if self.points is None:
+            return
+        p = _xy(pos)
+        if math.dist(p, self.points[-1]) >= max(0.5, self.ctl.brush_radius * 0.15):
+            self.points.append(p)
+            self._preview(canvas)
+
+    def release(self, canvas, pos, button, mods) -> None:
+        if self.points is None:
+            return
+        p = _xy(pos)
+        if math.dist(p, self.points[-1]) > 0:
+            self.points.append(p)
+        band = G.stroke(self.points, self.ctl.brush_radius)
+        self.points = None
+        canvas.set_preview_path(QPainterPath())
+        if self.stroke_subtract:
+            self.doc.edit("Erase stroke", self.doc.geometry.difference(band), band)
+        else:
+            self.doc.edit("Brush stroke", shapely.union(self.doc.geometry, band), band)
+
+    def leave(self, canvas) -> None:
+        canvas.set_brush_cursor(None)
+
+    def refresh(self, canvas) -> None:
+        pass
+
+
+class EraserTool(BrushTool):
+    name = "eraser"
+    subtract = True
+
+
+class ToolController(QObject):
+    """The active tool, the brush size, and the RegionDocument the tools edit."""
+
+    tool_changed = Signal(str)
+    brush_size_changed = Signal(float)  # diameter in image pixels
+    document_changed = Signal(object)
+    edited = Signal()  # the document on the canvas changed (an edit, undo or redo)
+
+    TOOLS = ("polygon", "rectangle", "brush", "eraser", "pan")
+
+    def __init__(self, canvas, parent=None):
+        super().__init__(parent)
+        self.canvas = canvas
+        self.document: RegionDocument | None = None
+        self.brush_radius = 12.0
+        self.tools = {t.name: t(self) for t in (PolygonTool, RectangleTool, BrushTool, EraserTool, PanTool)}
+        self.tool = self.tools["polygon"]
+        canvas.set_tool(self.tool)
+
+    # -- document --------------------------------------------------------------------------------
+
+    def set_document(self, doc: RegionDocument | None) -> None:
+        if self.document is not None:
+            try:
+                self.document.changed.disconnect(self._document_edited)
+            except (RuntimeError, TypeError):
+                pass
+        self.tool.reset(self.canvas)
+        self.document = doc
+        if doc is not None:
+            doc.changed.connect(self._document_edited)
+        self._document_edited()
+        self.document_changed.emit(doc)
+
+    def _document_edited(self) -> None:
+        doc = self.document
+        self.canvas.set_region_path(G.geometry_to_path(doc.geometry) if doc is not None else QPainterPath())
+        self.tool.refresh(self.canvas)
+        self.edited.emit()
+
+    # -- tools -------------------------------------------------------------------------------------
+
+    def set_tool(self, name: str) -> None:
+        if name not in self.tools or self.tools[name] is self.tool:
+            return
+        self.tool = self.tools[name]
+        self.canvas.set_tool(self.tool)
+        self.tool_changed.emit(name)
+
+    @property
+    def tool_name(self) -> str:
+        return self.tool.name
+
+    def set_brush_size(self, diameter: float) -> None:
+        self.brush_radius = min(BRUSH_MAX, max(BRUSH_MIN, float(diameter))) / 2.0
+        self.brush_size_changed.emit(self.brush_radius * 2)
+
+    def grow_brush(self) -> None:
+        self.set_brush_size(self.brush_radius * 2 * 1.25)
+
+    def shrink_brush(self) -> None:
+        self.set_brush_size(self.brush_radius * 2 / 1.25)
+
+    def clear(self) -> None:
+        if self.document is not None and not self.document.is_empty:
+            self.tool.reset(self.canvas)
+            self.document.edit("Clear region", shapely.Polygon(), self.document.geometry)
+
+    def cancel_gesture(self) -> None:
+        self.tool.reset(self.canvas)

@@ -1,0 +1,1 @@
+"""Views: layout and drawing only; they never call the engine."""

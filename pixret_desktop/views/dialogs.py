@@ -1,0 +1,188 @@
+"""Dialogs and small panels: unreadable files, settings, keyboard shortcuts, evidence, jobs."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
+                               QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox, QTableWidget,
+                               QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+
+class FailuresDialog(QDialog):
+    """The files that could not be read, with the reason for each."""
+
+    def __init__(self, failures: list[tuple[str, str]], parent=None, *, title="Files that could not be read"):
+        super().__init__(parent)
+        self.setObjectName("failures_dialog")
+        self.setWindowTitle(title)
+        self.resize(760, 420)
+        lay = QVBoxLayout(self)
+        n = len(failures)
+        lay.addWidget(QLabel(f"{n} file{'s' if n != 1 else ''} could not be read and "
+                             f"{'were' if n != 1 else 'was'} left out of the index:" if n else
+                             "Every file of the collection could be read."))
+        self.table = QTableWidget(n, 2, self)
+        self.table.setHorizontalHeaderLabels(["File", "Reason"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        for r, (path, reason) in enumerate(failures):
+            self.table.setItem(r, 0, QTableWidgetItem(str(path)))
+            item = QTableWidgetItem(str(reason))
+            item.setToolTip(str(reason))
+            self.table.setItem(r, 1, item)
+        lay.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        lay.addWidget(buttons)
+
+
+class SettingsDialog(QDialog):
+    """Default search method, feature long side (new projects), thumbnail size."""
+
+    def __init__(self, methods: dict[str, str], values: dict, parent=None):
+        super().__init__(parent)
+        self.setObjectName("settings_dialog")
+        self.setWindowTitle("Settings")
+        form = QFormLayout(self)
+        self.method = QComboBox(self)
+        for name, description in methods.items():
+            self.method.addItem(name, name)
+            self.method.setItemData(self.method.count() - 1, description, Qt.ToolTipRole)
+        i = self.method.findData(values.get("default_method"))
+        self.method.setCurrentIndex(max(i, 0))
+        form.addRow("Default search &method:", self.method)
+        self.long_side = QSpinBox(self)
+        self.long_side.setRange(256, 4096)
+        self.long_side.setSingleStep(128)
+        self.long_side.setSuffix(" px")
+        self.long_side.setValue(int(values.get("feature_long_side", 1024)))
+        self.long_side.setToolTip("Images are scaled to this longer side for feature extraction "
+                                  "(applies to projects created from now on).")
+        form.addRow("&Feature long side:", self.long_side)
+        self.thumb = QSpinBox(self)
+        self.thumb.setRange(64, 384)
+        self.thumb.setSingleStep(16)
+        self.thumb.setSuffix(" px")
+        self.thumb.setValue(int(values.get("thumbnail_size", 160)))
+        form.addRow("&Thumbnail size:", self.thumb)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def values(self) -> dict:
+        return {"default_method": self.method.currentData(), "feature_long_side": self.long_side.value(),
+                "thumbnail_size": self.thumb.value()}
+
+
+class ShortcutsDialog(QDialog):
+    """Every keyboard shortcut of the window, grouped, read from the actions themselves."""
+
+    def __init__(self, rows: list[tuple[str, str, str]], parent=None):
+        super().__init__(parent)
+        self.setObjectName("shortcuts_dialog")
+        self.setWindowTitle("Keyboard shortcuts")
+        self.resize(560, 640)
+        lay = QVBoxLayout(self)
+        self.table = QTableWidget(len(rows), 3, self)
+        self.table.setHorizontalHeaderLabels(["Group", "Action", "Keys"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(2)
+        lay.addWidget(self.table)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+
+class EvidenceView(QTreeWidget):
+    """A hit's evidence (whatever hit.evidence holds) as a tree; long lists are summarized."""
+
+    MAX_ITEMS = 50
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("evidence")
+        self.setHeaderLabels(["Evidence", "Value"])
+        self.setColumnCount(2)
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        self.setRootIsDecorated(True)
+
+    def show_hit(self, hit, extra: dict | None = None) -> None:
+        self.clear()
+        if hit is None:
+            return
+        top = {"image": hit.path, "score": round(float(hit.score), 5), "stage": hit.stage, **(extra or {})}
+        for k, v in top.items():
+            self._add(self.invisibleRootItem(), k, v)
+        for k, v in (hit.evidence or {}).items():
+            self._add(self.invisibleRootItem(), k, v)
+        self.expandToDepth(0)
+
+    def _add(self, parent, key, value) -> None:
+        item = QTreeWidgetItem(parent, [str(key), ""])
+        if isinstance(value, dict):
+            item.setText(1, f"{len(value)} entries")
+            for k, v in list(value.items())[: self.MAX_ITEMS]:
+                self._add(item, k, v)
+        elif isinstance(value, (list, tuple)):
+            flat = all(not isinstance(v, (list, tuple, dict)) for v in value)
+            if flat and len(value) <= 8:
+                item.setText(1, ", ".join(_fmt(v) for v in value))
+            else:
+                item.setText(1, f"{len(value)} items")
+                for i, v in enumerate(value[: self.MAX_ITEMS]):
+                    self._add(item, i, v)
+                if len(value) > self.MAX_ITEMS:
+                    QTreeWidgetItem(item, ["…", f"{len(value) - self.MAX_ITEMS} more"])
+        else:
+            item.setText(1, _fmt(value))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+class JobRow(QWidget):
+    """One running job in the status bar: what it does, a progress bar, Cancel."""
+
+    cancel_clicked = Signal()
+
+    def __init__(self, title: str, parent=None):
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(4, 0, 4, 0)
+        self.title = title
+        self.label = QLabel(title, self)
+        self.bar = QProgressBar(self)
+        self.bar.setFixedWidth(220)
+        self.bar.setRange(0, 0)
+        self.bar.setTextVisible(True)
+        self.cancel = QPushButton("Cancel", self)
+        self.cancel.setObjectName("cancel_job")
+        self.cancel.clicked.connect(self.cancel_clicked)
+        lay.addWidget(self.label)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.cancel)
+
+    def set_progress(self, done: int, total: int, stage: str) -> None:
+        self.label.setText(f"{self.title}: {stage}" if stage else self.title)
+        if total > 0:
+            self.bar.setRange(0, total)
+            self.bar.setValue(min(done, total))
+            self.bar.setFormat(f"%v / %m")
+        else:
+            self.bar.setRange(0, 0)
+
+    def set_cancelling(self) -> None:
+        self.cancel.setEnabled(False)
+        self.label.setText(f"{self.title}: cancelling…")

@@ -1,0 +1,100 @@
+"""The command-line contract of DESIGN.md on a small generated set: files, fields, exit codes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.cli import main
+from engine.regions import Region
+from tests.conftest import write_pixbench
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def cli_project(small_collection, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cliproj")
+    assert main(["index", str(small_collection.root), "--project", str(folder), "-q"]) == 0
+    return folder
+
+
+def test_index_then_status_lists_every_image(cli_project, small_collection, capsys):
+    assert main(["status", "--project", str(cli_project)]) == 0
+    out = capsys.readouterr().out
+    assert f"{3 * 4 + 8} ok" in out
+
+
+def test_search_with_polygon_writes_ranked_results_with_regions(cli_project, small_collection, tmp_path):
+    qrel, qpoly = small_collection.query("object3")
+    poly = tmp_path / "q.json"
+    poly.write_text(json.dumps({"shapes": [{"label": "o", "shape_type": "polygon", "points": qpoly}]}))
+    out = tmp_path / "result.json"
+    code = main(["search", "--project", str(cli_project), "--query", str(small_collection.root / qrel),
+                 "--polygon", str(poly), "--out", str(out), "-q"])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    truth = {rel: p for rel, p in small_collection.views["object3"][1:]}
+    top = doc["results"][: len(truth)]
+    assert {r["image"] for r in top} == set(truth)  # names relative to the root, with extension
+    for r in top:
+        assert r["evidence"]["inliers"] >= 10
+        assert Region.from_polygons(r["polygons"]).iou(Region.from_polygons([truth[r["image"]]]), 480, 640) > 0.85
+    scores = [r["score"] for r in doc["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_with_bbox_and_mask(cli_project, small_collection, tmp_path):
+    qrel, qpoly = small_collection.query("object1")
+    region = Region.from_polygons([qpoly])
+    x1, y1, x2, y2 = region.bounds
+    mask = tmp_path / "m.png"
+    cv2.imwrite(str(mask), region.to_mask(480, 640).astype(np.uint8) * 255)
+    for flag, value in (("--bbox", f"{x1},{y1},{x2},{y2}"), ("--mask", str(mask))):
+        out = tmp_path / f"r{flag}.json"
+        assert main(["search", "--project", str(cli_project), "--query", qrel, flag, value,
+                     "--out", str(out), "-q", "--top", "5"]) == 0
+        doc = json.loads(out.read_text())
+        assert len(doc["results"]) == 5
+        assert doc["results"][0]["image"] in {r for r, _ in small_collection.views["object1"][1:]}
+
+
+def test_bad_input_names_the_file_and_exits_2(cli_project, small_collection, tmp_path):
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"shapes": [ {"points": ')
+    r = run("search", "--project", str(cli_project), "--query", "x.jpg", "--polygon", str(bad), "--out",
+            str(tmp_path / "o.json"))
+    assert r.returncode == 2 and "broken.json" in r.stderr and "line" in r.stderr
+    r = run("search", "--project", str(tmp_path / "nowhere"), "--query", "x.jpg", "--bbox", "1,2,3,4", "--out",
+            str(tmp_path / "o.json"))
+    assert r.returncode == 2 and "not a PixRet project" in r.stderr
+    r = run("search", "--project", str(cli_project), "--query", "x.jpg", "--bbox", "5,5,1,1", "--out", "o.json")
+    assert r.returncode == 2 and "--bbox" in r.stderr
+
+
+def test_bench_writes_the_contract_files_and_metrics(small_collection, tmp_path):
+    bench = write_pixbench(small_collection, tmp_path / "set")
+    out = tmp_path / "out"
+    assert main(["bench", str(bench), "--out", str(out), "--method", "sv", "-q"]) == 0
+    gnd = json.loads((bench / "gnd.json").read_text())
+    for q, qname in enumerate(gnd["qimlist"]):
+        ranking = json.loads((out / "ranking" / f"{q}.json").read_text())
+        assert ranking["query"] == qname
+        names = [r["image"] for r in ranking["results"]]
+        assert sorted(names) == sorted(gnd["imlist"])  # fewer than 100 images: all of them, once
+        positives = {gnd["imlist"][i] for i in gnd["gnd"][q]["easy"]}
+        assert set(names[: len(positives)]) == positives
+        pairs = json.loads((out / "pairs" / f"{q}.json").read_text())
+        assert set(pairs["pairs"]) == positives and all(pairs["pairs"].values())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "sv"
+    m = metrics["metrics"]["medium"]
+    assert m["mAP"] == pytest.approx(100.0)
+    assert m["mAP@50:5:95_mask"] > 80 and m["mIoU_mask"] > 85
+    assert len(metrics["timing"]["query_s"]) == len(gnd["qimlist"]) and metrics["timing"]["index_s"] > 0

@@ -1,0 +1,122 @@
+"""Indexing a folder: bad files are reported and skipped, good ones indexed, refresh is incremental."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.demo import make_collection
+from engine.errors import ProjectError
+from engine.pipeline import Query, search
+from engine.progress import CancelToken, Cancelled
+from engine.project import Project
+from engine.regions import Region
+
+
+def _bad_corpus(folder: Path, good_jpeg: Path) -> dict[str, str]:
+    """Writes broken files next to good ones; returns name -> a word the reason must contain."""
+    data = good_jpeg.read_bytes()
+    (folder / "zero.jpg").write_bytes(b"")
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "text.png").write_text("this is not an image")
+    (folder / "random.webp").write_bytes(np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes())
+    return {"zero.jpg": "empty", "truncated.jpg": "truncated", "text.png": "", "random.webp": ""}
+
+
+def test_corrupt_files_are_reported_and_every_good_file_is_indexed(tmp_path, small_collection):
+    root = tmp_path / "photos"
+    shutil.copytree(small_collection.root, root)
+    good = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.jpg"))
+    bad = _bad_corpus(root / "other", root / good[0])
+    with Project.create(tmp_path / "proj") as project:
+        report = project.index_folder(root)
+        failed = dict(report.failed)
+        assert sorted(failed) == sorted(f"other/{n}" for n in bad)
+        for name, word in bad.items():
+            assert word in failed[f"other/{name}"].lower()
+        ok = sorted(im.path for im in project.images(status="ok"))
+        assert ok == good
+        assert sorted(im.path for im in project.failed_images()) == sorted(failed)
+        assert set(project.indexed_images()) == {im.id for im in project.images(status="ok")}
+
+
+def test_refresh_is_incremental_new_changed_removed(tmp_path):
+    root = tmp_path / "photos"
+    coll = make_collection(root, n_objects=1, views=3, n_distractors=3, seed=3)
+    with Project.create(tmp_path / "proj") as project:
+        first = project.index_folder(root)
+        assert (first.new, first.extracted) == (6, 6)
+        again = project.index_folder()
+        assert (again.new, again.changed, again.removed, again.extracted) == (0, 0, 0, 0)
+        # one file changes, one vanishes, one is added
+        changed, removed = coll.distractors[0], coll.distractors[1]
+        Image.open(root / coll.distractors[2]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / changed)
+        (root / removed).unlink()
+        shutil.copy(root / coll.distractors[2], root / "added.jpg")
+        third = project.index_folder()
+        assert (third.new, third.changed, third.removed, third.extracted) == (1, 1, 1, 2)
+        statuses = {im.path: im.status for im in project.images()}
+        assert statuses[removed] == "missing" and statuses["added.jpg"] == "ok"
+        assert len(project.indexed_images()) == 6
+        assert project.image_id(removed) not in project.indexed_images()
+
+
+def test_cancel_keeps_finished_batches_and_resumes(tmp_path, monkeypatch):
+    import engine.project as project_module
+
+    root = tmp_path / "photos"
+    make_collection(root, n_objects=1, views=4, n_distractors=6, seed=5)
+    monkeypatch.setattr(project_module, "BATCH", 3)
+    token = CancelToken()
+    calls = []
+
+    def progress(done, total, stage):
+        calls.append((done, stage))
+        if stage == "features" and done >= 3:
+            token.cancel()
+
+    with Project.create(tmp_path / "proj") as project:
+        with pytest.raises(Cancelled):
+            project.index_folder(root, progress=progress, cancel=token)
+        assert len(project.images(status="ok")) == 3  # the finished batch is committed
+        report = project.index_folder(root)
+        assert report.extracted == 7 and len(project.indexed_images()) == 10
+
+
+def test_exif_rotated_image_region_lines_up_with_its_pixels(tmp_path):
+    """A photo stored sideways with an EXIF orientation tag is searched and outlined upright."""
+    root = tmp_path / "photos"
+    coll = make_collection(root, n_objects=1, views=3, n_distractors=4, seed=11)
+    rel, truth = coll.views["object1"][2]
+    upright = Image.open(root / rel)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": store the pixels turned the other way
+    upright.transpose(Image.Transpose.ROTATE_90).save(root / rel, exif=exif.tobytes(), quality=95)
+    with Project.create(tmp_path / "proj") as project:
+        project.index_folder(root)
+        image_id = project.image_id(rel)
+        assert project.image_size(image_id) == upright.size
+        qrel, qpoly = coll.query("object1")
+        result = search(project, Query(project.image_id(qrel), Region.from_polygons([qpoly])))
+        hit = next(h for h in result.hits if h.image_id == image_id)
+        assert hit.stage == "verified"
+        w, h = upright.size
+        assert hit.region.iou(Region.from_polygons([truth]), h, w) > 0.85
+
+
+def test_a_different_collection_folder_is_refused(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_collection(a, n_objects=1, views=2, n_distractors=1, seed=1)
+    b.mkdir()
+    with Project.create(tmp_path / "proj") as project:
+        project.index_folder(a)
+        with pytest.raises(ProjectError, match="indexes the collection"):
+            project.index_folder(b)
+
+
+def test_opening_a_folder_that_is_not_a_project_is_a_clear_error(tmp_path):
+    with pytest.raises(ProjectError, match="not a PixRet project"):
+        Project.open(tmp_path)
