@@ -10,6 +10,7 @@ import json
 import os
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from engine import evaluate
@@ -101,7 +102,8 @@ def localize_pairs(project, query: Query, bench, q: int, result, id_of: dict[str
             continue
         if fs is None:
             fs, exclude = query_features(project, query)
-            ctx = QueryContext(project, query, fs, rootsift(fs.desc), exclude, config)
+            pair_config = replace(config, sv=replace(config.sv, min_inliers=config.pair_min_inliers))
+            ctx = QueryContext(project, query, fs, rootsift(fs.desc), exclude, pair_config)
         r = METHODS[method].verifier(ctx, image_id) if len(fs) >= 4 else None
         pairs[name] = r.region if r is not None else None
     return pairs

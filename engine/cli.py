@@ -1,4 +1,4 @@
-"""`pixret`: the command-line contract (index, search, bench, status).
+"""`pixret`: the command-line contract (index, search, bench, status, export, import, eval).
 
 Exit codes: 0 success, 1 the work ran but something failed (e.g. images that could not be read),
 2 bad input or usage (the message names the file and the problem), 130 cancelled by Ctrl+C.
@@ -199,6 +199,59 @@ def cmd_status(args) -> int:
     return EXIT_FAILED if any(im.status == "error" for im in images) else EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from engine.formats.export import export_project
+
+    progress = TqdmProgress(not args.quiet)
+    with cancel_on_interrupt() as cancel:
+        project = _open_project(args)
+        try:
+            report = export_project(project, args.out, args.format, overwrite=args.overwrite, name=args.name,
+                                    include_unreviewed=args.include_unreviewed, progress=progress, cancel=cancel)
+        finally:
+            progress.close()
+            project.close()
+    print(report.summary())
+    for w in report.warnings:
+        print(f"  warning: {w}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_import(args) -> int:
+    from engine.formats.importers import import_annotations
+
+    progress = TqdmProgress(not args.quiet)
+    with cancel_on_interrupt() as cancel:
+        project = _open_project(args)
+        try:
+            report = import_annotations(project, args.path, args.format, progress=progress, cancel=cancel)
+        finally:
+            progress.close()
+            project.close()
+    print(report.summary())
+    for w in report.warnings:
+        print(f"  warning: {w}", file=sys.stderr)
+    for u in report.unmatched:
+        print(f"  not in the collection: {u}", file=sys.stderr)
+    return EXIT_FAILED if report.unmatched else EXIT_OK
+
+
+def cmd_eval(args) -> int:
+    from engine.report import eval_report
+
+    progress = TqdmProgress(not args.quiet)
+    with cancel_on_interrupt() as cancel:
+        try:
+            doc = eval_report(args.dataset, args.results, args.out, names=args.name or None, progress=progress,
+                              cancel=cancel)
+        finally:
+            progress.close()
+    for m in doc["methods"]:
+        print_metrics({"method": m["name"], "metrics": m["metrics"]})
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from engine.pipeline import METHODS
 
@@ -235,6 +288,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--project", default=None, help="project folder to (re)use (default: OUT/project)")
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.set_defaults(func=cmd_bench)
+
+    from engine.formats.export import EXPORT_FORMATS
+    from engine.formats.importers import IMPORT_FORMATS
+
+    sp = sub.add_parser("export", help="write the reviewed annotations as a dataset (PixBench, COCO, LabelMe, masks)")
+    common(sp)
+    sp.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    sp.add_argument("--out", required=True, help="export folder (replaced as a whole)")
+    sp.add_argument("--overwrite", action="store_true", help="replace OUT if it exists and is not empty")
+    sp.add_argument("--name", default=None, help="dataset name (gnd_<name>.pkl; default: the project's)")
+    sp.add_argument("--include-unreviewed", action="store_true",
+                    help="also export searches nobody has reviewed yet (as queries without positives)")
+    sp.set_defaults(func=cmd_export)
+
+    sp = sub.add_parser("import", help="import existing labels as reviewed searches")
+    common(sp)
+    sp.add_argument("--format", required=True, choices=IMPORT_FORMATS)
+    sp.add_argument("path", help="LabelMe file or folder, COCO JSON, PixBench folder, or revisitop gnd .pkl")
+    sp.set_defaults(func=cmd_import)
+
+    sp = sub.add_parser("eval", help="score result folders on a PixBench set and write a comparison report")
+    sp.add_argument("dataset", help="PixBench folder")
+    sp.add_argument("results", nargs="+", help="result folders (ranking/<q>.json, pairs/<q>.json)")
+    sp.add_argument("--out", required=True, help="report folder (metrics.json, plots/, report.html)")
+    sp.add_argument("--name", action="append", help="method name, once per results folder, in order "
+                    "(default: the run's metrics.json method, else the folder name)")
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.set_defaults(func=cmd_eval)
 
     sp = sub.add_parser("status", help="the project's images, and those that could not be read")
     common(sp)

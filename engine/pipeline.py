@@ -24,7 +24,7 @@ from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.regions import Region
 from engine.verify import PairResult, SVConfig, spatial_verify
 
-QUERY_FEATURE_FACTOR = 3  # the query image is described with 3x the per-image cap: one image, worth it
+QUERY_FEATURE_FACTOR = 3  # at most 3x the per-image cap for the query: about the cap inside the region
 MAX_EVIDENCE_MATCHES = 200
 
 
@@ -58,6 +58,7 @@ class SearchConfig:
     shortlist: int = 100  # images verified after the initial search
     query_assign: int = 1  # visual words per query feature (multiple assignment)
     sv: SVConfig = SVConfig()
+    pair_min_inliers: int = 5  # one-shot localization of a known positive may trust fewer inliers
     workers: int = 2  # verification threads (matching and MAGSAC release the GIL)
 
 
@@ -79,7 +80,8 @@ Verifier = Callable[[QueryContext, int], PairResult]
 def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
     """Spatial verification of one database image; region = the warped query region."""
     d = ctx.project.features(image_id)
-    v = spatial_verify(ctx.features.xy, ctx.desc, np.asarray(d.xy), rootsift(d.desc), ctx.config.sv)
+    v = spatial_verify(ctx.features.xy, ctx.desc, np.asarray(d.xy), rootsift(d.desc), ctx.config.sv,
+                       ctx.query.region.bounds)
     if v.H is None or v.inliers < ctx.config.sv.min_inliers:
         return PairResult(False, float(v.inliers), None, {"inliers": int(v.inliers)})
     qi, di = v.verified_pairs
@@ -98,12 +100,32 @@ class Method:
     shortlist: bool = True  # False: verify every image (brute force)
     post: Callable | None = None  # (ctx, ranked hits, initial scores) -> (hits, uncertainty)
     description: str = ""
+    # (ctx, ranked hits, initial order, verified so far) -> more image ids to verify before `post`
+    deepen: Callable | None = None
+
+
+def _diffuse(name: str) -> Callable:
+    """A stage of engine.diffuse, imported on first use (it builds on this module's types)."""
+
+    def stage(*args, **kwargs):
+        from engine import diffuse
+
+        return getattr(diffuse, name)(*args, **kwargs)
+
+    stage.__name__ = name
+    return stage
 
 
 METHODS: dict[str, Method] = {
     "sv": Method(sv_pair, description="ASMK shortlist + spatial verification (MAGSAC homography)"),
     "brute-sv": Method(sv_pair, shortlist=False,
                        description="spatial verification of every database image (the SIFT+SP reference)"),
+    "diffusion": Method(sv_pair, post=_diffuse("diffusion_post"),
+                        description="sv, then the unverified rest ranked by diffusion on the kNN graph"),
+    "hypergraph": Method(sv_pair, post=_diffuse("hypergraph_post"),
+                         description="sv, then the query region propagated along verified hyperedges"),
+    "full": Method(sv_pair, post=_diffuse("full_post"), deepen=_diffuse("deepen_when_uncertain"),
+                   description="sv (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
 }
 
 
@@ -132,10 +154,13 @@ def query_features(project, query: Query) -> tuple[FeatureSet, set[int]]:
         if own is not None:
             exclude.add(own)
     image = imageio.load_image(path)
-    cfg = project.feature_config
-    fs = extract(image, replace(cfg, max_features=cfg.max_features * QUERY_FEATURE_FACTOR))
     if query.region.is_empty:
         raise PixretError(f"{path}: the query region is empty")
+    cfg = project.feature_config
+    # Aim for about the per-image cap inside the region: a small region gets a denser description.
+    area_frac = min(1.0, query.region.area / float(image.shape[0] * image.shape[1]))
+    factor = min(QUERY_FEATURE_FACTOR, 1.0 / max(area_frac, 1e-6))
+    fs = extract(image, replace(cfg, max_features=int(cfg.max_features * factor)))
     inside = query.region.contains_points(fs.xy)
     return fs.subset(inside), exclude
 
@@ -179,6 +204,13 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
     timings["verify"] = time.perf_counter() - t
 
     hits = rank_hits(project, order, scores, verified)
+    if spec.deepen is not None:
+        t = time.perf_counter()
+        more = [i for i in spec.deepen(ctx, hits, order, verified) if i not in verified]
+        if more:
+            verified.update(verify_many(ctx, more, spec.verifier, progress, cancel))
+            hits = rank_hits(project, order, scores, verified)
+        timings["deepen"] = time.perf_counter() - t
     uncertainty = None
     if spec.post is not None:
         t = time.perf_counter()

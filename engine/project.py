@@ -56,6 +56,7 @@ class IndexReport:
     n_indexed: int = 0
     vocabulary_trained: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    graph: object | None = None  # engine.graph.GraphReport when the graph was brought up to date
 
     def summary(self) -> str:
         s = (f"{self.new} new, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged; "
@@ -75,6 +76,7 @@ class Project:
         self._index: InvertedFile | None = None
         self._quantizer: Quantizer | None = None
         self._table: dict[int, tuple] | None = None  # image id -> (path, w, h, pack, offset, count, fs id)
+        self._graph = None  # engine.graph.Graph, False when there is none on disk
         self._lock = threading.RLock()
 
     # -- opening ------------------------------------------------------------------------------
@@ -265,6 +267,7 @@ class Project:
         t2 = time.perf_counter()
         self._update_index(report, progress, cancel)
         report.seconds["index"] = time.perf_counter() - t2
+        self._update_graph(report, progress, cancel, workers or _worker_count())
         self.store.collect_garbage(self._used_packs())
         return report
 
@@ -401,6 +404,31 @@ class Project:
         with self._lock:
             self._index, self._quantizer = inv, quantizer
         report.n_indexed = len(wanted)
+
+    def _update_graph(self, report: IndexReport, progress: Progress, cancel: CancelToken, workers: int) -> None:
+        """kNN graph and verified hyperedges (engine.graph), incremental; off with settings graph.enabled."""
+        from engine.graph import GraphConfig, build_graph
+
+        config = GraphConfig.from_json(self.settings().get("graph"))
+        if not config.enabled or not self._image_table():
+            return
+        t = time.perf_counter()
+        try:
+            report.graph = build_graph(self, config, progress=progress, cancel=cancel, workers=workers)
+        finally:
+            with self._lock:
+                self._graph = None  # reloaded on next use, with whatever was saved
+            report.seconds["graph"] = time.perf_counter() - t
+
+    @property
+    def graph(self):
+        """The collection's graph (engine.graph.Graph), loaded on first use; None if never built."""
+        with self._lock:
+            if self._graph is None:
+                from engine.graph import Graph
+
+                self._graph = Graph.load(self.folder / "graph") or False
+            return self._graph or None
 
     def _training_sample(self, table: dict[int, tuple], n_features: int) -> np.ndarray:
         k = vocabulary_size(n_features)

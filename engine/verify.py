@@ -14,9 +14,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SVConfig:
-    ratio: float = 0.8  # Lowe's ratio on descriptor distances
+    ratio: float = 0.85  # Lowe's ratio on descriptor distances (MAGSAC and the plausibility check clean up)
     threshold_px: float = 5.0  # MAGSAC++ reprojection threshold, in database image pixels
-    min_inliers: int = 10  # fewer inliers than this and the pair is not verified
+    min_inliers: int = 8  # fewer inliers than this and the pair is not verified
     max_iters: int = 2000
     confidence: float = 0.999
 
@@ -89,25 +89,45 @@ def fit_homography(src: np.ndarray, dst: np.ndarray, config: SVConfig = SVConfig
 
 
 def spatial_verify(q_xy: np.ndarray, q_desc: np.ndarray, d_xy: np.ndarray, d_desc: np.ndarray,
-                   config: SVConfig = SVConfig()) -> Verification:
-    """Verify one pair: q_desc/d_desc are RootSIFT float32, q_xy/d_xy their positions."""
+                   config: SVConfig = SVConfig(), q_bounds: tuple[float, float, float, float] | None = None
+                   ) -> Verification:
+    """Verify one pair: q_desc/d_desc are RootSIFT float32, q_xy/d_xy their positions.
+
+    q_bounds: the query region's box, on which the homography's plausibility is judged
+    (default: the box of the query features)."""
     m = match_ratio(q_desc, d_desc, config.ratio)
     if len(m) < 4:
         return Verification(None, 0, m, np.zeros(len(m), bool))
     H, inl = fit_homography(q_xy[m.qi], d_xy[m.di], config)
     n = int(inl.sum())
-    if H is None or not plausible_homography(H):
+    if q_bounds is None:
+        q_bounds = (*q_xy.min(axis=0), *q_xy.max(axis=0))
+    if H is None or not plausible_homography(H, q_bounds):
         return Verification(None, 0, m, np.zeros(len(m), bool))
     return Verification(H, n, m, inl)
 
 
-def plausible_homography(H: np.ndarray) -> bool:
-    """Reject degenerate models: near-singular, mirrored, or with extreme perspective."""
-    if not np.all(np.isfinite(H)) or abs(H[2, 2]) < 1e-12:
+def plausible_homography(H: np.ndarray, bounds: tuple[float, float, float, float] | None = None) -> bool:
+    """Reject degenerate models: the query box must map to a convex, unmirrored quadrilateral
+    entirely in front of the horizon, neither collapsed nor exploded (area ratio within 1e-4..1e4)."""
+    if H is None or not np.all(np.isfinite(H)):
         return False
-    Hn = H / H[2, 2]
-    det = np.linalg.det(Hn[:2, :2])
-    return bool(1e-4 < det < 1e4 and np.abs(Hn[2, :2]).max() < 0.02)
+    if bounds is None:
+        bounds = (0.0, 0.0, 1000.0, 1000.0)
+    x1, y1, x2, y2 = bounds
+    corners = np.array([[x1, y1, 1], [x2, y1, 1], [x2, y2, 1], [x1, y2, 1]], np.float64)
+    p = corners @ np.asarray(H, np.float64).T
+    w = p[:, 2]
+    if not (np.all(w > 1e-9) or np.all(w < -1e-9)):
+        return False  # the horizon crosses the query box
+    quad = p[:, :2] / w[:, None]
+    edges = np.roll(quad, -1, axis=0) - quad
+    cross = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    if not np.all(cross > 0):  # image axes point the same way (y down): convex and not mirrored
+        return False
+    area_q = max((x2 - x1) * (y2 - y1), 1e-9)
+    area_d = 0.5 * abs(np.dot(quad[:, 0], np.roll(quad[:, 1], -1)) - np.dot(quad[:, 1], np.roll(quad[:, 0], -1)))
+    return bool(1e-4 < area_d / area_q < 1e4)
 
 
 @dataclass(frozen=True, eq=False)

@@ -50,17 +50,23 @@ def create_window(settings: AppSettings | None = None) -> tuple[MainWindow, Main
     return window, controller
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    app = make_application()
-    window, controller = create_window()
+def start(args: argparse.Namespace, settings: AppSettings | None = None) -> tuple[MainWindow, MainController]:
+    """Show the window and begin what the command line asked for (the event loop is the caller's)."""
+    make_application()
+    window, controller = create_window(settings)
     window.show()
     if args.demo:
         controller.open_demo()
     elif args.project:
         controller.open_project(args.project)
-    code = app.exec()
-    return code
+    return window, controller
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    app = make_application()
+    window, controller = start(args)
+    return app.exec()
 
 
 if __name__ == "__main__":

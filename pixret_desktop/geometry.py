@@ -95,15 +95,38 @@ def change_box(*geoms: BaseGeometry, pad: float = 1.0):
     return (b[:, 0].min() - pad, b[:, 1].min() - pad, b[:, 2].max() + pad, b[:, 3].max() + pad)
 
 
+def _combine(polys: list[Polygon]) -> BaseGeometry:
+    """Polygons as one geometry; disjoint ones are kept exactly as they are (no overlay that
+    could re-node them), touching or overlapping ones are merged."""
+    polys = [p for p in polys if not p.is_empty and p.area > 0]
+    if not polys:
+        return Polygon()
+    if len(polys) == 1:
+        return polys[0]
+    multi = MultiPolygon(polys)
+    return multi if multi.is_valid else _areal(shapely.unary_union(polys))
+
+
 def clip(geom: BaseGeometry, bx) -> BaseGeometry:
-    return _areal(geom.intersection(shapely_box(*bx))) if not geom.is_empty else Polygon()
+    """The part of geom inside the box (polygons wholly inside are kept untouched)."""
+    b, out = shapely_box(*bx), []
+    for p in polygons(geom):
+        if b.contains(p):
+            out.append(p)
+        elif b.intersects(p):
+            out.extend(polygons(_areal(p.intersection(b))))
+    return _combine(out)
 
 
 def replace_in_box(geom: BaseGeometry, bx, part: BaseGeometry) -> BaseGeometry:
     """geom outside the box, plus `part` (which lies inside it)."""
-    outside = geom.difference(shapely_box(*bx)) if not geom.is_empty else Polygon()
-    merged = shapely.union(outside, part) if not part.is_empty else outside
-    return _areal(merged)
+    b, keep = shapely_box(*bx), []
+    for p in polygons(geom):
+        if not b.intersects(p):
+            keep.append(p)
+        elif not b.contains(p):
+            keep.extend(polygons(_areal(p.difference(b))))
+    return _combine(keep + polygons(part))
 
 
 # -- drawing ------------------------------------------------------------------------------------
@@ -173,4 +196,4 @@ def with_ring(geom: BaseGeometry, pi: int, ri: int, vertices) -> tuple[BaseGeome
     else:
         new = _areal(Polygon(shell, [h for h in holes if len(h) >= 3]))
     others = [p for i, p in enumerate(polys) if i != pi]
-    return _areal(shapely.unary_union(others + ([new] if not new.is_empty else []))), old, new
+    return _combine(others + polygons(new)), old, new

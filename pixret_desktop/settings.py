@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 
 MAX_RECENT = 10
-DEFAULTS = {"default_method": "sv", "feature_long_side": 1024, "thumbnail_size": 160, "top_k": 100}
+DEFAULTS = {"default_method": "sv", "feature_long_side": 1024, "thumbnail_size": 128, "top_k": 100}
 
 
 class AppSettings:

@@ -62,7 +62,7 @@ class RegionDocument(QObject):
         if box is None:
             return False
         before, after = G.clip(self._geom, box), G.clip(new, box)
-        if before.equals(after) or (before.is_empty and after.is_empty):
+        if (before.is_empty and after.is_empty) or before.equals_exact(after, 0.0):
             return False
         self.stack.push(RegionEdit(self, text, box, before, after, new))
         return True

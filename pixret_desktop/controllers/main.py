@@ -128,7 +128,8 @@ class MainController(QObject):
         w.act_zoom_100.triggered.connect(w.canvas.zoom_actual)
         w.act_zoom_in.triggered.connect(lambda: w.canvas.zoom_by(1.25))
         w.act_zoom_out.triggered.connect(lambda: w.canvas.zoom_by(0.8))
-        w.canvas.zoom_changed.connect(lambda s: w.zoom_label.setText(f" {s * w.canvas.devicePixelRatioF() * 100:.0f} %"))
+        w.canvas.zoom_changed.connect(
+            lambda s: w.zoom_label.setText(f" {s * w.canvas.devicePixelRatioF() * 100:.0f} %" if s else ""))
         w.canvas.cursor_moved.connect(lambda x, y: w.cursor_label.setText(f"x {x:.0f}  y {y:.0f}"))
         self.canvas_ctl.load_failed.connect(lambda _i, msg: self.show_message(f"Cannot show the image: {msg}"))
         t.document_changed.connect(lambda _d: self._update_header())
@@ -237,7 +238,7 @@ class MainController(QObject):
 
     def _project_opened(self, project) -> None:
         self.settings.add_recent(project.folder)
-        self.window.setWindowTitle(f"PixRet — {project.folder.name}")
+        self.window.setWindowTitle(f"PixRet — {project.folder.parent.name}/{project.folder.name}")
         self.cache.set_folder(project.folder)
         self.search_ctl.set_project(project)
         self.review_ctl.set_project(project)
@@ -272,9 +273,9 @@ class MainController(QObject):
         self.results.sizes = self.images.sizes()
         self._update_count()
         self._try_restore()
-        if not images:
-            self.window.canvas.empty_text = "This project has no images yet: File ▸ Import Folder…"
-            self.window.canvas.viewport().update()
+        self.window.canvas.empty_text = ("Pick an image in the collection, outline the object, then Search"
+                                         if images else "This project has no images yet: File ▸ Import Folder…")
+        self.window.canvas.viewport().update()
 
     def _try_restore(self) -> None:
         """After reopening a project: show the last search's query image once it is known."""
@@ -328,6 +329,7 @@ class MainController(QObject):
             return
         self.mode, self.query_image = "query", info.id
         self.review_ctl.current = None
+        self.window.canvas.set_points([])
         self.window.results.clearSelection()
         self.window.results.setCurrentIndex(self.results.index(-1))
         doc = self.search_ctl.document(info.id)
@@ -338,8 +340,8 @@ class MainController(QObject):
     def _current_hit_changed(self, hit) -> None:
         if hit is not None:
             self.mode = "hit"
-            if self.window.act_evidence.isChecked():
-                self._fill_evidence()
+        if self.window.act_evidence.isChecked():
+            self._fill_evidence()
         self._update_header()
         self._update_enabled()
 
@@ -526,6 +528,8 @@ class MainController(QObject):
         self.window.evidence.setVisible(on)
         if on:
             self._fill_evidence()
+        else:
+            self.window.canvas.set_points([])
 
     def _fill_evidence(self) -> None:
         hit = self.review_ctl.current
@@ -535,6 +539,11 @@ class MainController(QObject):
             extra["uncertainty"] = round(self.results.uncertainty_of(hit.image_id) or 0.0, 3)
             extra["review"] = self.results.status_of(hit.image_id)
         self.window.evidence.show_hit(hit, extra)
+        matches = (hit.evidence or {}).get("matches") if hit is not None else None
+        try:  # (query x, query y, image x, image y) per inlier: mark them on the image
+            self.window.canvas.set_points([(m[2], m[3]) for m in matches or []])
+        except (TypeError, IndexError):
+            self.window.canvas.set_points([])
 
     # -- jobs --------------------------------------------------------------------------------------------
 
@@ -578,7 +587,7 @@ class MainController(QObject):
         if size != self.cache.size:
             self.cache.set_size(size)
             self.window.grid.set_thumb_size(size)
-            self.window.results.set_thumb_size(max(96, int(size * 0.8)))
+            self.window.results.set_thumb_size(size)
         i = self.window.method.findData(values.get("default_method"))
         if i >= 0:
             self.window.method.setCurrentIndex(i)
@@ -613,6 +622,7 @@ class MainController(QObject):
     # -- closing -------------------------------------------------------------------------------------------
 
     def on_close(self) -> bool:
+        self.settings.set("window/geometry", self.window.saveGeometry())
         self.search_ctl.cancel()
         self.review_ctl.wait_saved(30000)  # every decision is on disk before the window goes
         self.project_ctl.close()

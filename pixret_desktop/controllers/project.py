@@ -33,10 +33,10 @@ def _load_images(project: Project):
 class ProjectController(QObject):
     opened = Signal(object)  # Project
     closed = Signal()
-    images_loaded = Signal(object, list, dict)  # root, [ImageInfo], {image id: review status}
+    images_loaded = Signal(object, object, object)  # root, [ImageInfo], {image id: review status}
     import_finished = Signal(object)  # IndexReport
     import_cancelled = Signal()
-    failures_loaded = Signal(list)  # [(path, reason)]
+    failures_loaded = Signal(object)  # [(path, reason)]
     error = Signal(str, str)  # title, message
     message = Signal(str)
 
@@ -109,8 +109,17 @@ class ProjectController(QObject):
             return None
         w = Worker(self.project.index_folder, Path(root), name=f"Importing {Path(root).name}")
         self.import_worker = w
+        self._listed_during_import = False
         return self.jobs.start(w, pool="long", show=True, on_finished=self._imported,
-                               on_failed=self._import_failed, on_cancelled=self._import_cancelled)
+                               on_failed=self._import_failed, on_cancelled=self._import_cancelled,
+                               on_progress=self._import_progress)
+
+    def _import_progress(self, done: int, total: int, stage: str) -> None:
+        # once the folder is scanned the new images are in the catalog: show them while their
+        # features are extracted (thumbnails load meanwhile)
+        if stage == "features" and not self._listed_during_import:
+            self._listed_during_import = True
+            self.refresh()
 
     def _imported(self, report) -> None:
         self.import_worker = None

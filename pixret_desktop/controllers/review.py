@@ -29,7 +29,7 @@ class ReviewController(QObject):
     current_changed = Signal(object)  # the Hit on the canvas, or None
     decision_saved = Signal(int, str)  # image id, kind: committed to the catalog
     decision_changed = Signal(int, str)  # image id, kind: shown (saving may still be under way)
-    queries_loaded = Signal(list)  # [QueryInfo]
+    queries_loaded = Signal(object)  # [QueryInfo]
     error = Signal(str, str)
     message = Signal(str)
 

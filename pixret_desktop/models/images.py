@@ -113,7 +113,7 @@ class ImageListModel(QAbstractListModel):
             return None
         info = self._rows[index.row()]
         if role == Qt.DisplayRole:
-            return info.path.rsplit("/", 1)[-1]
+            return info.path  # the delegate elides the middle: folder start and file name stay
         if role == Qt.DecorationRole:
             pm = self.cache.pixmap(info.id)
             if pm is None and self.root is not None and info.status not in ("error", "missing"):

@@ -10,7 +10,7 @@ Scene coordinates are engine.regions coordinates: x right, y down, integer point
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap,
                            QTransform)
 from PySide6.QtWidgets import (QFrame, QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem,
@@ -80,13 +80,15 @@ class ImageCanvas(QGraphicsView):
         self._scene = QGraphicsScene(self)
         self.setScene(self._scene)
         self.setRenderHints(QPainter.Antialiasing | QPainter.SmoothPixmapTransform)
-        self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
+        self.setTransformationAnchor(QGraphicsView.NoAnchor)  # zoom_by anchors at the cursor itself
         self.setResizeAnchor(QGraphicsView.AnchorViewCenter)
         self.setViewportUpdateMode(QGraphicsView.SmartViewportUpdate)
         self.setBackgroundBrush(QColor(45, 45, 48))
         self.setMouseTracking(True)
         self.viewport().setMouseTracking(True)
         self.setFocusPolicy(Qt.StrongFocus)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)  # pan by dragging (middle, space)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
 
         self._pixmap = QGraphicsPixmapItem()
         self._pixmap.setShapeMode(QGraphicsPixmapItem.BoundingRectShape)
@@ -107,6 +109,9 @@ class ImageCanvas(QGraphicsView):
         self._scene.addItem(self._preview)
         self._handles = _Handles()
         self._scene.addItem(self._handles)
+        self._points = QGraphicsPathItem()  # evidence: matched feature positions
+        self._points.setZValue(25)
+        self._scene.addItem(self._points)
         self._brush = QGraphicsEllipseItem()
         self._brush.setZValue(40)
         self._brush.setVisible(False)
@@ -127,6 +132,7 @@ class ImageCanvas(QGraphicsView):
         if image is None or image.isNull():
             self._pixmap.setPixmap(QPixmap())
             self.image_size = None
+            self.zoom_changed.emit(0.0)
             self._scene.setSceneRect(QRectF(0, 0, 1, 1))
             self.viewport().update()
             return
@@ -138,6 +144,7 @@ class ImageCanvas(QGraphicsView):
         # room around the image so it can be panned past its edges
         self._scene.setSceneRect(QRectF(-w * 0.5, -h * 0.5, w * 2.0, h * 2.0))
         if not (keep_view and same):
+            self._fit_pending = True  # keep fitting while the window settles, until the user zooms
             self.fit()
 
     def clear(self, text: str | None = None) -> None:
@@ -183,6 +190,18 @@ class ImageCanvas(QGraphicsView):
         self._preview.setPen(pen)
         self._preview.setPath(path)
 
+    def set_points(self, points) -> None:
+        """Small markers at image points (a hit's inlier matches), or none."""
+        path = QPainterPath()
+        r = 3.0 / max(self.scale_factor, 1e-6)
+        for x, y in points:
+            path.addEllipse(QPointF(x, y), r, r)
+        pen = QPen(QColor(255, 60, 200), 1.5)
+        pen.setCosmetic(True)
+        self._points.setPen(pen)
+        self._points.setPath(path)
+        self._point_xy = list(points)
+
     def set_handles(self, points, highlight: int | None = None, first=None) -> None:
         self._handles.set(points, highlight, first)
 
@@ -219,16 +238,27 @@ class ImageCanvas(QGraphicsView):
         self.set_scale(1.0 / dpr)
 
     def set_scale(self, s: float, anchor: QPointF | None = None) -> None:
+        """Zoom to scale s, keeping the scene point `anchor` (default: the view's centre) centred."""
+        self._fit_pending = False
         s = min(MAX_SCALE, max(MIN_SCALE, s))
         center = anchor if anchor is not None else self.mapToScene(self.viewport().rect().center())
         self.setTransform(QTransform.fromScale(s, s))
         self.centerOn(center)
         self._clamp_and_emit()
 
-    def zoom_by(self, factor: float) -> None:
+    def zoom_by(self, factor: float, at: QPoint | None = None) -> None:
+        """Zoom by a factor, keeping the image point under viewport position `at` where it is."""
+        self._fit_pending = False
         s = self.scale_factor
         target = min(MAX_SCALE, max(MIN_SCALE, s * factor))
-        self.scale(target / s, target / s)  # the transformation anchor keeps the cursor's point still
+        if target == s:
+            return
+        at = at if at is not None else self.viewport().rect().center()
+        fixed = self.mapToScene(at)
+        self.setTransform(QTransform.fromScale(target, target))
+        moved = self.mapFromScene(fixed) - at
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
         self._clamp_and_emit()
 
     def _clamp_and_emit(self) -> None:
@@ -236,12 +266,14 @@ class ImageCanvas(QGraphicsView):
         self.setRenderHint(QPainter.SmoothPixmapTransform, s < 2.0)  # crisp pixels when zoomed in
         self.zoom_changed.emit(s)
         self._handles.prepareGeometryChange()
+        if getattr(self, "_point_xy", None):
+            self.set_points(self._point_xy)  # keep the markers a few screen pixels wide
 
     def wheelEvent(self, event) -> None:
         delta = event.angleDelta().y() or event.angleDelta().x()
         if delta == 0:
             return
-        self.zoom_by(1.0015 ** delta)  # 120 units (one notch) = x1.2
+        self.zoom_by(1.0015 ** delta, event.position().toPoint())  # one notch (120) = x1.2
         event.accept()
 
     def resizeEvent(self, event) -> None:

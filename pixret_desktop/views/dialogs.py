@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QProgressBar, QPushButton, QSpinBox, QTableWidget,
+                               QHeaderView, QLabel, QProgressBar, QPushButton, QSizePolicy, QSpinBox, QTableWidget,
                                QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 
@@ -94,6 +94,7 @@ class ShortcutsDialog(QDialog):
         for r, row in enumerate(rows):
             for c, text in enumerate(row):
                 self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.resizeColumnToContents(0)
         self.table.resizeColumnToContents(2)
         lay.addWidget(self.table)
@@ -169,6 +170,7 @@ class JobRow(QWidget):
         self.bar.setTextVisible(True)
         self.cancel = QPushButton("Cancel", self)
         self.cancel.setObjectName("cancel_job")
+        self.cancel.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Fixed)
         self.cancel.clicked.connect(self.cancel_clicked)
         lay.addWidget(self.label)
         lay.addWidget(self.bar)

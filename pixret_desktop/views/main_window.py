@@ -66,7 +66,10 @@ class MainWindow(QMainWindow):
         a.setObjectName(name)
         if shortcut:
             keys = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
-            a.setShortcuts([QKeySequence(k) if not isinstance(k, QKeySequence) else k for k in keys])
+            seqs = []
+            for k in keys:  # a standard key (QKeySequence.StandardKey) may stand for several, or none
+                seqs += QKeySequence.keyBindings(k) if isinstance(k, QKeySequence.StandardKey) else [QKeySequence(k)]
+            a.setShortcuts([s for s in seqs if not s.isEmpty()])
             a.setShortcutContext(context)
         if tip:
             a.setToolTip(tip)
@@ -79,25 +82,25 @@ class MainWindow(QMainWindow):
     def _make_actions(self) -> None:
         A = self._action
         file_ = [
-            A("new_project", "&New Project…", QKeySequence.New, tip="Create a project folder"),
-            A("open_project", "&Open Project…", QKeySequence.Open, tip="Open a project folder"),
+            A("new_project", "&New Project…", "Ctrl+N", tip="Create a project folder"),
+            A("open_project", "&Open Project…", "Ctrl+O", tip="Open a project folder"),
             A("open_demo", "Open &Demo Project", tip="The built-in demo collection (created on first use)"),
             A("import_folder", "&Import Folder…", "Ctrl+I", tip="Add a folder of images to the project and index it"),
             A("show_failures", "&Unreadable Files…", tip="Files that could not be read, with the reasons"),
             A("close_project", "&Close Project", "Ctrl+Shift+W"),
-            A("quit", "&Quit", QKeySequence.Quit),
+            A("quit", "&Quit", "Ctrl+Q"),
         ]
         edit = [
-            A("undo", "&Undo", QKeySequence.Undo),
+            A("undo", "&Undo", "Ctrl+Z"),
             A("redo", "&Redo", ["Ctrl+Shift+Z", "Ctrl+Y"]),
             A("clear_region", "C&lear Region", "Ctrl+Delete", tip="Remove the whole region on the canvas"),
             A("settings", "&Settings…", "Ctrl+,"),
         ]
         view = [
             A("fit", "&Fit to Window", ["F", "Ctrl+0"]),
-            A("zoom_100", "&100 %", ["1", "Ctrl+1"], tip="One image pixel per screen pixel"),
-            A("zoom_in", "Zoom &In", [QKeySequence.ZoomIn, "="]),
-            A("zoom_out", "Zoom &Out", [QKeySequence.ZoomOut, "-"]),
+            A("zoom_100", "&Actual Size", ["1", "Ctrl+1"], tip="100 %: one image pixel per screen pixel"),
+            A("zoom_in", "Zoom &In", ["Ctrl++", "Ctrl+=", "="]),
+            A("zoom_out", "Zoom &Out", ["Ctrl+-", "-"]),
             A("evidence", "Show &Evidence", "Ctrl+E", checkable=True, tip="The selected hit's evidence"),
         ]
         self.tool_group = QActionGroup(self)
@@ -128,7 +131,7 @@ class MainWindow(QMainWindow):
             A("prev_hit", "&Previous Hit", [Qt.Key_Left, Qt.Key_PageUp]),
             A("sort_score", "Sort by &Score", checkable=True),
             A("sort_uncertainty", "Sort by &Uncertainty", checkable=True),
-            A("focus_filter", "Find by &Name", QKeySequence.Find, tip="Filter the collection by file name"),
+            A("focus_filter", "Find by &Name", "Ctrl+F", tip="Filter the collection by file name"),
         ]
         self.sort_group.addAction(self.act_sort_score)
         self.sort_group.addAction(self.act_sort_uncertainty)
@@ -141,7 +144,7 @@ class MainWindow(QMainWindow):
         rows = []
         for group, actions in self.shortcut_groups:
             for a in actions:
-                keys = ", ".join(k.toString(QKeySequence.NativeText) for k in a.shortcuts())
+                keys = " or ".join(k.toString(QKeySequence.NativeText) for k in a.shortcuts() if not k.isEmpty())
                 if keys:
                     rows.append((group, a.text().replace("&", "").rstrip("…"), keys))
         rows += [
@@ -258,7 +261,7 @@ class MainWindow(QMainWindow):
         self.results_summary = QLabel("No search yet", right)
         self.results_summary.setObjectName("results_summary")
         rl.addWidget(self.results_summary)
-        self.results = ThumbnailGrid(max(96, int(thumb_size * 0.8)), captions=2, parent=right)
+        self.results = ThumbnailGrid(thumb_size, captions=2, parent=right)
         self.results.setObjectName("results_grid")
         self.results.installEventFilter(_KeepNavigationKeys(self.results))
         rl.addWidget(self.results, 3)

@@ -23,9 +23,13 @@ class ThumbnailDelegate(QStyledItemDelegate):
         self.captions = captions
         self._paths: dict[int, QPainterPath] = {}  # id(region) -> path (regions are immutable)
 
+    @property
+    def box_height(self) -> int:
+        return self.thumb_size * 3 // 4  # a 4:3 box: most photos are landscape
+
     def sizeHint(self, option, index) -> QSize:
         line = option.fontMetrics.height()
-        return QSize(self.thumb_size + 2 * PAD, self.thumb_size + 2 * PAD + self.captions * line + 2)
+        return QSize(self.thumb_size + 2 * PAD, self.box_height + 2 * PAD + self.captions * line + 2)
 
     def _outline(self, region) -> QPainterPath:
         key = id(region)
@@ -47,8 +51,9 @@ class ThumbnailDelegate(QStyledItemDelegate):
         bg = option.palette.highlight().color() if selected else option.palette.base().color()
         painter.fillRect(r.adjusted(1, 1, -1, -1), bg.lighter(110) if selected else bg)
 
-        box = QRect(r.x() + PAD, r.y() + PAD, self.thumb_size, self.thumb_size)
+        box = QRect(r.x() + PAD, r.y() + PAD, self.thumb_size, self.box_height)
         pm = index.data(Qt.DecorationRole)
+        target = box
         if pm is not None and not pm.isNull():
             sz = pm.size().scaled(box.size(), Qt.KeepAspectRatio)
             target = QRect(box.x() + (box.width() - sz.width()) // 2,
@@ -72,8 +77,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
         # status: a band along the bottom of the thumbnail and a badge in its corner
         if status != "unreviewed":
-            painter.fillRect(QRect(box.x(), box.bottom() - 4, box.width(), 5), color)
-            badge = QRectF(box.right() - 22, box.y() + 3, 19, 19)
+            painter.fillRect(QRect(target.x(), target.bottom() - 4, target.width(), 5), color)
+            badge = QRectF(target.right() - 22, target.y() + 3, 19, 19)
             painter.setPen(Qt.NoPen)
             painter.setBrush(color)
             painter.drawEllipse(badge)
@@ -125,5 +130,6 @@ class ThumbnailGrid(QListView):
     def set_thumb_size(self, size: int) -> None:
         self.delegate.thumb_size = size
         line = self.fontMetrics().height()
-        self.setGridSize(QSize(size + 2 * PAD + 4, size + 2 * PAD + self.delegate.captions * line + 6))
+        self.setGridSize(QSize(size + 2 * PAD + 4,
+                               self.delegate.box_height + 2 * PAD + self.delegate.captions * line + 6))
         self.scheduleDelayedItemsLayout()

@@ -47,6 +47,8 @@ def make_window(qtbot, settings):
         window.resize(1300, 850)
         window.show()
         qtbot.waitExposed(window)
+        window.activateWindow()  # shortcuts (A, R, Ctrl+Z, ...) need the window active
+        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
         made.append(window)
         return window, controller
 
@@ -94,5 +96,7 @@ def open_project_with_images(qtbot, ctl, project_dir: Path, images_root: Path | 
         else:
             ctl.new_project(project_dir)
     if images_root is not None:
-        with qtbot.waitSignal(ctl.project_ctl.images_loaded, timeout=WAIT_MS):
+        with qtbot.waitSignal(ctl.project_ctl.import_finished, timeout=WAIT_MS):
             ctl.import_folder(images_root)
+        with qtbot.waitSignal(ctl.project_ctl.images_loaded, timeout=WAIT_MS):
+            pass  # the list after the import (queued behind import_finished)

@@ -50,6 +50,8 @@ def test_outline_search_review_undo_and_reopen(qtbot, make_window, collection, t
     dialog = next(d for d in ctl.dialogs if isinstance(d, FailuresDialog))
     assert dialog.table.rowCount() == 1 and dialog.table.item(0, 0).text() == "other/broken.jpg"
     dialog.close()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
     assert ctl.images.total == 13
 
     # outline the object on its first view with clicks on the canvas
@@ -74,7 +76,6 @@ def test_outline_search_review_undo_and_reopen(qtbot, make_window, collection, t
     first = ctl.results.hit_at(0)
     with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
         click_row(qtbot, window.results, 0)
-    print("DEBUG", window.act_accept.isEnabled(), window.isActiveWindow(), ctl.mode, ctl.review_ctl.current, ctl.results.query_id, QApplication.focusWidget())
     with qtbot.waitSignal(ctl.review_ctl.decision_saved, timeout=WAIT_MS):
         qtbot.keyClick(canvas, Qt.Key_A)
     assert ctl.results.status_of(first.image_id) == "accepted"

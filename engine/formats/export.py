@@ -1,0 +1,617 @@
+"""Export a project's reviewed annotations as a dataset: PixBench (+ revisitop/PROxford files),
+COCO, LabelMe, PNG masks.
+
+What is exported. Each saved search is an object: its query image and region. Saved searches with
+the same query image and region are one object (their decisions merge, the latest wins). An object
+is exported once someone decided at least one of its hits. Its current decisions: accepted and
+corrected outlines are the object's regions (difficulty easy, hard or junk as set in review);
+rejected images are its negatives, where the format has negatives (PixBench: every database image
+that is not easy, hard or junk; COCO: listed in the top-level `pixret` field). An accepted decision
+without a region (imported from image-level ground truth) counts as a positive in PixBench and as
+nothing in the pixel formats.
+
+How. Everything is written into a hidden staging folder next to OUT, each file atomically; only
+when all of it is written does the staging folder replace OUT (an existing OUT that is not empty
+needs overwrite=True). A cancel or an error removes the staging folder: OUT is either the old
+export or the new one, never half of each.
+
+Layouts (the file and field names each format's own tools expect):
+
+pixbench   jpg/<name>.jpg, gnd.json, queries/<q>.json, labels/<q>_<i>.json, SOURCES.md
+           (../shared/bench/FORMAT.md), plus gnd_<set>.pkl (revisitop's pickle) and
+           <set>_pair2labelpath.npy (PROxford: {"<q>_<i>": "labels/<q>_<i>.json"}, paths relative
+           to OUT: PROxford's GND_folder), and pixret-export.json (each name's source path).
+           Names are the collection paths flattened ("a/b/c.jpg" -> "a__b__c"); the database is
+           the whole collection except query images nobody decided on; a query image that is
+           in the database is junk for its own query (it would match itself).
+coco       annotations.json (+ images/<path> copies): see engine.formats.coco.
+labelme    <path>.json next to a copy of each annotated image <path>; every object's shapes
+           carry group_id = the object's index, flags {"query", "hard", "junk"}.
+masks      masks/<name>__obj<k>.png, 8-bit, 255 inside, one per image and object, and masks.json.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import func, select
+
+from engine import imageio
+from engine.catalog import AnnotationRow, ImageRow, ProjectRow, QueryRow
+from engine.errors import ImageReadError, PixretError
+from engine.formats import coco as coco_format
+from engine.formats import revisitop
+from engine.formats.labelme import atomic_write_text, write_labelme
+from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.regions import Region
+
+__all__ = ["EXPORT_FORMATS", "ExportReport", "ReviewedSet", "ExportObject", "ExportImage", "Reviewed",
+           "reviewed_set", "export_project", "flat_name", "publish_modes", "MANIFEST"]
+
+EXPORT_FORMATS = ("pixbench", "coco", "labelme", "masks")
+MANIFEST = "pixret-export.json"
+_KINDS = ("accepted", "corrected", "rejected", "unreviewed")   # engine.review's decision kinds
+_POSITIVE = ("accepted", "corrected")
+
+
+@dataclass(frozen=True)
+class ExportImage:
+    id: int | None          # catalog id; None for a query image outside the collection
+    rel: str                # collection-relative path ('/' separators); the file name when outside
+    source: Path            # the file
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    image_id: int
+    kind: str               # accepted | corrected | rejected
+    region: Region | None
+    difficulty: str         # easy | hard | junk
+    label: str
+
+
+@dataclass(frozen=True)
+class ExportObject:
+    index: int
+    query_ids: tuple[int, ...]
+    query: ExportImage
+    region: Region
+    label: str
+    decisions: dict[int, Reviewed]   # image id -> current decision (never the query image itself)
+
+    def positives(self) -> list[Reviewed]:
+        return [d for d in self.decisions.values() if d.kind in _POSITIVE]
+
+    def negatives(self) -> list[int]:
+        return sorted(i for i, d in self.decisions.items() if d.kind == "rejected")
+
+
+@dataclass
+class ReviewedSet:
+    name: str
+    images: dict[int, ExportImage]           # every exportable collection image
+    objects: list[ExportObject]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExportReport:
+    format: str
+    out: Path
+    n_objects: int = 0
+    n_images: int = 0
+    n_regions: int = 0
+    n_negatives: int = 0
+    files: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"{self.format}: {self.n_objects} objects, {self.n_regions} regions, {self.n_negatives} "
+                f"negatives, {self.n_images} images; {self.files} files in {self.out}")
+
+
+def flat_name(rel: str) -> str:
+    """A collection path as a flat PixBench name: folders joined by '__', no extension."""
+    rel = rel.replace("\\", "/").strip("/")
+    stem = rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel
+    name = stem.replace("/", "__")
+    return re.sub(r"[\x00-\x1f:*?\"<>|]", "_", name) or "image"
+
+
+def _unique(name: str, used: set[str]) -> str:
+    out, k = name, 2
+    while out in used:
+        out, k = f"{name}~{k}", k + 1
+    used.add(out)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# what to export, read from the catalog
+
+
+def _current_rows(s) -> list[AnnotationRow]:
+    latest = (select(func.max(AnnotationRow.id)).where(AnnotationRow.kind.in_(_KINDS))
+              .group_by(AnnotationRow.query_id, AnnotationRow.image_id))
+    return list(s.scalars(select(AnnotationRow).where(AnnotationRow.id.in_(latest)).order_by(AnnotationRow.id)))
+
+
+def _size_of(path: Path, width, height) -> tuple[int, int]:
+    if width and height:
+        return int(width), int(height)
+    return imageio.image_size(path)
+
+
+def reviewed_set(project, *, include_unreviewed: bool = False) -> ReviewedSet:
+    """The objects (queries) and their current decisions, as plain data."""
+    root = project.root
+    warnings: list[str] = []
+    with project.catalog.session() as s:
+        name = (s.scalar(select(ProjectRow.name)) or project.folder.name)
+        image_rows = {r.id: (r.path, r.width, r.height, r.status) for r in s.scalars(select(ImageRow))}
+        queries = list(s.scalars(select(QueryRow).order_by(QueryRow.id)))
+        rows = _current_rows(s)
+    by_query: dict[int, list[AnnotationRow]] = {}
+    for r in rows:
+        if r.query_id is not None:
+            by_query.setdefault(r.query_id, []).append(r)
+
+    images: dict[int, ExportImage] = {}
+    for iid, (rel, w, h, status) in sorted(image_rows.items(), key=lambda t: t[1][0]):
+        if status not in ("ok", "new") or root is None:
+            continue
+        src = root / rel
+        try:
+            w, h = _size_of(src, w, h)
+        except ImageReadError as e:
+            warnings.append(f"{rel}: left out ({e.reason})")
+            continue
+        images[iid] = ExportImage(iid, rel, src, w, h)
+
+    groups: dict[tuple, dict] = {}
+    for q in queries:
+        key = (q.image_id if q.image_id is not None else q.image_path,
+               json.dumps(q.region, sort_keys=True))
+        g = groups.setdefault(key, {"ids": [], "row": q, "rows": []})
+        g["ids"].append(q.id)
+        g["rows"].extend(by_query.get(q.id, []))
+
+    objects: list[ExportObject] = []
+    for g in groups.values():
+        q = g["row"]
+        latest: dict[int, AnnotationRow] = {}
+        for r in sorted(g["rows"], key=lambda r: r.id):
+            latest[r.image_id] = r
+        decided = {i: r for i, r in latest.items() if r.kind in ("accepted", "corrected", "rejected")}
+        if not decided and not include_unreviewed:
+            continue
+        if q.image_id is not None:
+            qimage = images.get(q.image_id)
+            if qimage is None:
+                rel = image_rows.get(q.image_id, (str(q.image_id),))[0]
+                warnings.append(f"search #{q.id}: its query image {rel} is missing or unreadable; left out")
+                continue
+        else:
+            src = Path(q.image_path)
+            if not src.is_absolute() and root is not None:
+                src = root / src
+            try:
+                w, h = imageio.image_size(src)
+            except ImageReadError as e:
+                warnings.append(f"search #{q.id}: its query image {q.image_path}: {e.reason}; left out")
+                continue
+            qimage = ExportImage(None, src.name, src, w, h)
+        try:
+            region = Region.from_json(q.region)
+        except ValueError as e:
+            warnings.append(f"search #{q.id}: unreadable query region ({e}); left out")
+            continue
+        decisions: dict[int, Reviewed] = {}
+        label = "object"
+        for iid, r in sorted(decided.items(), key=lambda t: t[1].id):
+            if iid == q.image_id:
+                continue
+            if iid not in images:
+                warnings.append(f"search #{q.id}: decision on image {image_rows.get(iid, (iid,))[0]}, "
+                                "which is missing or unreadable; left out")
+                continue
+            reg = None
+            if r.region is not None and r.kind != "rejected":
+                try:
+                    reg = Region.from_json(r.region)
+                except ValueError as e:
+                    warnings.append(f"search #{q.id}: unreadable region on {images[iid].rel} ({e}); left out")
+                    continue
+                if reg.is_empty:
+                    reg = None
+            decisions[iid] = Reviewed(iid, r.kind, reg, r.difficulty if r.difficulty in ("easy", "hard", "junk")
+                                      else "easy", r.label or "object")
+            if r.kind in _POSITIVE and r.label:
+                label = r.label
+        objects.append(ExportObject(len(objects), tuple(g["ids"]), qimage, region, label, decisions))
+    return ReviewedSet(name, images, objects, warnings)
+
+
+# ------------------------------------------------------------------------------------------------
+# the export folder: staged, then swapped in
+
+
+def _check_out(project, out: Path, overwrite: bool) -> None:
+    out_r = out.resolve()
+    guarded = [project.folder.resolve()]
+    if project.root is not None:
+        guarded.append(project.root.resolve())
+    for g in guarded:
+        if out_r == g or out_r in g.parents:
+            raise PixretError(f"{out}: refusing to export over {g} (the project or its collection)")
+    if project.root is not None and project.root.resolve() in out_r.parents \
+            and project.folder.resolve() not in out_r.parents:
+        raise PixretError(f"{out}: inside the collection folder {project.root}; the exported images would "
+                          "be indexed as new photos. Choose a folder outside it")
+    if out.exists():
+        if not out.is_dir():
+            raise PixretError(f"{out}: exists and is not a folder")
+        if any(out.iterdir()) and not overwrite:
+            raise PixretError(f"{out}: exists and is not empty; pass overwrite (--overwrite) to replace it")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def publish_modes(path: Path) -> None:
+    """Give a finished file, or a folder and all in it, the permissions of ordinary files: temporary
+    files and folders are created private (0600/0700), which a dataset meant for others must not keep."""
+    mask = _umask()
+    path = Path(path)
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if p.is_symlink():
+            continue
+        os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
+
+
+def _swap_in(stage: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, old)
+    try:
+        os.replace(stage, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json(path: Path, doc, indent: int | None = 1) -> None:
+    atomic_write_text(path, json.dumps(doc, indent=indent))
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _is_plain_jpeg(path: Path) -> bool:
+    """A JPEG whose pixels are as stored (no EXIF rotation): copied byte for byte."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.format in ("JPEG", "MPO") and int(im.getexif().get(0x0112, 1) or 1) == 1
+    except Exception:  # noqa: BLE001 - decided by load_image below, with its clear error
+        return False
+
+
+def _write_jpeg(src: Path, dst: Path) -> None:
+    """jpg/<name>.jpg of FORMAT.md: the image as a person sees it (EXIF orientation applied)."""
+    if _is_plain_jpeg(src):
+        _copy_file(src, dst)
+        return
+    rgb = imageio.load_image(src)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise PixretError(f"{src}: JPEG encoding failed")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(buf.tobytes())
+    os.replace(tmp, dst)
+
+
+def _write_png(dst: Path, mask: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
+    if not ok:
+        raise PixretError(f"{dst}: PNG encoding failed")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(buf.tobytes())
+    os.replace(tmp, dst)
+
+
+def _safe_rel(rel: str) -> str:
+    """A collection path to write under OUT: no absolute paths, no '..'."""
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    return "/".join(parts) or "image"
+
+
+def export_project(project, out, fmt: str, *, overwrite: bool = False, name: str | None = None,
+                   include_unreviewed: bool = False, copy_images: bool = True,
+                   progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER) -> ExportReport:
+    """Write the project's reviewed annotations to OUT in one of EXPORT_FORMATS."""
+    if fmt not in EXPORT_FORMATS:
+        raise PixretError(f"unknown export format {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")
+    out = Path(out)
+    _check_out(project, out, overwrite)
+    progress(0, 1, "collecting reviews")
+    rs = reviewed_set(project, include_unreviewed=include_unreviewed)
+    if name:
+        rs.name = name
+    rs.name = re.sub(r"[^A-Za-z0-9_.-]+", "_", rs.name).strip("._") or "pixret"
+    cancel.raise_if_set()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    report = ExportReport(fmt, out, warnings=list(rs.warnings))
+    try:
+        writer = {"pixbench": _pixbench, "coco": _coco, "labelme": _labelme, "masks": _masks}[fmt]
+        writer(rs, stage, report, copy_images, progress, cancel)
+        cancel.raise_if_set()
+        report.files = sum(1 for p in stage.rglob("*") if p.is_file())
+        publish_modes(stage)
+        _swap_in(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    report.n_objects = len(rs.objects)
+    return report
+
+
+def _manifest(rs: ReviewedSet, fmt: str, **extra) -> dict:
+    return {"pixret_export": 1, "format": fmt, "set": rs.name,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "objects": [{"index": o.index, "searches": list(o.query_ids), "label": o.label,
+                         "query_image": o.query.rel} for o in rs.objects], **extra}
+
+
+# ------------------------------------------------------------------------------------------------
+# PixBench (+ revisitop / PROxford)
+
+
+def _pixbench(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool, progress: Progress,
+              cancel: CancelToken) -> None:
+    decided_anywhere = {i for o in rs.objects for i in o.decisions}
+    query_ids = {o.query.id for o in rs.objects if o.query.id is not None}
+    db = [im for im in rs.images.values() if im.id not in query_ids or im.id in decided_anywhere]
+    used: set[str] = set()
+    db_name = {im.id: _unique(flat_name(im.rel), used) for im in db}
+    index_of = {im.id: k for k, im in enumerate(db)}
+    imlist = [db_name[im.id] for im in db]
+    qimlist, gnd, pair2label = [], [], {}
+    qnames: list[str] = []
+    for o in rs.objects:
+        qname = _unique(flat_name(o.query.rel) if o.query.id is None or o.query.id not in index_of
+                        else f"{flat_name(o.query.rel)}__q{o.index}", used)
+        qnames.append(qname)
+    total = len(rs.objects) + len(db) + len(rs.objects)
+    done = 0
+    # queries and labels
+    for o, qname in zip(rs.objects, qnames):
+        cancel.raise_if_set()
+        lists = {"easy": [], "hard": [], "junk": []}
+        pixel_gt = True
+        for d in o.positives():
+            i = index_of[d.image_id]
+            lists[d.difficulty].append(i)
+            if d.difficulty == "junk":
+                continue
+            if d.region is None:
+                pixel_gt = False
+                continue
+            im = rs.images[d.image_id]
+            label = f"labels/{len(qimlist)}_{i}.json"
+            write_labelme(stage / label, f"../jpg/{db_name[d.image_id]}.jpg", im.width, im.height, d.region,
+                          label=d.label)
+            pair2label[(len(qimlist), i)] = label
+            report.n_regions += 1
+        if o.query.id in index_of and o.query.id not in o.decisions:
+            lists["junk"].append(index_of[o.query.id])   # its own image: it would find itself
+        report.n_negatives += len(o.negatives())
+        write_labelme(stage / "queries" / f"{len(qimlist)}.json", f"../jpg/{qname}.jpg", o.query.width,
+                      o.query.height, o.region, label=o.label)
+        x1, y1, x2, y2 = o.region.bounds or (0.0, 0.0, 0.0, 0.0)
+        gnd.append({"bbx": [x1, y1, x2, y2], **{k: sorted(v) for k, v in lists.items()}, "pixel_gt": pixel_gt})
+        qimlist.append(qname)
+        done += 1
+        progress(done, total, "export labels")
+    # images
+    for im in db:
+        cancel.raise_if_set()
+        _write_jpeg(im.source, stage / "jpg" / f"{db_name[im.id]}.jpg")
+        done += 1
+        progress(done, total, "export images")
+    for o, qname in zip(rs.objects, qnames):
+        cancel.raise_if_set()
+        _write_jpeg(o.query.source, stage / "jpg" / f"{qname}.jpg")
+        done += 1
+        progress(done, total, "export images")
+    report.n_images = len(db) + len(qimlist)
+    _write_json(stage / "gnd.json", {"imlist": imlist, "qimlist": qimlist, "gnd": gnd}, indent=None)
+    revisitop.write_gnd_pkl(stage / f"gnd_{rs.name}.pkl", imlist, qimlist, gnd)
+    revisitop.write_pair2labelpath(stage / f"{rs.name}_pair2labelpath.npy", pair2label)
+    sources = {n: im.rel for im in db for n in (db_name[im.id],)}
+    sources.update({qname: str(o.query.source) if o.query.id is None else o.query.rel
+                    for o, qname in zip(rs.objects, qnames)})
+    _write_json(stage / MANIFEST, _manifest(rs, "pixbench", sources=sources))
+    lines = [f"# {rs.name}: sources", "",
+             "Exported by PixRet from the collection below; every image keeps the license of its source.", "",
+             "| name | source (collection path) |", "|---|---|"]
+    lines += [f"| {n} | {src} |" for n, src in sources.items()]
+    atomic_write_text(stage / "SOURCES.md", "\n".join(lines) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# COCO
+
+
+def _coco(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool, progress: Progress,
+          cancel: CancelToken) -> None:
+    images: dict[object, dict] = {}
+    files: dict[object, ExportImage] = {}
+
+    def image_entry(im: ExportImage) -> int:
+        key = im.id if im.id is not None else str(im.source)
+        if key not in images:
+            rel = _safe_rel(im.rel)
+            images[key] = {"id": len(images) + 1, "file_name": rel, "width": im.width, "height": im.height}
+            files[key] = im
+        return images[key]["id"]
+
+    labels = sorted({o.label for o in rs.objects} | {d.label for o in rs.objects for d in o.positives()})
+    cat_id = {lab: k + 1 for k, lab in enumerate(labels)}
+    anns, objects = [], []
+    for o in rs.objects:
+        cancel.raise_if_set()
+        entries = [(o.query, o.region, "query", "easy", o.label)]
+        entries += [(rs.images[d.image_id], d.region, "positive", d.difficulty, d.label) for d in o.positives()
+                    if d.region is not None]
+        query_ann = None
+        for im, region, role, difficulty, label in entries:
+            seg, area, bbox = coco_format.segmentation(region, im.height, im.width)
+            ann = {"id": len(anns) + 1, "image_id": image_entry(im), "category_id": cat_id[label],
+                   "segmentation": seg, "area": area, "bbox": bbox, "iscrowd": 0,
+                   "pixret": {"object": o.index, "role": role, "difficulty": difficulty}}
+            anns.append(ann)
+            query_ann = query_ann or ann["id"]
+            report.n_regions += role == "positive"
+        negatives = [image_entry(rs.images[i]) for i in o.negatives()]
+        report.n_negatives += len(negatives)
+        objects.append({"id": o.index, "label": o.label, "query_annotation_id": query_ann,
+                        "negative_image_ids": negatives, "searches": list(o.query_ids)})
+        progress(o.index + 1, len(rs.objects), "export annotations")
+    doc = {
+        "info": {"description": f"{rs.name}: reviewed annotations exported by PixRet",
+                 "date_created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "version": "1.0"},
+        "licenses": [],
+        "images": list(images.values()),
+        "annotations": anns,
+        "categories": [{"id": cat_id[lab], "name": lab, "supercategory": "object"} for lab in labels],
+        "pixret": {"version": 1, "objects": objects},
+    }
+    _write_json(stage / "annotations.json", doc, indent=None)
+    report.n_images = len(images)
+    if copy_images:
+        for k, (key, im) in enumerate(files.items()):
+            cancel.raise_if_set()
+            _copy_file(im.source, stage / "images" / images[key]["file_name"])
+            progress(k + 1, len(files), "export images")
+
+
+# ------------------------------------------------------------------------------------------------
+# LabelMe
+
+
+def _labelme(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool, progress: Progress,
+             cancel: CancelToken) -> None:
+    per_image: dict[object, tuple[ExportImage, list]] = {}
+
+    def add(im: ExportImage, obj: ExportObject, region: Region, role: str, difficulty: str, label: str) -> None:
+        key = im.id if im.id is not None else str(im.source)
+        per_image.setdefault(key, (im, []))[1].append((obj.index, region, role, difficulty, label))
+
+    for o in rs.objects:
+        add(o.query, o, o.region, "query", "easy", o.label)
+        for d in o.positives():
+            if d.region is not None:
+                add(rs.images[d.image_id], o, d.region, "positive", d.difficulty, d.label)
+                report.n_regions += 1
+        report.n_negatives += len(o.negatives())
+    used: set[str] = set()
+    for k, (im, shapes) in enumerate(per_image.values()):
+        cancel.raise_if_set()
+        rel = _safe_rel(im.rel) if im.id is not None else f"queries/{_safe_rel(im.rel)}"
+        stem = _unique(rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel, used)
+        json_path = stage / f"{stem}.json"
+        if copy_images:
+            image_file = stage / f"{stem}{im.source.suffix}"
+            _copy_file(im.source, image_file)
+            image_path = image_file.name
+        else:
+            image_path = os.path.relpath(im.source, json_path.parent).replace(os.sep, "/")
+        doc = {
+            "version": "5.0.1",
+            "flags": {},
+            "shapes": [{"label": label, "points": ring, "group_id": index, "description": "",
+                        "shape_type": "polygon",
+                        "flags": {"query": role == "query", "hard": difficulty == "hard",
+                                  "junk": difficulty == "junk"}}
+                       for index, region, role, difficulty, label in shapes for ring in region.polygons()],
+            "imagePath": image_path,
+            "imageData": None,
+            "imageHeight": int(im.height),
+            "imageWidth": int(im.width),
+        }
+        _write_json(json_path, doc)
+        progress(k + 1, len(per_image), "export labelme")
+    report.n_images = len(per_image)
+    _write_json(stage / MANIFEST, _manifest(rs, "labelme"))
+
+
+# ------------------------------------------------------------------------------------------------
+# PNG masks
+
+
+def _masks(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool, progress: Progress,
+           cancel: CancelToken) -> None:
+    items = []
+    for o in rs.objects:
+        items.append((o.query, o, o.region, "query", "easy"))
+        items += [(rs.images[d.image_id], o, d.region, "positive", d.difficulty) for d in o.positives()
+                  if d.region is not None]
+        report.n_negatives += len(o.negatives())
+    index, used, seen = [], set(), set()
+    for k, (im, o, region, role, difficulty) in enumerate(items):
+        cancel.raise_if_set()
+        base = flat_name(im.rel) if im.id is not None else f"query__{flat_name(im.rel)}"
+        rel = "masks/" + _unique(f"{base}__obj{o.index}", used) + ".png"
+        _write_png(stage / rel, region.to_mask(im.height, im.width))
+        index.append({"mask": rel, "image": im.rel if im.id is not None else str(im.source), "object": o.index,
+                      "label": o.label, "role": role, "difficulty": difficulty,
+                      "width": im.width, "height": im.height})
+        seen.add(im.id if im.id is not None else str(im.source))
+        report.n_regions += role == "positive"
+        progress(k + 1, len(items), "export masks")
+    report.n_images = len(seen)
+    _write_json(stage / "masks.json", {"set": rs.name, "masks": index,
+                                        "objects": _manifest(rs, "masks")["objects"]})

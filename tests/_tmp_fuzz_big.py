@@ -1,0 +1,380 @@
+"""Importers against random, truncated and hostile input: a clear FormatError (file and field), never
+another exception, never a half-written project; a pickle that would run code is refused unrun."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import pickletools
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from engine.catalog import AnnotationRow, HitRow, QueryRow
+from engine.demo import make_collection
+from engine.errors import FormatError
+from engine.formats import revisitop
+from engine.formats.importers import import_annotations
+from engine.project import Project
+
+W, H = 200, 160
+FUZZ = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                derandomize=False)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fuzzcol")
+    col = make_collection(root, n_objects=1, views=3, n_distractors=1, size=(W, H), seed=5)
+    with Project.create(tmp_path_factory.mktemp("fuzzproj") / "p", root=root) as p:
+        p.index_folder(root)
+        p.col = col
+        yield p
+
+
+def counts(project) -> tuple[int, int, int]:
+    with project.catalog.session() as s:
+        return tuple(s.scalar(select(func.count()).select_from(t)) for t in (QueryRow, HitRow, AnnotationRow))
+
+
+def attempt(project, path, fmt) -> bool:
+    """Import; True if it worked. Any failure must be a FormatError naming the file, with nothing written."""
+    before = counts(project)
+    try:
+        import_annotations(project, path, fmt)
+    except FormatError as e:
+        assert e.path and Path(e.path).name in str(e), str(e)
+        assert counts(project) == before
+        return False
+    return True
+
+
+# -- valid documents to damage ---------------------------------------------------------------------
+
+
+def labelme_doc(project) -> dict:
+    (rel1, p1), (rel2, p2) = project.col.views["object1"][:2]
+    return {"version": "5.0.1", "flags": {}, "imagePath": rel1.split("/")[-1], "imageData": None,
+            "imageWidth": W, "imageHeight": H,
+            "shapes": [{"label": "o", "shape_type": "polygon", "points": p1, "group_id": 1,
+                        "flags": {"query": True}}]}
+
+
+def coco_doc(project) -> dict:
+    (rel1, p1), (rel2, p2) = project.col.views["object1"][:2]
+    return {"images": [{"id": 1, "file_name": rel1, "width": W, "height": H},
+                       {"id": 2, "file_name": rel2, "width": W, "height": H}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                             "segmentation": [np.ravel(p1).tolist()], "bbox": [1, 2, 3, 4], "area": 5,
+                             "pixret": {"object": 0, "role": "query", "difficulty": "easy"}},
+                            {"id": 2, "image_id": 2, "category_id": 1, "iscrowd": 0,
+                             "segmentation": {"size": [H, W], "counts": "0" + "1" * 3}}],
+            "categories": [{"id": 1, "name": "o"}],
+            "pixret": {"objects": [{"id": 0, "negative_image_ids": [2]}]}}
+
+
+def gnd_doc(project) -> dict:
+    return {"imlist": ["object1__view02", "object1__view03", "other__scene001"], "qimlist": ["object1__view01"],
+            "gnd": [{"bbx": [10.0, 10.0, 90.0, 80.0], "easy": [0], "hard": [1], "junk": [2], "pixel_gt": False}]}
+
+
+def json_values():
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))
+    return st.recursive(scalars, lambda c: st.one_of(st.lists(c, max_size=5),
+                                                      st.dictionaries(st.text(max_size=10), c, max_size=5)),
+                        max_leaves=30)
+
+
+def paths_of(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from paths_of(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for k, v in enumerate(doc):
+            yield from paths_of(v, prefix + (k,))
+
+
+def replaced(doc, path, value):
+    if not path:
+        return value
+    doc = json.loads(json.dumps(doc))
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return doc
+
+
+KEYS = ("imagePath", "imageWidth", "imageHeight", "shapes", "label", "points", "shape_type", "group_id", "flags",
+        "images", "annotations", "categories", "segmentation", "counts", "size", "bbox", "file_name", "id",
+        "image_id", "category_id", "pixret", "object", "role", "difficulty", "imlist", "qimlist", "gnd", "bbx",
+        "easy", "hard", "junk", "pixel_gt")
+
+
+def mutated(doc_fn):
+    """A valid document with one field (anywhere in it) replaced, or a key renamed away."""
+    @st.composite
+    def make(draw, project):
+        doc = doc_fn(project)
+        paths = list(paths_of(doc))
+        path = draw(st.sampled_from(paths))
+        value = draw(st.one_of(json_values(), st.sampled_from([None, [], {}, "", -1, 0, 1e308, [[0, 0]],
+                                                               "x" * 40, [1, 2, 3], {"size": [1, 1]}])))
+        return replaced(doc, path, value)
+    return make
+
+
+def scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="pixret-fuzz-"))
+
+
+# -- JSON importers ----------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(data=st.data())
+def test_labelme_random_and_mutated_json(project, data):
+    d = scratch()
+    try:
+        doc = data.draw(st.one_of(json_values(), mutated(labelme_doc)(project)))
+        (d / "a.json").write_text(json.dumps(doc))
+        attempt(project, d / "a.json", "labelme")
+    finally:
+        shutil.rmtree(d)
+
+
+@FUZZ
+@given(data=st.data())
+def test_coco_random_and_mutated_json(project, data):
+    d = scratch()
+    try:
+        doc = data.draw(st.one_of(json_values(), mutated(coco_doc)(project)))
+        (d / "c.json").write_text(json.dumps(doc))
+        attempt(project, d / "c.json", "coco")
+    finally:
+        shutil.rmtree(d)
+
+
+@FUZZ
+@given(data=st.data(), which=st.sampled_from(["gnd", "query", "label"]))
+def test_pixbench_random_and_mutated_files(project, data, which):
+    d = scratch()
+    try:
+        gnd = gnd_doc(project)
+        (d / "queries").mkdir()
+        (d / "labels").mkdir()
+        lm = labelme_doc(project)
+        files = {"gnd": d / "gnd.json", "query": d / "queries" / "0.json", "label": d / "labels" / "0_0.json"}
+        docs = {"gnd": gnd, "query": lm, "label": lm}
+        docs[which] = data.draw(st.one_of(json_values(), mutated({"gnd": gnd_doc, "query": labelme_doc,
+                                                                   "label": labelme_doc}[which])(project)))
+        for k, f in files.items():
+            f.write_text(json.dumps(docs[k]))
+        attempt(project, d, "pixbench")
+    finally:
+        shutil.rmtree(d)
+
+
+@FUZZ
+@given(fmt=st.sampled_from(["labelme", "coco", "pixbench"]), cut=st.floats(0.0, 0.999),
+       junk=st.sampled_from(["", "\x00", "\ufffd", "]]]]", "{", "NaN"]))
+def test_truncated_json_is_a_format_error_and_writes_nothing(project, fmt, cut, junk):
+    d = scratch()
+    try:
+        doc = {"labelme": labelme_doc, "coco": coco_doc, "pixbench": gnd_doc}[fmt](project)
+        text = json.dumps(doc, indent=1)
+        name = {"labelme": "a.json", "coco": "c.json", "pixbench": "gnd.json"}[fmt]
+        (d / name).write_text(text[: int(len(text) * cut)] + junk)
+        assert not attempt(project, d if fmt == "pixbench" else d / name, fmt)
+    finally:
+        shutil.rmtree(d)
+
+
+def test_deeply_nested_json_is_a_format_error(project, tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    for fmt in ("labelme", "coco"):
+        assert not attempt(project, tmp_path / "deep.json", fmt)
+
+
+def test_binary_and_non_utf8_files(project, tmp_path):
+    (tmp_path / "b.json").write_bytes(os.urandom(64) + b"\xff\xfe")
+    for fmt in ("labelme", "coco"):
+        assert not attempt(project, tmp_path / "b.json", fmt)
+
+
+# -- pickles -------------------------------------------------------------------------------------------
+
+
+def write_pkl(d: Path, payload: bytes) -> Path:
+    path = d / "gnd_x.pkl"
+    path.write_bytes(payload)
+    return path
+
+
+@FUZZ
+@given(blob=st.binary(max_size=300))
+def test_random_bytes_as_a_gnd_pickle(project, blob):
+    d = scratch()
+    try:
+        attempt(project, write_pkl(d, blob), "revisitop")
+    finally:
+        shutil.rmtree(d)
+
+
+def pickle_values():
+    leaves = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(), st.text(max_size=8),
+                       st.binary(max_size=8),
+                       st.lists(st.integers(-5, 5), max_size=4).map(lambda v: np.asarray(v, dtype=np.int64)),
+                       st.lists(st.floats(-1e3, 1e3), max_size=4).map(np.asarray))
+    return st.recursive(leaves, lambda c: st.one_of(st.lists(c, max_size=4), st.tuples(c, c),
+                                                     st.dictionaries(st.sampled_from(KEYS), c, max_size=5)),
+                        max_leaves=25)
+
+
+@FUZZ
+@given(data=st.data(), protocol=st.integers(0, 5))
+def test_random_and_mutated_gnd_pickles(project, data, protocol):
+    d = scratch()
+    try:
+        value = data.draw(st.one_of(pickle_values(), st.builds(
+            lambda path, v: with_arrays(replaced_obj(gnd_doc(project), path, v)),
+            st.sampled_from(list(paths_of(gnd_doc(project)))), pickle_values())))
+        attempt(project, write_pkl(d, pickle.dumps(value, protocol=protocol)), "revisitop")
+    finally:
+        shutil.rmtree(d)
+
+
+def with_arrays(doc):
+    """Index lists as numpy arrays, as revisitop's own files may hold them."""
+    try:
+        e = doc["gnd"][0]
+        if isinstance(e["easy"], list) and all(type(i) is int for i in e["easy"]):
+            e["easy"] = np.asarray(e["easy"], dtype=np.int64)
+    except (KeyError, IndexError, TypeError):
+        pass
+    return doc
+
+
+def replaced_obj(doc, path, value):
+    if not path:
+        return value
+    import copy
+
+    doc = copy.deepcopy(doc)
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return doc
+
+
+@FUZZ
+@given(protocol=st.integers(0, 5), cut=st.floats(0.0, 0.999))
+def test_truncated_gnd_pickles(project, protocol, cut):
+    d = scratch()
+    try:
+        blob = pickle.dumps(gnd_doc(project), protocol=protocol)
+        assert not attempt(project, write_pkl(d, blob[: int(len(blob) * cut)]), "revisitop")
+    finally:
+        shutil.rmtree(d)
+
+
+def test_a_valid_gnd_pickle_with_numpy_arrays_imports(project, tmp_path):
+    g = gnd_doc(project)
+    g["gnd"][0] = {k: (np.asarray(v) if k != "pixel_gt" else v) for k, v in g["gnd"][0].items()}
+    g["imlist"] = np.asarray(g["imlist"])
+    for protocol in (2, 4, 5):
+        before = counts(project)
+        d = tmp_path / f"p{protocol}"
+        d.mkdir()
+        r = import_annotations(project, write_pkl(d, pickle.dumps(g, protocol=protocol)), "revisitop")
+        assert r.n_objects == 1 and r.n_annotations == 3 and not r.unmatched
+        assert counts(project)[0] == before[0] + 1
+
+
+# -- hostile pickles: refused, and their code never runs -------------------------------------------------
+
+
+class Reduce:
+    def __init__(self, fn, *args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+def hostile_payloads(marker: Path) -> list[bytes]:
+    import builtins
+    import subprocess
+
+    cmd = f"touch {marker}"
+    gnd_with = lambda evil: {"imlist": ["a"], "qimlist": ["q"], "gnd": [{"bbx": evil, "easy": [], "hard": [],  # noqa: E731
+                                                                      "junk": []}]}
+    payloads = [pickle.dumps(Reduce(os.system, cmd), protocol=p) for p in range(6)]
+    payloads += [
+        pickle.dumps(gnd_with(Reduce(os.system, cmd))),                       # deep inside valid data
+        pickle.dumps(Reduce(builtins.eval, f"__import__('os').system('{cmd}')")),
+        pickle.dumps(Reduce(builtins.exec, f"open('{marker}', 'w').close()")),
+        pickle.dumps(Reduce(subprocess.call, ["touch", str(marker)])),
+        pickle.dumps(Reduce(builtins.getattr, Reduce(builtins.__import__, "os"), "system")),
+        pickle.dumps(Reduce(builtins.__import__, "os")),
+        pickle.dumps(Reduce(np.load, str(marker))),
+        # hand-written opcodes: GLOBAL, STACK_GLOBAL, INST, OBJ; python 2 module names
+        b"cposix\nsystem\n(S'" + cmd.encode() + b"'\ntR.",
+        b"c__builtin__\neval\n(S'__import__(\"os\").system(\"" + cmd.encode() + b"\")'\ntR.",
+        b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93\x8c" + bytes([len(cmd)])
+        + cmd.encode() + b"\x85R.",
+        b"(S'" + cmd.encode() + b"'\nios\nsystem\n.",
+        b"(cos\nsystem\nS'" + cmd.encode() + b"'\no.",
+        # numpy's own reconstruct asked to build something that is not an array
+        b"cnumpy.core.multiarray\n_reconstruct\n(cos\nsystem\n(I0\ntS'b'\ntR.",
+        # _codecs.encode is allowed only as latin-1 (how protocol 2 carries bytes)
+        b"c_codecs\nencode\n(S'x'\nS'rot13'\ntR.",
+        # persistent ids are refused too
+        b"P" + cmd.encode() + b"\n.",
+    ]
+    return payloads
+
+
+def test_hostile_pickles_are_refused_and_never_run(project, tmp_path):
+    marker = tmp_path / "PWNED"
+    for k, payload in enumerate(hostile_payloads(marker)):
+        d = tmp_path / f"h{k}"
+        d.mkdir()
+        path = write_pkl(d, payload)
+        with pytest.raises(FormatError) as e:
+            revisitop.safe_load(path)
+        assert "gnd_x.pkl" in str(e.value)
+        assert not attempt(project, path, "revisitop")
+        assert not marker.exists(), f"payload {k} ran: {pickletools.dis(io.BytesIO(payload)) or payload!r}"
+
+
+def test_hostile_object_array_in_pair2labelpath_npy_is_refused(project, tmp_path):
+    marker = tmp_path / "PWNED"
+    d = tmp_path / "set"
+    d.mkdir()
+    g = gnd_doc(project)
+    revisitop.write_gnd_pkl(d / "gnd_s.pkl", g["imlist"], g["qimlist"], g["gnd"])
+    with open(d / "s_pair2labelpath.npy", "wb") as f:
+        np.save(f, np.array([Reduce(os.system, f"touch {marker}")], dtype=object), allow_pickle=True)
+    with pytest.raises(FormatError, match="s_pair2labelpath.npy"):
+        revisitop.load_npy(d / "s_pair2labelpath.npy")
+    assert not attempt(project, d / "gnd_s.pkl", "revisitop")
+    assert not marker.exists()
+
+
+def test_memory_bombs_in_pickles_are_refused(project, tmp_path):
+    bombs = [b"c__builtin__\nbytearray\n(I4000000000000\ntR.",       # bytearray(4 TB)
+             b"c__builtin__\nbytes\n(I4000000000000\ntR."]
+    for k, payload in enumerate(bombs):
+        with pytest.raises(FormatError):
+            revisitop.safe_load(write_pkl(tmp_path, payload))

@@ -1,0 +1,104 @@
+"""The application shell: command line, demo, settings, recent projects, shortcuts, export menu."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction
+
+from pixret_desktop.app import build_parser, start
+from pixret_desktop.controllers.main import _engine_export
+from pixret_desktop.settings import AppSettings
+from pixret_desktop.views.dialogs import SettingsDialog, ShortcutsDialog
+from tests.gui.conftest import WAIT_MS, open_project_with_images
+
+
+def test_command_line():
+    p = build_parser()
+    assert p.parse_args(["--demo"]).demo
+    assert p.parse_args(["--project", "/x"]).project == "/x"
+    with pytest.raises(SystemExit):
+        p.parse_args(["--demo", "--project", "/x"])
+
+
+def test_demo_is_created_indexed_and_opened_on_first_run(qtbot, settings, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    window, ctl = start(build_parser().parse_args(["--demo"]), settings)
+    qtbot.addWidget(window)
+    qtbot.waitUntil(lambda: len(ctl.job_rows) == 1, timeout=WAIT_MS)  # a progress bar while it is made
+    with qtbot.waitSignal(ctl.project_ctl.images_loaded, timeout=120_000):
+        pass
+    assert ctl.project.folder == tmp_path / "data" / "pixret" / "demo" / "project"
+    assert ctl.images.total >= 20 and ctl.project.indexed_images()
+    assert "demo" in window.windowTitle()
+    window.close()
+
+
+def test_settings_persist(qtbot, make_window, settings, tmp_path):
+    window, ctl = make_window()
+    methods = {"sv": "", "brute-sv": ""}
+    dlg = SettingsDialog(methods, settings.values(), window)
+    dlg.method.setCurrentIndex(dlg.method.findData("brute-sv"))
+    dlg.long_side.setValue(1536)
+    dlg.thumb.setValue(128)
+    ctl.apply_settings(dlg.values())
+    assert ctl.cache.size == 128 and window.method.currentData() == "brute-sv"
+    again = AppSettings(QSettings(settings.q.fileName(), QSettings.IniFormat))
+    assert again.get("default_method") == "brute-sv"
+    assert again.get("feature_long_side") == 1536 and again.get("thumbnail_size") == 128
+    window2, ctl2 = make_window()
+    assert window2.method.currentData() == "brute-sv"
+
+
+def test_new_projects_use_the_feature_long_side_setting(qtbot, make_window, settings, tmp_path):
+    settings.update({"feature_long_side": 800})
+    window, ctl = make_window()
+    open_project_with_images(qtbot, ctl, tmp_path / "p")
+    assert ctl.project.feature_config.long_side == 800
+
+
+def test_recent_projects(qtbot, make_window, settings, tmp_path):
+    window, ctl = make_window()
+    open_project_with_images(qtbot, ctl, tmp_path / "a")
+    open_project_with_images(qtbot, ctl, tmp_path / "b")
+    assert settings.recent_projects()[:2] == [str(tmp_path / "b"), str(tmp_path / "a")]
+    window.recent_menu.aboutToShow.emit()
+    texts = [a.text() for a in window.recent_menu.actions()]
+    assert str(tmp_path / "a") in texts
+    with qtbot.waitSignal(ctl.project_ctl.images_loaded, timeout=WAIT_MS):
+        next(a for a in window.recent_menu.actions() if a.text() == str(tmp_path / "a")).trigger()
+    assert ctl.project.folder == tmp_path / "a"
+
+
+def test_keyboard_shortcuts_lists_every_shortcut(qtbot, make_window):
+    window, ctl = make_window()
+    dlg = ctl.show_shortcuts()
+    assert isinstance(dlg, ShortcutsDialog)
+    listed = {dlg.table.item(r, 2).text() for r in range(dlg.table.rowCount())}
+    listed = {k.strip() for keys in listed for k in keys.split(" or ")}
+    for action in window.findChildren(QAction):
+        for key in action.shortcuts():
+            assert key.toString() in listed, f"{action.text()} ({key.toString()}) is not listed"
+    for key in ("A", "R", "Ctrl+Z", "Ctrl+Shift+Z", "[", "]", "Right", "Left", "B", "E", "P"):
+        assert key in listed
+    dlg.close()
+
+
+def test_brush_size_keys(qtbot, make_window):
+    window, ctl = make_window()
+    size = ctl.tools.brush_radius * 2
+    qtbot.keyClick(window.canvas, Qt.Key_BracketRight)
+    assert ctl.tools.brush_radius * 2 == pytest.approx(size * 1.25)
+    assert window.brush_size.value() == round(size * 1.25)
+    qtbot.keyClick(window.canvas, Qt.Key_BracketLeft)
+    qtbot.keyClick(window.canvas, Qt.Key_BracketLeft)
+    assert ctl.tools.brush_radius * 2 == pytest.approx(size / 1.25)
+
+
+def test_export_menu_waits_for_the_exporters(qtbot, make_window):
+    window, ctl = make_window()
+    actions = window.export_menu.actions()
+    assert len(actions) == 4
+    if _engine_export() is None:
+        assert all(not a.isEnabled() and a.toolTip() == "arrives with issue 6" for a in actions)
+    else:
+        assert all(a.isEnabled() for a in actions)

@@ -1,0 +1,445 @@
+"""Export and import of reviewed annotations: the files load in the field's own tools (pycocotools,
+revisitop's pickle, labelme's JSON), and export -> import gives the same regions back."""
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+from shapely.geometry import Polygon
+from sqlalchemy import func, select
+
+from engine import review
+from engine.catalog import AnnotationRow, HitRow, QueryRow
+from engine.cli import main
+from engine.demo import make_collection
+from engine.errors import FormatError, PixretError
+from engine.formats.export import export_project, reviewed_set
+from engine.formats.importers import import_annotations
+from engine.formats.pixbench import load_pixbench
+from engine.pipeline import Query, search
+from engine.progress import CancelToken, Cancelled
+from engine.project import Project
+from engine.regions import Region
+
+W, H = 320, 240
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    return make_collection(tmp_path_factory.mktemp("excol"), n_objects=2, views=4, n_distractors=3, size=(W, H),
+                           seed=11)
+
+
+@pytest.fixture(scope="module")
+def blank(collection, tmp_path_factory):
+    """An indexed project with no searches, closed: tests copy it (`fresh`)."""
+    folder = tmp_path_factory.mktemp("blank") / "project"
+    with Project.create(folder, root=collection.root) as p:
+        p.index_folder(collection.root)
+    return folder
+
+
+@pytest.fixture
+def fresh(blank, tmp_path):
+    folder = tmp_path / "fresh"
+    shutil.copytree(blank, folder)
+    with Project.open(folder) as p:
+        yield p
+
+
+def holed(poly) -> Region:
+    """The view's outline with a square hole in the middle (COCO writes it as RLE)."""
+    r = Region.from_polygons([poly])
+    cx, cy = r.geometry.centroid.x, r.geometry.centroid.y
+    hole = [(cx - 12, cy - 12), (cx + 12, cy - 12), (cx + 12, cy + 12), (cx - 12, cy + 12)]
+    return Region(Polygon(r.polygons()[0], [hole]))
+
+
+@pytest.fixture(scope="module")
+def reviewed(collection, blank, tmp_path_factory):
+    """Two searches, reviewed: view02 accepted (easy), view03 corrected (hard; object2's with a hole),
+    view04 accepted as junk, a distractor rejected. Returns (project, expected decisions by path)."""
+    folder = tmp_path_factory.mktemp("reviewed") / "project"
+    shutil.copytree(blank, folder)
+    p = Project.open(folder)
+    expected = {}
+    for name, views in collection.views.items():
+        qrel, qpoly = views[0]
+        result = search(p, Query(p.image_id(qrel), Region.from_polygons([qpoly])), top_k=10)
+        qid = review.save_search(p, result)
+        dec = {}
+        for k, (rel, poly) in enumerate(views[1:]):
+            kind, diff = [("accepted", "easy"), ("corrected", "hard"), ("accepted", "junk")][k]
+            region = holed(poly) if (name == "object2" and k == 1) else Region.from_polygons([poly])
+            review.set_decision(p, qid, p.image_id(rel), kind, region, difficulty=diff, author="t")
+            dec[rel] = (kind, diff, region)
+        # a first, undone verdict: only the latest decision counts
+        review.set_decision(p, qid, p.image_id(collection.distractors[0]), "accepted",
+                            Region.from_bbox(1, 1, 30, 30))
+        review.set_decision(p, qid, p.image_id(collection.distractors[0]), "rejected")
+        dec[collection.distractors[0]] = ("rejected", "easy", None)
+        expected[qrel] = (Region.from_polygons([qpoly]), dec)
+    yield p, expected
+    p.close()
+
+
+def counts(project) -> tuple[int, int, int]:
+    with project.catalog.session() as s:
+        return tuple(s.scalar(select(func.count()).select_from(t)) for t in (QueryRow, HitRow, AnnotationRow))
+
+
+def imported(project, fmt) -> dict:
+    """{query image path: (query region, {image path: Decision})} of the searches imported in `fmt`."""
+    out = {}
+    for q in review.list_queries(project):
+        if q.method != f"import:{fmt}":
+            continue
+        search_ = review.load_search(project, q.id)
+        out[q.image_path] = (search_.query.region,
+                             {project.image_info(i).path: d for i, d in review.decisions(project, q.id).items()})
+    return out
+
+
+def no_holes(region: Region) -> Region:
+    return Region.from_polygons(region.polygons())
+
+
+def check_round_trip(expected, got, *, holes: bool, negatives: bool, junk_regions: bool = True):
+    assert set(got) == set(expected)
+    for qrel, (qregion, dec) in expected.items():
+        gregion, gdec = got[qrel]
+        assert gregion.iou(qregion, H, W) >= 0.99
+        want = {rel: v for rel, v in dec.items() if negatives or v[0] != "rejected"}
+        assert set(gdec) == set(want), qrel
+        for rel, (kind, diff, region) in want.items():
+            d = gdec[rel]
+            if kind == "rejected":
+                assert d.kind == "rejected" and d.region is None
+                continue
+            assert d.kind == "accepted" and d.difficulty == diff and d.author
+            if diff == "junk" and not junk_regions:
+                assert d.region is None
+                continue
+            ref = region if holes else no_holes(region)
+            assert d.region.iou(ref, H, W) >= 0.99, (qrel, rel)
+
+
+# -- what is exported ----------------------------------------------------------------------------
+
+
+def test_reviewed_set_holds_the_current_decisions(reviewed, collection):
+    project, expected = reviewed
+    rs = reviewed_set(project)
+    assert len(rs.objects) == 2 and not rs.warnings
+    for o in rs.objects:
+        qregion, dec = expected[o.query.rel]
+        got = {project.image_info(i).path: (d.kind, d.difficulty) for i, d in o.decisions.items()}
+        assert got == {rel: (k, diff) for rel, (k, diff, _) in dec.items()}
+        assert o.region.iou(qregion, H, W) == 1.0
+    assert len(rs.images) == 4 * 2 + 3
+
+
+# -- PixBench + revisitop ------------------------------------------------------------------------
+
+
+def test_pixbench_export_is_a_valid_set_and_round_trips(reviewed, fresh, tmp_path):
+    project, expected = reviewed
+    calls = []
+    report = export_project(project, tmp_path / "pb", "pixbench", progress=lambda d, t, s: calls.append((d, t, s)))
+    assert report.n_objects == 2 and report.n_regions == 4 and report.n_negatives == 2
+    assert calls and all(0 <= d <= t for d, t, _ in calls)
+    bench = load_pixbench(tmp_path / "pb")
+    assert len(bench.qimlist) == 2 and set(bench.qimlist).isdisjoint(bench.imlist)
+    assert bench.qimlist[0] == "object1__view01"
+    # query images nobody decided on are not in the database
+    assert len(bench.imlist) == 3 * 2 + 3
+    for q in range(2):
+        e = bench.gnd[q]
+        assert len(e.easy) == 1 and len(e.hard) == 1 and len(e.junk) == 1 and e.pixel_gt
+        for i in e.easy + e.hard:
+            label = bench.label_region(q, i)
+            assert bench.image_size(bench.imlist[i]) == (W, H) and not label.is_empty
+        x1, y1, x2, y2 = bench.query_region(q).bounds
+        assert e.bbx == pytest.approx((x1, y1, x2, y2))
+    for name in bench.imlist + bench.qimlist:
+        assert bench.image_path(name).is_file()
+    assert (tmp_path / "pb" / "SOURCES.md").is_file()
+
+    r = import_annotations(fresh, tmp_path / "pb", "pixbench")
+    assert r.n_objects == 2 and r.n_annotations == 6 and not r.unmatched
+    check_round_trip(expected, imported(fresh, "pixbench"), holes=False, negatives=False, junk_regions=False)
+
+
+def test_gnd_pkl_has_revisitops_structure_and_round_trips(reviewed, fresh, tmp_path):
+    project, expected = reviewed
+    export_project(project, tmp_path / "pb", "pixbench", name="myset")
+    with open(tmp_path / "pb" / "gnd_myset.pkl", "rb") as f:
+        cfg = pickle.load(f)          # as revisitop's configdataset does
+    assert set(cfg) >= {"imlist", "qimlist", "gnd"}
+    gnd = json.loads((tmp_path / "pb" / "gnd.json").read_text())
+    assert cfg["imlist"] == gnd["imlist"] and cfg["qimlist"] == gnd["qimlist"]
+    for q, g in enumerate(cfg["gnd"]):
+        assert set(g) >= {"bbx", "easy", "hard", "junk"}
+        assert len(g["bbx"]) == 4 and g["easy"] == gnd["gnd"][q]["easy"]
+        # revisitop's compute_map builds its protocols like this
+        ok = np.concatenate([g["easy"], g["hard"]])
+        assert ok.dtype.kind == "i" and len(ok) == 2
+    # PROxford's pixel labels: np.load(..., allow_pickle=True).item()["<q>_<i>"] -> path under the set
+    p2l = np.load(tmp_path / "pb" / "myset_pair2labelpath.npy", allow_pickle=True).item()
+    assert len(p2l) == 4
+    for key, rel in p2l.items():
+        q, i = map(int, key.split("_"))
+        assert i in cfg["gnd"][q]["easy"] + cfg["gnd"][q]["hard"]
+        label = json.loads((tmp_path / "pb" / rel).read_text())
+        assert [s["points"] for s in label["shapes"]]
+
+    r = import_annotations(fresh, tmp_path / "pb" / "gnd_myset.pkl", "revisitop")
+    assert r.n_objects == 2 and not r.unmatched
+    check_round_trip(expected, imported(fresh, "revisitop"), holes=False, negatives=False, junk_regions=False)
+
+
+def test_revisitop_without_pixel_labels_imports_image_level_positives(reviewed, fresh, tmp_path):
+    project, _ = reviewed
+    export_project(project, tmp_path / "pb", "pixbench", name="s")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(tmp_path / "pb" / "gnd_s.pkl", bare / "gnd_s.pkl")
+    shutil.copytree(tmp_path / "pb" / "jpg", bare / "jpg")
+    r = import_annotations(fresh, bare / "gnd_s.pkl", "revisitop")
+    assert r.n_objects == 2 and r.n_annotations == 6 and not r.unmatched
+    for qregion, dec in imported(fresh, "revisitop").values():
+        assert qregion.area > 0            # the query box from bbx
+        assert all(d.kind == "accepted" and d.region is None for d in dec.values())
+    # and they export again as image-level positives: in easy/hard, with pixel_gt false
+    export_project(fresh, tmp_path / "again", "pixbench")
+    bench = load_pixbench(tmp_path / "again")
+    imported_q = [q for q, e in enumerate(bench.gnd) if not e.pixel_gt]
+    assert len(imported_q) == 2 and all(len(bench.gnd[q].easy) == 1 for q in imported_q)
+
+
+# -- COCO ------------------------------------------------------------------------------------------
+
+
+def test_coco_export_loads_in_pycocotools_and_scores_1_against_itself(reviewed, tmp_path):
+    pycocotools = pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    project, expected = reviewed
+    export_project(project, tmp_path / "coco", "coco")
+    path = tmp_path / "coco" / "annotations.json"
+    gt = COCO(str(path))
+    assert len(gt.getImgIds()) == 2 * 4 + 1 and len(gt.getAnnIds()) == 2 * 4
+    for img in gt.loadImgs(gt.getImgIds()):
+        assert (tmp_path / "coco" / "images" / img["file_name"]).is_file()
+        assert (img["width"], img["height"]) == (W, H)
+    kinds = set()
+    for ann in gt.loadAnns(gt.getAnnIds()):
+        assert ann["iscrowd"] == 0 and len(ann["bbox"]) == 4 and ann["area"] > 0
+        kinds.add(type(ann["segmentation"]).__name__)
+        # pycocotools rasterizes our polygons onto (nearly) the pixels we mean
+        m = gt.annToMask(ann).astype(bool)
+        assert abs(int(m.sum()) - ann["area"]) / ann["area"] < 0.04
+    assert kinds == {"list", "dict"}       # polygons, and RLE for the region with a hole
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": gt.annToRLE(a),
+                "score": 1.0} for a in gt.loadAnns(gt.getAnnIds())]
+    for rle in (r["segmentation"] for r in results):
+        if isinstance(rle["counts"], bytes):
+            rle["counts"] = rle["counts"].decode("ascii")
+    dt = gt.loadRes(results)
+    ev = COCOeval(gt, dt, "segm")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0)
+    bbox_res = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+                for a in gt.loadAnns(gt.getAnnIds())]
+    ev = COCOeval(gt, gt.loadRes(bbox_res), "bbox")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0)
+    del pycocotools
+
+
+def test_coco_round_trip_keeps_holes_roles_and_negatives(reviewed, fresh, tmp_path):
+    project, expected = reviewed
+    export_project(project, tmp_path / "coco", "coco")
+    r = import_annotations(fresh, tmp_path / "coco" / "annotations.json", "coco")
+    assert r.n_objects == 2 and r.n_annotations == 6 and r.n_rejected == 2 and not r.unmatched
+    check_round_trip(expected, imported(fresh, "coco"), holes=True, negatives=True)
+
+
+def test_plain_coco_groups_by_category_and_reports_unmatched_images(fresh, collection, tmp_path):
+    (rel1, p1), (rel2, p2) = collection.views["object1"][:2]
+    doc = {"images": [{"id": 1, "file_name": rel1, "width": W, "height": H},
+                      {"id": 2, "file_name": "elsewhere/" + rel2, "width": W, "height": H},
+                      {"id": 3, "file_name": "nowhere/ghost.jpg", "width": W, "height": H}],
+           "annotations": [
+               {"id": 1, "image_id": 1, "category_id": 7, "iscrowd": 0,
+                "segmentation": [(np.asarray(p1) + 0.5).ravel().tolist()]},
+               {"id": 2, "image_id": 2, "category_id": 7, "iscrowd": 0,
+                "segmentation": [(np.asarray(p2) + 0.5).ravel().tolist()]},
+               {"id": 3, "image_id": 3, "category_id": 7, "iscrowd": 0, "bbox": [10, 10, 50, 40]}],
+           "categories": [{"id": 7, "name": "poster"}]}
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps(doc))
+    before = counts(fresh)
+    r = import_annotations(fresh, path, "coco")
+    assert r.n_objects == 1 and r.n_annotations == 1
+    assert r.unmatched == ["nowhere/ghost.jpg (in poster#0)"]
+    got = imported(fresh, "coco")
+    (qregion, dec), = got.values()
+    assert list(got) == [rel1] and qregion.iou(Region.from_polygons([p1]), H, W) >= 0.99
+    assert dec[rel2].region.iou(Region.from_polygons([p2]), H, W) >= 0.99
+    assert counts(fresh) == (before[0] + 1, before[1] + 1, before[2] + 1)
+
+
+# -- LabelMe ---------------------------------------------------------------------------------------
+
+
+def test_labelme_export_is_what_labelme_opens_and_round_trips(reviewed, fresh, tmp_path):
+    project, expected = reviewed
+    export_project(project, tmp_path / "lm", "labelme")
+    files = sorted((tmp_path / "lm").rglob("view*.json"))
+    assert len(files) == 2 * 4
+    for f in files:
+        doc = json.loads(f.read_text())
+        assert set(doc) >= {"version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"}
+        assert doc["imageData"] is None and (doc["imageWidth"], doc["imageHeight"]) == (W, H)
+        assert not doc["imagePath"].startswith("/") and (f.parent / doc["imagePath"]).is_file()
+        for s in doc["shapes"]:
+            assert set(s) >= {"label", "points", "group_id", "shape_type", "flags"}
+            assert s["shape_type"] == "polygon" and isinstance(s["group_id"], int)
+            assert all(len(p) == 2 for p in s["points"])
+    r = import_annotations(fresh, tmp_path / "lm", "labelme")
+    assert r.n_objects == 2 and r.n_annotations == 6 and not r.unmatched
+    check_round_trip(expected, imported(fresh, "labelme"), holes=False, negatives=False)
+
+
+def test_labelme_shapes_of_one_object_unite_and_the_first_file_is_the_query(fresh, collection, tmp_path):
+    (rel1, p1), (rel2, p2) = collection.views["object2"][:2]
+    d = tmp_path / "lm"
+    half = np.asarray(p2)
+    for rel, shapes in ((rel1, [p1]), (rel2, [half[[0, 1, 2]].tolist(), half[[0, 2, 3]].tolist()])):
+        out = d / rel.replace(".jpg", ".json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"imagePath": "../../" + "x/" + rel, "imageWidth": W, "imageHeight": H,
+                                   "shapes": [{"label": "poster", "shape_type": "polygon", "points": s,
+                                               "group_id": None, "flags": {}} for s in shapes]}))
+    r = import_annotations(fresh, d, "labelme")
+    assert r.n_objects == 1 and r.n_annotations == 1 and not r.unmatched
+    (qregion, dec), = imported(fresh, "labelme").values()
+    assert dec[rel2].region.iou(Region.from_polygons([p2]), H, W) >= 0.99
+
+
+# -- masks -----------------------------------------------------------------------------------------
+
+
+def test_masks_are_8bit_pngs_255_inside_one_per_image_and_object(reviewed, tmp_path):
+    project, expected = reviewed
+    report = export_project(project, tmp_path / "m", "masks")
+    index = json.loads((tmp_path / "m" / "masks.json").read_text())["masks"]
+    assert len(index) == 2 * 4 and report.n_regions == 6
+    by_image = {e["image"]: e for e in index}
+    for qrel, (qregion, dec) in expected.items():
+        for rel, region in [(qrel, qregion)] + [(r, v[2]) for r, v in dec.items() if v[2] is not None]:
+            e = by_image[rel]
+            m = cv2.imread(str(tmp_path / "m" / e["mask"]), cv2.IMREAD_UNCHANGED)
+            assert m.dtype == np.uint8 and m.shape == (H, W) and set(np.unique(m)) <= {0, 255}
+            assert np.array_equal(m == 255, region.to_mask(H, W))
+
+
+# -- the export folder -----------------------------------------------------------------------------
+
+
+def test_export_needs_overwrite_for_a_folder_with_files_and_replaces_it_whole(reviewed, tmp_path):
+    project, _ = reviewed
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "stale.txt").write_text("old export")
+    with pytest.raises(PixretError, match="not empty"):
+        export_project(project, out, "coco")
+    assert (out / "stale.txt").exists()
+    export_project(project, out, "coco", overwrite=True)
+    assert not (out / "stale.txt").exists() and (out / "annotations.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]        # no staging folder left
+    assert oct((out / "annotations.json").stat().st_mode & 0o044) == oct(0o044)  # readable by others
+    with pytest.raises(PixretError, match="refusing"):
+        export_project(project, project.root, "coco", overwrite=True)
+    with pytest.raises(PixretError, match="unknown export format"):
+        export_project(project, tmp_path / "x", "voc")
+
+
+def test_cancelled_export_leaves_the_old_export_untouched(reviewed, tmp_path):
+    project, _ = reviewed
+    out = tmp_path / "out"
+    export_project(project, out, "labelme")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    token = CancelToken()
+
+    def progress(done, total, stage):
+        if stage.startswith("export") and done >= 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        export_project(project, out, "pixbench", overwrite=True, progress=progress, cancel=token)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# -- import: all or nothing ------------------------------------------------------------------------
+
+
+def test_a_bad_file_late_in_the_source_leaves_the_project_unchanged(reviewed, fresh, tmp_path):
+    project, _ = reviewed
+    export_project(project, tmp_path / "pb", "pixbench")
+    label = sorted((tmp_path / "pb" / "labels").glob("*.json"))[-1]
+    label.write_text(label.read_text()[:-30])
+    before = counts(fresh)
+    with pytest.raises(FormatError) as e:
+        import_annotations(fresh, tmp_path / "pb", "pixbench")
+    assert label.name in str(e.value) and "line" in str(e.value)
+    assert counts(fresh) == before
+
+
+def test_a_cancel_while_writing_rolls_the_whole_import_back(reviewed, fresh, tmp_path):
+    project, _ = reviewed
+    export_project(project, tmp_path / "coco", "coco")
+    token = CancelToken()
+
+    def progress(done, total, stage):
+        if stage == "writing" and done == 1:
+            token.cancel()            # after the first object's rows were added to the transaction
+
+    before = counts(fresh)
+    with pytest.raises(Cancelled):
+        import_annotations(fresh, tmp_path / "coco", "coco", progress=progress, cancel=token)
+    assert counts(fresh) == before
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+
+
+def test_cli_export_and_import(reviewed, fresh, tmp_path, capsys):
+    project, _ = reviewed
+    out = tmp_path / "cli"
+    project_dir = str(project.folder)
+    assert main(["export", "--project", project_dir, "--format", "coco", "--out", str(out), "-q"]) == 0
+    assert "2 objects" in capsys.readouterr().out
+    assert main(["export", "--project", project_dir, "--format", "coco", "--out", str(out), "-q"]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["export", "--project", project_dir, "--format", "coco", "--out", str(out), "-q",
+                 "--overwrite"]) == 0
+    assert main(["import", "--project", str(fresh.folder), "--format", "coco", str(out / "annotations.json"),
+                 "-q"]) == 0
+    assert "imported 2 objects" in capsys.readouterr().out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": [{"id": 1}], "annotations": []}')
+    assert main(["import", "--project", str(fresh.folder), "--format", "coco", str(bad), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.json" in err and "images[0].file_name" in err
