@@ -171,7 +171,8 @@ def print_metrics(doc: dict) -> None:
     keys = ("mAP", "mAP@50:5:95_mask", "mAP@50:5:95_box", "mIoU_mask", "mIoU_box")
     print(f"{'protocol':10s}" + "".join(f"{k:>18s}" for k in keys))
     for protocol, m in doc["metrics"].items():
-        print(f"{protocol:10s}" + "".join(f"{m.get(k, float('nan')):18.2f}" for k in keys))
+        print(f"{protocol:10s}" + "".join(f"{m[k]:18.2f}" if m.get(k) is not None else f"{'-':>18s}"
+                                          for k in keys))
     t = doc.get("timing", {})
     qs = sorted(t.get("query_s", []))
     if qs:

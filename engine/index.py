@@ -36,7 +36,7 @@ def vocabulary_size(n_features: int) -> int:
 def train_vocabulary(sample: np.ndarray, k: int, *, seed: int = 1234, niter: int = 12) -> np.ndarray:
     """k-means centroids (k, 128) float32 on RootSIFT descriptors."""
     sample = np.ascontiguousarray(sample, dtype=np.float32)
-    k = int(min(k, max(1, sample.shape[0] // 4)))
+    k = int(min(k, max(1, sample.shape[0] // 39)))  # faiss wants >= 39 points per centroid
     km = faiss.Kmeans(sample.shape[1], k, niter=niter, seed=seed, spherical=False,
                       max_points_per_centroid=64, verbose=False)
     km.train(sample)

@@ -60,7 +60,7 @@ class TopoConfig:
     seed_tol: float = 0.35  # seed similarity's allowed miss, as a fraction of the predicted offset
     tol_px: float = 6.0  # local affine's inlier threshold, in database pixels
     min_patch: int = 5  # matches a patch must explain, seed included, to pass
-    min_inliers: int = 10  # verified matches in the largest component for the pair to verify
+    min_inliers: int = 8  # verified matches in the largest component for the pair to verify (as sv)
     planar_frac: float = 0.8  # one homography explains this share of verified matches -> warp the region
     reach: float = 2.5  # a patch maps the query region up to this many windows around its seed
     max_patches: int = 200  # patches kept for the region and the evidence (the best per grid cell)
@@ -84,8 +84,13 @@ class Patches:
 
 
 def find_patches(q_xy: np.ndarray, q_scale: np.ndarray, q_angle: np.ndarray, d_xy: np.ndarray,
-                 d_scale: np.ndarray, d_angle: np.ndarray, radius: float, config: TopoConfig) -> Patches:
-    """Steps 2-3 on M matches given by their two endpoints' positions, scales and angles."""
+                 d_scale: np.ndarray, d_angle: np.ndarray, radius: float, config: TopoConfig,
+                 plane: np.ndarray | None = None) -> Patches:
+    """Steps 2-3 on M matches given by their two endpoints' positions, scales and angles.
+
+    plane: optional bool (M,), the inliers of one global homography; they are linked as one more
+    (image-wide) patch, so whatever spatial verification would accept, topology accepts too.
+    """
     P = np.asarray(q_xy, np.float64)
     Q = np.asarray(d_xy, np.float64)
     M = len(P)
@@ -136,6 +141,10 @@ def find_patches(q_xy: np.ndarray, q_scale: np.ndarray, q_angle: np.ndarray, d_x
     link = passed[:, None] & inl
     rows = np.repeat(np.arange(M), k)[link.ravel()]
     cols = nb[link]
+    if plane is not None and plane.any():
+        members = np.flatnonzero(plane)
+        rows = np.r_[rows, np.full(len(members), members[0])]
+        cols = np.r_[cols, members]
     graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(M, M))
     _, labels = connected_components(graph, directed=False)
     verified = np.zeros(M, bool)
@@ -178,8 +187,11 @@ def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.nda
         inside = query_region.contains_points(q.xy[qi])
         qi, di = qi[inside], di[inside]
     radius = max(config.min_window_px, config.window * float(np.sqrt(max(query_region.area, 1.0))))
-    patches = find_patches(q.xy[qi], q.scale[qi], q.angle[qi], d.xy[di], d.scale[di], d.angle[di],
-                           radius, config)
+    P, Q = q.xy[qi], d.xy[di]
+    sv = SVConfig(min_inliers=config.min_inliers)
+    strict = second_ratio(q_desc, d_desc, qi, di) < sv.ratio if config.ratio > sv.ratio else np.ones(len(qi), bool)
+    H, plane = global_plane(P, Q, strict, query_region.bounds, sv)
+    patches = find_patches(P, q.scale[qi], q.angle[qi], Q, d.scale[di], d.angle[di], radius, config, plane)
     sizes = component_sizes(patches)
     largest = int(sizes.max()) if len(sizes) else 0
     evidence: dict = {"inliers": largest, "matches": int(len(qi)), "patches": [], "components": []}
@@ -188,7 +200,7 @@ def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.nda
     keep_labels = np.flatnonzero(sizes >= min(config.min_inliers, largest))
     kept = np.isin(patches.component, keep_labels)
     reps = representative_patches(patches, kept, config)
-    region, model = predict_region(patches, kept, reps, query_region, width, height, config)
+    region, model = predict_region(patches, kept, reps, H, plane, query_region, width, height, config)
     evidence.update(
         model=model,
         components=sorted((int(x) for x in sizes[keep_labels]), reverse=True),
@@ -215,12 +227,40 @@ def representative_patches(patches: Patches, kept: np.ndarray, config: TopoConfi
     return np.sort(best)
 
 
-def predict_region(patches: Patches, kept: np.ndarray, reps: np.ndarray, query_region: Region, width: int,
-                   height: int, config: TopoConfig) -> tuple[Region | None, str]:
-    """One homography when it explains the verified matches (a plane), else per-patch affine pieces."""
-    P, Q = patches.q_xy[kept], patches.d_xy[kept]
-    H, inl = fit_homography(P, Q, SVConfig())
-    if H is not None and plausible_homography(H) and inl.sum() >= config.planar_frac * len(P):
+def second_ratio(q_desc: np.ndarray, d_desc: np.ndarray, qi: np.ndarray, di: np.ndarray) -> np.ndarray:
+    """Lowe's ratio (best / second-best descriptor distance) of the matches qi -> di."""
+    if len(qi) == 0:
+        return np.zeros(0)
+    sim = np.asarray(q_desc[qi], np.float32) @ np.asarray(d_desc, np.float32).T  # only the matched rows
+    best = sim[np.arange(len(qi)), di]
+    sim[np.arange(len(qi)), di] = -np.inf
+    second = sim.max(axis=1)
+    d1 = np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0))
+    d2 = np.sqrt(np.maximum(2.0 - 2.0 * second, 1e-12))
+    return d1 / d2
+
+
+def global_plane(P: np.ndarray, Q: np.ndarray, strict: np.ndarray, bounds, sv: SVConfig
+                 ) -> tuple[np.ndarray | None, np.ndarray]:
+    """Spatial verification's homography, fitted (MAGSAC++) on the seeds that pass sv's own ratio
+    test, kept only where sv would accept it; its inliers among all seeds (within sv's threshold)."""
+    H, inl = fit_homography(P[strict], Q[strict], sv)
+    none = None, np.zeros(len(P), bool)
+    if H is None or inl.sum() < sv.min_inliers or not plausible_homography(H, bounds):
+        return none
+    proj = np.c_[P, np.ones(len(P))] @ H.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.linalg.norm(proj[:, :2] / proj[:, 2:3] - Q, axis=1)
+    plane = (err <= sv.threshold_px) & (proj[:, 2] > 0)
+    plane[np.flatnonzero(strict)[inl]] = True
+    return H, plane
+
+
+def predict_region(patches: Patches, kept: np.ndarray, reps: np.ndarray, H: np.ndarray | None, plane: np.ndarray,
+                   query_region: Region, width: int, height: int, config: TopoConfig) -> tuple[Region | None, str]:
+    """The warped query region when the global homography explains the kept verified matches (a
+    plane), else the piecewise region of the patches."""
+    if H is not None and (plane & kept).sum() >= config.planar_frac * kept.sum():
         region = warp_region(query_region, H, width, height)
         if region is not None:
             return region, "homography"

@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
+    # Workers run Python too: hand the GIL back to the GUI thread every 2 ms instead of 5 ms, so
+    # a busy worker delays a repaint or a click by less (benchmarks/gui_stall.py measures it).
+    sys.setswitchinterval(0.002)
     app = QApplication.instance()
     if app is None:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)

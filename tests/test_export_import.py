@@ -221,9 +221,38 @@ def test_revisitop_without_pixel_labels_imports_image_level_positives(reviewed, 
     assert len(imported_q) == 2 and all(len(bench.gnd[q].easy) == 1 for q in imported_q)
 
 
+def test_query_images_decided_in_other_searches_stay_in_the_database(fresh, collection, tmp_path):
+    """Two searches of one object from two views, each accepting the other's query image; the
+    first search saved twice (one object, decisions merged)."""
+    (rel1, p1), (rel2, p2) = collection.views["object1"][:2]
+    a = search(fresh, Query(fresh.image_id(rel1), Region.from_polygons([p1])), top_k=5)
+    a1, a2 = review.save_search(fresh, a), review.save_search(fresh, a)
+    review.set_decision(fresh, a1, fresh.image_id(rel2), "rejected")
+    review.set_decision(fresh, a2, fresh.image_id(rel2), "accepted", Region.from_polygons([p2]))
+    b = review.save_search(fresh, search(fresh, Query(fresh.image_id(rel2), Region.from_polygons([p2])), top_k=5))
+    review.set_decision(fresh, b, fresh.image_id(rel1), "corrected", Region.from_polygons([p1]), difficulty="hard")
+    rs = reviewed_set(fresh)
+    assert [o.query_ids for o in rs.objects] == [(a1, a2), (b,)]
+    export_project(fresh, tmp_path / "pb", "pixbench")
+    bench = load_pixbench(tmp_path / "pb")
+    i1, i2 = bench.index_of("object1__view01"), bench.index_of("object1__view02")
+    assert i1 is not None and i2 is not None
+    assert bench.qimlist == ("object1__view01__q0", "object1__view02__q1")
+    assert bench.gnd[0].easy == (i2,) and bench.gnd[0].junk == (i1,)     # its own image: junk
+    assert bench.gnd[1].hard == (i1,) and bench.gnd[1].junk == (i2,)
+    r = import_annotations(fresh, tmp_path / "pb", "pixbench")
+    assert r.n_objects == 2 and not r.unmatched
+    got = imported(fresh, "pixbench")
+    assert set(got) == {rel1, rel2}
+    assert got[rel1][1][rel2].region.iou(Region.from_polygons([p2]), H, W) >= 0.99
+    assert got[rel2][1][rel1].difficulty == "hard"
+    assert rel1 not in got[rel1][1]          # a query's own image is never its own result
+
+
 # -- COCO ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # pycocotools' own, under numpy 2
 def test_coco_export_loads_in_pycocotools_and_scores_1_against_itself(reviewed, tmp_path):
     pycocotools = pytest.importorskip("pycocotools")
     from pycocotools.coco import COCO
@@ -331,8 +360,10 @@ def test_labelme_shapes_of_one_object_unite_and_the_first_file_is_the_query(fres
         out.write_text(json.dumps({"imagePath": "../../" + "x/" + rel, "imageWidth": W, "imageHeight": H,
                                    "shapes": [{"label": "poster", "shape_type": "polygon", "points": s,
                                                "group_id": None, "flags": {}} for s in shapes]}))
+    (d / "classes.json").write_text(json.dumps({"names": ["poster"]}))     # not LabelMe: skipped, said so
     r = import_annotations(fresh, d, "labelme")
     assert r.n_objects == 1 and r.n_annotations == 1 and not r.unmatched
+    assert any("classes.json" in w for w in r.warnings)
     (qregion, dec), = imported(fresh, "labelme").values()
     assert dec[rel2].region.iou(Region.from_polygons([p2]), H, W) >= 0.99
 
@@ -443,3 +474,29 @@ def test_cli_export_and_import(reviewed, fresh, tmp_path, capsys):
     assert main(["import", "--project", str(fresh.folder), "--format", "coco", str(bad), "-q"]) == 2
     err = capsys.readouterr().err
     assert "bad.json" in err and "images[0].file_name" in err
+
+
+def test_jpg_copies_carry_the_pixels_as_seen(tmp_path):
+    """jpg/ holds JPEGs with EXIF orientation applied (FORMAT.md): plain JPEGs are copied byte for
+    byte, rotated ones and other formats are decoded as the engine sees them and re-encoded."""
+    from PIL import Image
+
+    from engine import imageio
+    from engine.formats.export import _write_jpeg
+
+    rgb = np.zeros((30, 50, 3), np.uint8)
+    rgb[:, :10] = 255
+    plain, rotated, png = tmp_path / "plain.jpg", tmp_path / "rot.jpg", tmp_path / "img.png"
+    Image.fromarray(rgb).save(plain, quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6                                   # rotate 90 degrees clockwise to view
+    Image.fromarray(rgb).save(rotated, quality=95, exif=exif)
+    Image.fromarray(rgb).save(png)
+    for src in (plain, rotated, png):
+        dst = tmp_path / "out" / f"{src.stem}.jpg"
+        _write_jpeg(src, dst)
+        with Image.open(dst) as im:
+            assert im.format == "JPEG" and im.getexif().get(0x0112, 1) == 1
+        assert imageio.image_size(dst) == imageio.image_size(src)
+        assert np.abs(imageio.load_image(dst).astype(int) - imageio.load_image(src).astype(int)).mean() < 4
+    assert (tmp_path / "out" / "plain.jpg").read_bytes() == plain.read_bytes()

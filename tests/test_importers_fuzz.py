@@ -23,6 +23,7 @@ from engine.errors import FormatError
 from engine.formats import revisitop
 from engine.formats.importers import import_annotations
 from engine.project import Project
+from engine.regions import Region, encode_rle
 
 W, H = 200, 160
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
@@ -70,19 +71,34 @@ def labelme_doc(project) -> dict:
 def coco_doc(project) -> dict:
     (rel1, p1), (rel2, p2) = project.col.views["object1"][:2]
     return {"images": [{"id": 1, "file_name": rel1, "width": W, "height": H},
-                       {"id": 2, "file_name": rel2, "width": W, "height": H}],
+                       {"id": 2, "file_name": rel2, "width": W, "height": H},
+                       {"id": 3, "file_name": project.col.distractors[0], "width": W, "height": H}],
             "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
                              "segmentation": [np.ravel(p1).tolist()], "bbox": [1, 2, 3, 4], "area": 5,
                              "pixret": {"object": 0, "role": "query", "difficulty": "easy"}},
                             {"id": 2, "image_id": 2, "category_id": 1, "iscrowd": 0,
-                             "segmentation": {"size": [H, W], "counts": "0" + "1" * 3}}],
+                             "segmentation": encode_rle(Region.from_polygons([p2]).to_mask(H, W)),
+                             "pixret": {"object": 0, "role": "positive", "difficulty": "hard"}}],
             "categories": [{"id": 1, "name": "o"}],
-            "pixret": {"objects": [{"id": 0, "negative_image_ids": [2]}]}}
+            "pixret": {"objects": [{"id": 0, "negative_image_ids": [3]}]}}
 
 
 def gnd_doc(project) -> dict:
     return {"imlist": ["object1__view02", "object1__view03", "other__scene001"], "qimlist": ["object1__view01"],
             "gnd": [{"bbx": [10.0, 10.0, 90.0, 80.0], "easy": [0], "hard": [1], "junk": [2], "pixel_gt": False}]}
+
+
+def test_the_documents_the_fuzzers_damage_are_valid(project, tmp_path):
+    """So that a mutation is one fault in an otherwise good file."""
+    (tmp_path / "a.json").write_text(json.dumps(labelme_doc(project)))
+    (tmp_path / "c.json").write_text(json.dumps(coco_doc(project)))
+    (tmp_path / "pb" / "queries").mkdir(parents=True)
+    (tmp_path / "pb" / "gnd.json").write_text(json.dumps(gnd_doc(project)))
+    (tmp_path / "pb" / "queries" / "0.json").write_text(json.dumps(labelme_doc(project)))
+    for path, fmt in ((tmp_path / "a.json", "labelme"), (tmp_path / "c.json", "coco"), (tmp_path / "pb", "pixbench"),
+                      (write_pkl(tmp_path, pickle.dumps(gnd_doc(project))), "revisitop")):
+        r = import_annotations(project, path, fmt)
+        assert r.n_objects == 1 and not r.unmatched, fmt
 
 
 def json_values():

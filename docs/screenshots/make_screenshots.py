@@ -7,7 +7,6 @@ collection, and saves the whole screen at each step of the guide into docs/scree
 """
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import FormatError
-from engine.regions import Region, RegionDataError, decode_rle
+from engine.imageio import DEFAULT_MAX_PIXELS
+from engine.regions import Region, RegionDataError, decode_rle, encode_rle
 
 __all__ = ["COCO_SHIFT", "CocoImage", "CocoAnnotation", "CocoFile", "segmentation", "annotation_region",
            "read_coco", "MAX_COORD"]
@@ -45,8 +46,6 @@ def segmentation(region: Region, height: int, width: int) -> tuple[object, float
         [float(box[0]), float(box[1]), float(box[2] - box[0] + 1), float(box[3] - box[1] + 1)]
     rings = region.polygons_with_holes()
     if any(len(p) > 1 for p in rings):
-        from engine.regions import encode_rle
-
         return encode_rle(mask), area, bbox
     polys = [(np.asarray(p[0], dtype=np.float64) + COCO_SHIFT).reshape(-1).tolist() for p in rings]
     return polys, area, bbox
@@ -119,7 +118,7 @@ def annotation_region(seg, bbox, path: Path, where: str, height: int | None, wid
             raise FormatError(path, f"{w}.size", f"{size} but the image is {height}x{width} (height, width)")
         if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
                                                              for v in size):
-            if size[0] * size[1] > 400_000_000:
+            if size[0] * size[1] > DEFAULT_MAX_PIXELS:
                 raise FormatError(path, f"{w}.size", f"{size}: too large for an image")
         try:
             mask = decode_rle(seg)

@@ -384,6 +384,9 @@ def export_project(project, out, fmt: str, *, overwrite: bool = False, name: str
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     report = ExportReport(fmt, out, warnings=list(rs.warnings))
+    if not rs.objects:
+        report.warnings.append("no reviewed search to export: decide on some results first "
+                               "(or include unreviewed searches)")
     try:
         writer = {"pixbench": _pixbench, "coco": _coco, "labelme": _labelme, "masks": _masks}[fmt]
         writer(rs, stage, report, copy_images, progress, cancel)
@@ -568,7 +571,10 @@ def _labelme(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bo
             _copy_file(im.source, image_file)
             image_path = image_file.name
         else:
-            image_path = os.path.relpath(im.source, json_path.parent).replace(os.sep, "/")
+            try:
+                image_path = os.path.relpath(im.source, json_path.parent).replace(os.sep, "/")
+            except ValueError:          # another drive (Windows): no relative path exists
+                image_path = im.source.as_posix()
         doc = {
             "version": "5.0.1",
             "flags": {},

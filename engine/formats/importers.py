@@ -124,9 +124,17 @@ def _checked(region: Region, path: Path, where: str) -> Region:
     return region
 
 
+def _check_points(lm, path: Path) -> None:
+    """Coordinates far outside any image are a damaged file (and would overflow the geometry)."""
+    for k, s in enumerate(lm.shapes):
+        if not all(abs(v) <= MAX_COORD for p in s.points for v in p):
+            raise FormatError(path, f"shapes[{k}].points", "coordinates far outside any image")
+
+
 def _labelme_file_region(path: Path) -> Region | None:
     with _guard(path):
         lm = read_labelme(path)
+        _check_points(lm, path)
         try:
             region = labelme_region(lm)
         except (ValueError, ArithmeticError) as e:
@@ -292,6 +300,8 @@ def _labelme_shapes(path: Path) -> tuple[str, list[tuple[tuple, Region, dict]]]:
         if kind not in AREA_TYPES or not isinstance(s.get("points"), list):
             continue
         pts = tuple(tuple(float(v) for v in p) for p in s["points"])
+        if not all(abs(v) <= MAX_COORD for p in pts for v in p):
+            raise FormatError(path, f"shapes[{k}].points", "coordinates far outside any image")
         if kind == "polygon" and len(pts) < 3:
             continue
         group = s.get("group_id")
@@ -339,6 +349,11 @@ def _read_labelme(path: Path, report: ImportReport, cancel: CancelToken, progres
     groups: dict[tuple, list] = {}
     for n, f in enumerate(files):
         cancel.raise_if_set()
+        if path.is_dir():
+            doc = _json(f)
+            if not isinstance(doc, dict) or ("shapes" not in doc and "imagePath" not in doc):
+                report.warnings.append(f"{f}: not a LabelMe file (no shapes, no imagePath); skipped")
+                continue
         image_path, shapes = _labelme_shapes(f)
         ref = _labelme_ref(f, root, image_path)
         for key, region, flags in shapes:

@@ -90,8 +90,10 @@ class SafeUnpickler(pickle.Unpickler):
     bytes, str, int, float, complex, bool, slice; numpy.core/_core.multiarray._reconstruct and
     .scalar, numpy.ndarray, numpy.dtype, numpy.core/_core.numeric._frombuffer (protocol 5); and
     _codecs.encode restricted to latin-1 (how Python 3 writes bytes in protocol 2). The numpy
-    callables are wrapped so that they build plain arrays of non-object dtypes only. Anything else
-    raises pickle.UnpicklingError, before it is looked up, let alone called.
+    callables are wrapped: _reconstruct builds nothing but a numpy.ndarray, scalar and _frombuffer
+    only non-object dtypes (the items of an object array come through this same filter); bytes(n)
+    and bytearray(n) are refused (memory bombs). Anything else raises pickle.UnpicklingError, before
+    it is looked up, let alone called.
     """
 
     def find_class(self, module, name):

@@ -10,6 +10,7 @@ from PySide6.QtGui import QImage, QPainterPath, QUndoGroup
 
 from engine.imageio import load_image
 from pixret_desktop.controllers.tools import ToolController
+from pixret_desktop.geometry import region_to_path
 from pixret_desktop.undo import RegionDocument
 from pixret_desktop.workers import JobManager, Worker
 
@@ -44,8 +45,6 @@ class CanvasController(QObject):
         self.undo_group.setActiveStack(document.stack if document is not None else None)
         self.document = document
         self.tools.set_document(document)
-        from pixret_desktop.geometry import region_to_path
-
         self.canvas.set_overlay_path(region_to_path(overlay) if overlay is not None else QPainterPath())
         if same:
             return

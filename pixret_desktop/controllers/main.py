@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QUndoGroup
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -52,7 +52,7 @@ class MainController(QObject):
         self.window = w = window
         self.settings = settings or AppSettings()
         self.jobs = JobManager(self)
-        self.cache = ThumbnailCache(self.settings.get("thumbnail_size"), self)
+        self.cache = ThumbnailCache(self.settings.get("thumbnail_size"), self, dpr=window.devicePixelRatioF())
         self.images = ImageListModel(self.cache, self)
         self.results = ResultsModel(self.cache, self)
         w.grid.setModel(self.images)
@@ -157,7 +157,7 @@ class MainController(QObject):
         w.history.activated.connect(self._history_chosen)
         r.current_changed.connect(self._current_hit_changed)
         r.result_shown.connect(self._result_shown)
-        r.decision_changed.connect(lambda _i, _k: self._update_summary())
+        r.decision_changed.connect(lambda _i, _k: (self._update_summary(), w.saved_label.setText("Saving…")))
         r.decision_saved.connect(self._decision_saved)
         r.queries_loaded.connect(self._queries_loaded)
         r.error.connect(self.show_error)
@@ -210,7 +210,7 @@ class MainController(QObject):
             self.show_error("No project", "Create or open a project first (File ▸ New Project).")
             return
         folder = QFileDialog.getExistingDirectory(self.window, "Import a folder of images",
-                                                  str(self.project.root or Path.home()))
+                                                  str(self.images.root or Path.home()))
         if folder:
             self.import_folder(folder)
 
@@ -271,6 +271,7 @@ class MainController(QObject):
         self.images.set_images(root, images, statuses)
         self.results.root = Path(root) if root else None
         self.results.sizes = self.images.sizes()
+        self.window.results.viewport().update()  # results shown earlier can now ask for thumbnails
         self._update_count()
         self._try_restore()
         self.window.canvas.empty_text = ("Pick an image in the collection, outline the object, then Search"
@@ -319,7 +320,7 @@ class MainController(QObject):
     # -- canvas modes ------------------------------------------------------------------------------------
 
     def open_query_image(self, image_id) -> None:
-        if image_id is None or self.project is None:
+        if image_id is None or self.project is None or self.images.root is None:
             return
         info = self.images.info(int(image_id))
         if info is None:
@@ -333,13 +334,19 @@ class MainController(QObject):
         self.window.results.clearSelection()
         self.window.results.setCurrentIndex(self.results.index(-1))
         doc = self.search_ctl.document(info.id)
-        self.canvas_ctl.show(info.id, self.project.root / info.path, doc)
+        self.canvas_ctl.show(info.id, self.images.root / info.path, doc)
         self._update_header()
         self._update_enabled()
 
     def _current_hit_changed(self, hit) -> None:
         if hit is not None:
             self.mode = "hit"
+        elif self.mode == "hit":  # the hit on the canvas went away (a new search, another one loaded)
+            self.mode = None
+            if self.query_image is not None and self.project is not None:
+                self.open_query_image(self.query_image)
+            else:
+                self.canvas_ctl.clear()
         if self.window.act_evidence.isChecked():
             self._fill_evidence()
         self._update_header()

@@ -12,7 +12,6 @@ from PySide6.QtCore import QObject, Signal
 import engine.demo as demo
 import engine.review as review
 from engine.features import FeatureConfig
-from engine.progress import Cancelled
 from engine.project import Project
 from pixret_desktop.workers import JobManager, Worker
 
@@ -146,5 +145,3 @@ class ProjectController(QObject):
                                pool="io", on_finished=self.failures_loaded.emit,
                                on_failed=lambda e: self.error.emit("Could not list the files", str(e)))
 
-
-__all__ = ["ProjectController", "Cancelled"]

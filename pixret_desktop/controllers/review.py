@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, Signal
 import engine.review as review
 from engine.review import Decision
 from pixret_desktop import status as S
+from pixret_desktop.geometry import same_shape
 from pixret_desktop.undo import DecisionCommand, RegionDocument
 from pixret_desktop.workers import JobManager, Worker
 
@@ -59,6 +60,9 @@ class ReviewController(QObject):
         self.current_changed.emit(None)
 
     def _drop_documents(self) -> None:
+        if self.canvas_ctl.document in self.documents.values():
+            self.canvas_ctl.document = None  # it is about to go: the canvas lets go first
+            self.canvas_ctl.tools.set_document(None)
         for d in self.documents.values():
             self.canvas_ctl.forget(d)
             d.deleteLater()
@@ -72,6 +76,7 @@ class ReviewController(QObject):
         self._drop_documents()
         self.current = None
         self.model.set_result(result, None, partial=True)
+        self.current_changed.emit(None)
         self.result_shown.emit(None)
 
     def show_result(self, result, query_id: int, decisions: dict | None = None) -> None:
@@ -79,6 +84,7 @@ class ReviewController(QObject):
         self._drop_documents()
         self.current = None
         self.model.set_result(result, query_id, decisions or {})
+        self.current_changed.emit(None)
         self.result_shown.emit(query_id)
         if keep is not None and self.model.row_of(keep) is not None:
             self.select_row(self.model.row_of(keep))
@@ -139,11 +145,11 @@ class ReviewController(QObject):
 
     def open_row(self, row: int) -> None:
         hit = self.model.hit_at(row)
-        if hit is None or self.project is None:
-            return
+        if hit is None or self.project is None or self.model.root is None:
+            return  # (the root comes with the image list, read in a worker)
         self.current = hit
         doc = self.document_for(hit)
-        self.canvas_ctl.show(hit.image_id, self.project.root / hit.path, doc, overlay=hit.region)
+        self.canvas_ctl.show(hit.image_id, self.model.root / hit.path, doc, overlay=hit.region)
         self.current_changed.emit(hit)
 
     def _document_edited(self, image_id: int) -> None:
@@ -162,8 +168,6 @@ class ReviewController(QObject):
         doc = self.documents.get(self.current.image_id)
         if doc is None:
             return False
-        from pixret_desktop.geometry import same_shape
-
         return not same_shape(doc.region, self.model.current_region(self.current))
 
     def _state(self, image_id: int) -> dict:

@@ -77,7 +77,7 @@ class _Runner(QRunnable):
                     if image.isNull():
                         image = None
                 if image is None:
-                    image = decode_thumbnail(path, cache.size)
+                    image = decode_thumbnail(path, cache.pixel_size)
                     if disk is not None:
                         _atomic_save(image, disk)
             except Exception:  # unreadable: the row shows a broken-image badge
@@ -91,9 +91,10 @@ class ThumbnailCache(QObject):
     ready = Signal(int)
     _loaded = Signal(int, int, QImage)  # generation, image id, image (from the worker threads)
 
-    def __init__(self, size: int = 160, parent=None):
+    def __init__(self, size: int = 160, parent=None, *, dpr: float = 1.0):
         super().__init__(parent)
-        self.size = int(size)
+        self.size = int(size)  # logical pixels
+        self.dpr = max(1.0, float(dpr))  # high-DPI screens get thumbnails with more pixels
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max(1, min(4, QThreadPool.globalInstance().maxThreadCount() - 1)))
         self._lock = threading.Lock()
@@ -128,11 +129,15 @@ class ThumbnailCache(QObject):
         self._bytes = 0
         self.failed.clear()
 
+    @property
+    def pixel_size(self) -> int:
+        return round(self.size * self.dpr)
+
     def disk_path(self, image_id: int, path: Path) -> Path | None:
         if self._folder is None:
             return None
         tag = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-        return self._folder / "thumbs" / str(self.size) / f"{image_id}_{tag}.jpg"
+        return self._folder / "thumbs" / str(self.pixel_size) / f"{image_id}_{tag}.jpg"
 
     # -- use ---------------------------------------------------------------------------------------
 
@@ -178,6 +183,7 @@ class ThumbnailCache(QObject):
             self.failed.add(image_id)
         else:
             pm = QPixmap.fromImage(image)
+            pm.setDevicePixelRatio(self.dpr)
             self._mem[image_id] = pm
             self._bytes += pm.width() * pm.height() * 4
             while self._bytes > MEMORY_BUDGET and len(self._mem) > 1:

@@ -5,7 +5,7 @@ a coloured status band and badge, and one or two caption lines.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF, QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import QAbstractItemView, QListView, QStyle, QStyledItemDelegate
 
@@ -55,7 +55,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         pm = index.data(Qt.DecorationRole)
         target = box
         if pm is not None and not pm.isNull():
-            sz = pm.size().scaled(box.size(), Qt.KeepAspectRatio)
+            sz = pm.deviceIndependentSize().toSize().scaled(box.size(), Qt.KeepAspectRatio)
             target = QRect(box.x() + (box.width() - sz.width()) // 2,
                            box.y() + (box.height() - sz.height()) // 2, sz.width(), sz.height())
             painter.drawPixmap(target, pm)

@@ -102,3 +102,18 @@ def test_export_menu_waits_for_the_exporters(qtbot, make_window):
         assert all(not a.isEnabled() and a.toolTip() == "arrives with issue 6" for a in actions)
     else:
         assert all(a.isEnabled() for a in actions)
+
+
+def test_views_never_import_the_engine():
+    import ast
+    from pathlib import Path
+
+    import pixret_desktop.views as views
+
+    offenders = []
+    for path in Path(views.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "engine"]
+    assert offenders == []

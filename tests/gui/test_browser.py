@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QListView
 
 import engine.review as review

@@ -2,13 +2,8 @@
 close, reopen, and everything is still there."""
 from __future__ import annotations
 
-import threading
-
-import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication
 
-import engine.pipeline as pipeline
 import engine.review as review
 from engine.project import Project
 from engine.regions import Region

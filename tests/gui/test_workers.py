@@ -183,3 +183,18 @@ def test_import_shows_progress_can_be_cancelled_and_keeps_the_gui_responsive(qtb
     assert row.bar.maximum() == 10_000
     assert max(late) < 0.25, f"the GUI thread stalled for {max(late) * 1000:.0f} ms"
     assert "cancelled" in window.statusBar().currentMessage().lower()
+
+
+def test_a_new_search_while_reviewing_puts_the_query_back_on_the_canvas(qtbot, opened):
+    window, ctl = opened
+    with qtbot.waitSignal(ctl.search_ctl.finished, timeout=WAIT_MS):
+        window.act_search.trigger()
+    with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
+        ctl.review_ctl.select_row(0)
+    assert ctl.mode == "hit"
+    hit_doc = ctl.canvas_ctl.document
+    with qtbot.waitSignal(ctl.search_ctl.finished, timeout=WAIT_MS):
+        window.act_search.trigger()
+    assert ctl.mode == "query" and ctl.canvas_ctl.document is ctl.search_ctl.documents[ctl.query_image]
+    assert ctl.canvas_ctl.document is not hit_doc
+    qtbot.keyClick(window.canvas, Qt.Key_Z, Qt.ControlModifier)  # the undo stack is the query's: no crash
