@@ -3,19 +3,20 @@
 Two layers, both kept under `<project>/graph/`:
 
 1. kNN. Every image's `k` nearest images by ASMK* image-to-image similarity (the initial search's
-   own kernel, `engine.index`), scored from the inverted file one image against all. A global
-   descriptor searched with faiss would be cheaper at scale, but on the dev set an idf-weighted
-   BoW (exact sparse, or feature-hashed into 2048-8192 dims for faiss) put 7-12% of the pairs that
-   verify beyond the 30 nearest of 299 images, where exact ASMK puts every one within 15: the
-   signature selectivity is what makes neighbours of small, cluttered objects. Diffusion
-   (engine.diffuse) builds its reciprocal kNN matrix from these lists.
+   own kernel, `engine.index`), scored exactly from the inverted file, one image against all.
+   Cheaper global descriptors searched with faiss were tried on the dev set and dropped: an
+   idf-weighted BoW (exact sparse, or feature-hashed to 2048-8192 dims) ranks the partner of a
+   pair that verifies at p95 40-90 of 299 images, exact ASMK at p95 7 (max 14); the binary
+   signatures are what find the neighbours of small objects in clutter. One row costs one pass
+   over the inverted file (O(N) per image). Diffusion (engine.diffuse) builds its reciprocal kNN
+   matrix from these lists.
 2. Hyperedges. Each image is spatially verified (ratio-test matches and a MAGSAC++ homography on
-   the stored features, as engine.verify) against its `verify_k` nearest neighbours. A verified pair keeps its inlier
-   correspondences (feature indices and coordinates in both images) and its homography: the links
-   along which hypergraph propagation carries a query region from image to image.
+   the stored features, as engine.verify) against its `verify_k` nearest neighbours. A verified
+   pair keeps its inlier correspondences (feature indices and coordinates in both images) and its
+   homography: the links along which hypergraph propagation carries a query region on.
 
-Incremental: only images that are new or changed (another feature set) get their kNN rows searched
-in full; the others merge the new images into their lists. Pairs already tried are never verified
+Incremental: only images that are new or changed (another feature set) get their kNN rows scored
+in full; ASMK is symmetric, so those rows also merge the newcomers into everyone else's list. Pairs already tried are never verified
 again while both images keep their features (a vocabulary retrain changes the kNN, not the pairs).
 Verification runs in threads (matching and MAGSAC release the GIL) and is checkpointed: every
 `CHECKPOINT` pairs a small immutable chunk is written to `pending/`, so a cancel (or a crash) keeps
@@ -38,7 +39,7 @@ import numpy as np
 from scipy import sparse
 
 from engine.features import rootsift
-from engine.progress import NEVER, NO_PROGRESS, Cancelled, CancelToken, Progress
+from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.verify import EMPTY_MATCHES, Matches, SVConfig, fit_homography, plausible_homography
 
 GRAPH_VERSION = 1
@@ -51,10 +52,6 @@ class GraphConfig:
     enabled: bool = True  # build the graph during indexing
     k: int = 50  # neighbours kept per image (diffusion's kNN)
     verify_k: int = 8  # each image is verified against this many of its nearest neighbours
-    # a pair is verified only when it shares this many ASMK words with signatures within Hamming 32
-    # (u >= 0.5; random signatures are 64 +- 6 apart): on dev this skips ~45% of the pairs and loses
-    # ~1% of those that verify. 0: verify every pair.
-    precheck: int = 1
     max_corr: int = 1024  # correspondences stored per verified pair (the most similar matches)
 
     def to_json(self) -> dict:
@@ -70,15 +67,15 @@ class GraphConfig:
 class GraphReport:
     images: int = 0
     knn_rows: int = 0  # rows searched in full (new, changed, or after a vocabulary change)
-    pairs_total: int = 0  # pairs wanted by the current kNN
-    pairs_skipped: int = 0  # pairs the ASMK precheck ruled out (not stored: re-checked next time)
-    pairs_verified_now: int = 0  # pairs verified in this run
-    pairs_verified: int = 0  # of all stored pairs, those that verified
+    pairs_wanted: int = 0  # pairs the current kNN asks for (each image with its verify_k nearest)
+    pairs_checked: int = 0  # pairs spatially verified in this run (the others were done before)
+    hyperedges: int = 0  # stored pairs that verified
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def seconds_per_pair(self) -> float | None:
-        n = self.pairs_verified_now
+        """Wall-clock verification time per pair checked in this run (all workers together)."""
+        n = self.pairs_checked
         return self.seconds.get("verify", 0.0) / n if n else None
 
 
@@ -113,34 +110,6 @@ class AsmkRows:
         acc = np.bincount(self.post_row[flat[keep]], weights=u * u * u, minlength=self.n)
         out[:] = acc / np.sqrt(len(words) * np.maximum(self.nw, 1.0))
         return out
-
-
-def strong_words(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], max_ham: int = 32) -> int:
-    """How many words two images share with aggregated signatures within `max_ham` bits."""
-    _, ia, ib = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
-    return int((np.bitwise_count(a[1][ia] ^ b[1][ib]).sum(axis=1) <= max_ham).sum())
-
-
-def asmk_scores(entry: tuple[np.ndarray, np.ndarray], others: list[tuple[np.ndarray, np.ndarray]],
-                vocab: int) -> np.ndarray:
-    """Exact ASMK* similarity of one image (words, sigs) to each of `others` (small lists, tests)."""
-    words, sigs = entry
-    out = np.zeros(len(others), np.float32)
-    if len(words) == 0 or not others:
-        return out
-    pos = np.full(vocab, -1, np.int64)
-    pos[words] = np.arange(len(words))
-    lens = np.array([len(w) for w, _ in others], np.int64)
-    ow = np.concatenate([w for w, _ in others])
-    osig = np.concatenate([s for _, s in others])
-    owner = np.repeat(np.arange(len(others)), lens)
-    m = pos[ow]
-    hit = m >= 0
-    ham = np.bitwise_count(sigs[m[hit]] ^ osig[hit]).sum(axis=1, dtype=np.int32)
-    u = 1.0 - ham.astype(np.float32) / 64.0
-    acc = np.bincount(owner[hit], weights=np.where(u > 0, u ** 3, 0.0), minlength=len(others))
-    out[:] = acc / np.sqrt(len(words) * np.maximum(lens, 1).astype(np.float64))
-    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -261,11 +230,13 @@ class Graph:
         self.knn_sims = knn_sims  # (N, K) ASMK similarities
         self.meta = meta
         self.row_of = {int(i): r for r, i in enumerate(self.nodes.tolist())}
+        self._rowmap = np.full(int(self.nodes.max()) + 2 if len(self.nodes) else 1, -1, np.int64)
+        self._rowmap[self.nodes] = np.arange(len(self.nodes))
         # only pairs whose two images still have the features they were verified on
-        current = dict(zip(self.nodes.tolist(), self.fsids.tolist()))
         if len(edges):
-            ok = np.array([current.get(int(a)) == int(fa) and current.get(int(b)) == int(fb)
-                           for (a, b), (fa, fb) in zip(np.asarray(edges.pairs), np.asarray(edges.fs))], bool)
+            ra, rb = self.rows(edges.pairs[:, 0]), self.rows(edges.pairs[:, 1])
+            ok = (ra >= 0) & (rb >= 0)
+            ok[ok] &= (self.fsids[ra[ok]] == edges.fs[ok, 0]) & (self.fsids[rb[ok]] == edges.fs[ok, 1])
             edges = edges.select(ok)
         self.edges = edges
         self._cache: dict = {}
@@ -274,6 +245,14 @@ class Graph:
     @property
     def n(self) -> int:
         return int(len(self.nodes))
+
+    def rows(self, image_ids: np.ndarray) -> np.ndarray:
+        """Node rows of image ids (-1 for images not in the graph, -1 ids included)."""
+        ids = np.asarray(image_ids, np.int64)
+        ok = (ids >= 0) & (ids < len(self._rowmap))
+        out = np.full(ids.shape, -1, np.int64)
+        out[ok] = self._rowmap[ids[ok]]
+        return out
 
     @classmethod
     def load(cls, folder) -> "Graph | None":
@@ -299,7 +278,7 @@ class Graph:
             ids = np.asarray(self.knn_ids[:, :k])
             sims = np.asarray(self.knn_sims[:, :k], np.float64)
             rows = np.repeat(np.arange(self.n), k)
-            cols = np.array([self.row_of.get(int(i), -1) for i in ids.reshape(-1)], np.int64)
+            cols = self.rows(ids.reshape(-1))
             ok = (cols >= 0) & (sims.reshape(-1) > 0)
             W = sparse.csr_matrix((np.maximum(sims.reshape(-1)[ok], 0) ** gamma, (rows[ok], cols[ok])),
                                   shape=(self.n, self.n))
@@ -321,8 +300,8 @@ class Graph:
                 return adj
             inl = np.asarray(self.edges.inliers)
             sel = np.flatnonzero(inl >= max(1, min_inliers))
-            a = np.array([self.row_of[int(i)] for i in np.asarray(self.edges.pairs)[sel, 0]], np.int64)
-            b = np.array([self.row_of[int(i)] for i in np.asarray(self.edges.pairs)[sel, 1]], np.int64)
+            a = self.rows(np.asarray(self.edges.pairs)[sel, 0])
+            b = self.rows(np.asarray(self.edges.pairs)[sel, 1])
             src = np.concatenate([a, b])
             dst = np.concatenate([b, a])
             pid = np.concatenate([sel, sel])
@@ -390,7 +369,15 @@ def load_edges(folder: Path) -> Edges:
         for chunk in sorted(pending.iterdir()):
             if chunk.is_dir() and not chunk.name.startswith(".") and (chunk / "ptr.npy").exists():
                 parts.append(Edges.load(chunk))
-    return Edges.concat(parts)
+    edges = Edges.concat(parts)
+    if len(parts) > 1:  # a pair twice (a crash between a consolidation and its cleanup): keep the last
+        pairs = np.asarray(edges.pairs)
+        key = pairs[:, 0] * (int(pairs.max()) + 1) + pairs[:, 1]
+        _, last = np.unique(key[::-1], return_index=True)
+        keep = np.zeros(len(key), bool)
+        keep[len(key) - 1 - last] = True
+        edges = edges.select(keep)
+    return edges
 
 
 # ------------------------------------------------------------------------------------------------
@@ -421,7 +408,7 @@ def build_graph(project, config: GraphConfig | None = None, *, progress: Progres
     b = knn_ids[:, :vk].reshape(-1)
     ok = b >= 0
     want = np.unique(np.sort(np.stack([a[ok], b[ok]], 1), axis=1), axis=0) if ok.any() else np.zeros((0, 2), np.int64)
-    report.pairs_total = len(want)
+    report.pairs_wanted = len(want)
     fs_of = dict(zip(nodes.tolist(), fsids.tolist()))
     edges = load_edges(folder)
     done = set()
@@ -430,9 +417,6 @@ def build_graph(project, config: GraphConfig | None = None, *, progress: Progres
             if fs_of.get(x) == fx and fs_of.get(y) == fy:
                 done.add((x, y))
     todo = [(int(x), int(y)) for x, y in want.tolist() if (x, y) not in done]
-    if config.precheck > 0:
-        todo = [(x, y) for x, y in todo if strong_words(entries[x], entries[y]) >= config.precheck]
-    report.pairs_skipped = report.pairs_total - len(done) - len(todo)
 
     t1 = time.perf_counter()
     try:
@@ -441,15 +425,24 @@ def build_graph(project, config: GraphConfig | None = None, *, progress: Progres
         report.seconds["verify"] = time.perf_counter() - t1
         _consolidate(folder, fs_of)
         report.seconds["total"] = time.perf_counter() - t0
-    edges = load_edges(folder)
-    report.pairs_verified = int((np.asarray(edges.inliers) > 0).sum())
-    meta_path = folder / "knn" / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    meta["last_build"] = {"pairs_verified_now": report.pairs_verified_now, "seconds": report.seconds}
-    tmp = meta_path.with_name(".meta.json.tmp")
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, meta_path)
+        _add_cost(folder, report)
+    report.hyperedges = int((np.asarray(load_edges(folder).inliers) > 0).sum())
     return report
+
+
+def _add_cost(folder: Path, report: GraphReport) -> None:
+    """Cumulative offline cost in graph/cost.json (benchmarks/propagation.py reads it)."""
+    path = folder / "cost.json"
+    try:
+        cost = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cost = {}
+    for key, value in (("pairs_checked", report.pairs_checked), ("knn_rows", report.knn_rows),
+                       ("verify_s", report.seconds.get("verify", 0.0)), ("knn_s", report.seconds.get("knn", 0.0))):
+        cost[key] = cost.get(key, 0) + value
+    tmp = path.with_name(".cost.json.tmp")
+    tmp.write_text(json.dumps(cost))
+    os.replace(tmp, path)
 
 
 def _update_knn(folder: Path, index, entries: dict, nodes: np.ndarray, fsids: np.ndarray, config: GraphConfig,
@@ -593,7 +586,7 @@ def _verify_pairs(project, folder: Path, todo: list[tuple[int, int]], fs_of: dic
                 if results:
                     _save_arrays(pending / f"c{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
                                  Edges.from_results(results).arrays())
-                    report.pairs_verified_now += len(results)
+                    report.pairs_checked += len(results)
 
 
 def _consolidate(folder: Path, fs_of: dict) -> None:
@@ -607,12 +600,7 @@ def _consolidate(folder: Path, fs_of: dict) -> None:
         pairs, fs = np.asarray(edges.pairs), np.asarray(edges.fs)
         ok = np.array([fs_of.get(int(x)) == int(fx) and fs_of.get(int(y)) == int(fy)
                        for (x, y), (fx, fy) in zip(pairs, fs)], bool)
-        # the same pair twice (a crash between a chunk and its consolidation): keep the last
-        key = pairs[:, 0] * (int(pairs.max()) + 1) + pairs[:, 1]
-        _, last = np.unique(key[::-1], return_index=True)
-        uniq = np.zeros(len(key), bool)
-        uniq[len(key) - 1 - last] = True
-        edges = edges.select(ok & uniq)
+        edges = edges.select(ok)
         edges = Edges(*(np.array(getattr(edges, n)) for n in _EDGE_FIELDS))
     if chunks or not (folder / "edges" / "ptr.npy").exists() or len(edges) != n_before:
         _save_arrays(folder / "edges", edges.arrays())

@@ -22,6 +22,7 @@ from engine.index import aggregate
 from engine.localize import predicted_region
 from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.regions import Region
+from engine.topo import TopoConfig, topo_verify
 from engine.verify import PairResult, SVConfig, spatial_verify
 
 QUERY_FEATURE_FACTOR = 3  # at most 3x the per-image cap for the query: about the cap inside the region
@@ -58,6 +59,7 @@ class SearchConfig:
     shortlist: int = 100  # images verified after the initial search
     query_assign: int = 1  # visual words per query feature (multiple assignment)
     sv: SVConfig = SVConfig()
+    topo: TopoConfig = TopoConfig()
     pair_min_inliers: int = 5  # one-shot localization of a known positive may trust fewer inliers
     workers: int = 2  # verification threads (matching and MAGSAC release the GIL)
 
@@ -94,6 +96,16 @@ def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
                        "matches": pts.round(1).tolist()})
 
 
+def topo_pair(ctx: QueryContext, image_id: int) -> PairResult:
+    """Topological verification of one database image (engine.topo); the region follows the
+    verified patches. It verifies at sv's `min_inliers`, so one-shot pair localization, which
+    lowers that, trusts topo as far as sv."""
+    d = ctx.project.features(image_id)
+    config = replace(ctx.config.topo, min_inliers=ctx.config.sv.min_inliers)
+    return topo_verify(ctx.features, ctx.desc, d, rootsift(d.desc), ctx.query.region,
+                       ctx.project.image_size(image_id), config)
+
+
 @dataclass(frozen=True)
 class Method:
     verifier: Verifier
@@ -124,6 +136,7 @@ METHODS: dict[str, Method] = {
                         description="sv, then the unverified rest ranked by diffusion on the kNN graph"),
     "hypergraph": Method(sv_pair, post=_diffuse("hypergraph_post"),
                          description="sv, then the query region propagated along verified hyperedges"),
+    "topo": Method(topo_pair, description="ASMK shortlist + topological verification (patches grown across views)"),
     "full": Method(sv_pair, post=_diffuse("full_post"), deepen=_diffuse("deepen_when_uncertain"),
                    description="sv (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
 }

@@ -32,7 +32,7 @@ MARKER = "pixret-project.json"
 FORMAT_VERSION = 1
 BATCH = 32  # images per feature pack / catalog transaction
 RETRAIN_GROWTH = 4.0  # retrain the vocabulary once the collection has 4x the features it was trained on
-TRAIN_SAMPLE_PER_WORD = 48
+TRAIN_SAMPLE_PER_WORD = 32  # k-means cost is sample x k per iteration: enough, and bounded
 
 
 @dataclass(frozen=True)

@@ -4,31 +4,38 @@ Spatial verification (engine.verify) explains all matches with one homography, i
 object is a plane. A statue, a building with two wings or a sneaker is not, so one homography keeps
 only one of its faces, or fails. Topological RANSAC (An et al., NeurIPS 2023) instead verifies
 small patches, each with its own local transform, and keeps the patches that stay connected across
-both views. This module does that in four vectorized steps:
+both views. This module does that with array operations (numpy, scipy), in four steps:
 
 1. Seeds. Ratio-test matches (`engine.verify.match_ratio`) between the query region's features and
-   the database image, with a looser ratio than sv's (patches re-check every seed).
+   the database image, at sv's ratio by default; a looser `ratio` adds seeds that the patches
+   re-check (sv's own homography is then still fitted on the seeds passing sv's ratio). That
+   homography, where sv would accept it, is kept as one more, image-wide patch: whatever spatial
+   verification accepts, topological verification accepts too.
 2. Patches. Every match is the seed of a patch: its query window holds the matches whose query
    point lies within `R` of the seed (`R` = `window` x sqrt(query-region area)). The seed's SIFT
    scale ratio and orientation difference give a similarity that predicts where each neighbour
    must land in the database image; neighbours landing close enough (`seed_tol` of their distance)
    start a local affine fit (least squares, pulled gently towards that similarity), refitted
    twice on the matches within `tol_px`. A patch passes when its affine is orientation-preserving,
-   not degenerate, and explains at least `min_patch` matches, the seed included.
+   not degenerate, and explains at least `min_patch` matches (duplicate keypoints count once).
 3. Growth. A passing patch links its seed to every match it explains; matches linked through
    overlapping passing patches form connected verified components (union-find over the sparse
-   link graph, `scipy.sparse.csgraph`). Growing every seed at once is the batched form of the
-   paper's patch-by-patch exploration ("saccades"): a seed inside a verified region simply lands in
-   that region's component. Components of fewer than `min_inliers` matches are dropped.
-4. Score and region. The score is the number of verified matches in the largest component; the
-   pair verifies when it reaches `min_inliers`. When one MAGSAC homography explains at least
-   `planar_frac` of the verified matches the object is a plane for this pair, and the region is
-   the query region warped by it (as in sv). Otherwise the region is piecewise: the query region is
-   cut into the Voronoi cells of the verified patches (within `reach` windows of each seed), each
-   piece is mapped by its own patch's affine, and the pieces are unioned and closed.
+   link graph, `scipy.sparse.csgraph`); every seed is grown at once, and a seed inside a verified
+   region simply lands in its component. Then a saccade (`grow_rounds`): each verified patch maps
+   the unmatched query features of its window by its affine and takes the most similar database
+   feature at the predicted place (`guided_sim`, no ratio test: the geometry already speaks), and
+   the patches are verified again with the new matches, so regions grow into their neighbourhood.
+4. Score and region. The score is the size of the largest component, counted in distinct
+   `cell_px` cells of the query rather than in matches: a tight cluster (one repeated stroke of
+   text) agrees with any local transform and must not outweigh matches spread over an object.
+   The pair verifies at `min_inliers`; smaller components are dropped.
+   When one homography explains at least `planar_frac` of the verified matches (sv's own, else
+   one refitted on them) the object is a plane for this pair, and the region is the query region
+   warped by it, as sv predicts it. Otherwise the region is piecewise: the query region is cut into
+   the Voronoi cells of the verified patches (up to `reach` windows from each seed), each piece is
+   mapped by its own patch's affine, and the pieces are unioned and closed.
 
-Everything is numpy array work over (matches x neighbours) tables; the only Python loop is over
-the two refits.
+The only Python loops are over the three affine fits and the growth rounds.
 """
 from __future__ import annotations
 
@@ -49,21 +56,27 @@ MAX_ANISOTROPY = 6.0  # a local affine stretching one axis more than this agains
 MAX_SCALE = 8.0  # ... and so is one scaling areas by more than MAX_SCALE**2 (or less than its inverse)
 PRIOR_WEIGHT = 0.1  # pull of the seed's similarity on the local affine, in (window radius)^2 units
 CIRCLE_SEGMENTS = 8  # quarter-circle segments of the reach disks
+MAX_EVIDENCE = 200  # verified matches listed in the evidence, as sv lists its inliers
+GUIDED_CANDIDATES = 4  # database features looked at around each guided prediction
+SUPPORT_CELL = 2.0  # px: matches this close in the query (duplicate keypoints) count once in a patch
 
 
 @dataclass(frozen=True)
 class TopoConfig:
-    ratio: float = 0.85  # Lowe's ratio for seed matches (sv uses 0.8; patches verify every seed)
+    ratio: float = 0.85  # Lowe's ratio for seed matches (sv's; a looser one adds seeds the patches re-check)
     window: float = 0.12  # patch radius in the query, as a fraction of sqrt(query-region area) ...
     min_window_px: float = 24.0  # ... and at least this many pixels
     max_neighbours: int = 24  # matches per patch: the nearest ones in the query window
     seed_tol: float = 0.35  # seed similarity's allowed miss, as a fraction of the predicted offset
     tol_px: float = 6.0  # local affine's inlier threshold, in database pixels
     min_patch: int = 5  # matches a patch must explain, seed included, to pass
-    min_inliers: int = 8  # verified matches in the largest component for the pair to verify (as sv)
+    cell_px: float = 8.0  # the score counts verified matches in distinct cells of this size (query px)
+    min_inliers: int = 8  # score (cells of the largest component) for the pair to verify; sv's count
     planar_frac: float = 0.8  # one homography explains this share of verified matches -> warp the region
     reach: float = 2.5  # a patch maps the query region up to this many windows around its seed
-    max_patches: int = 200  # patches kept for the region and the evidence (the best per grid cell)
+    max_patches: int = 200  # patches kept for the region and the evidence (the best per query cell)
+    grow_rounds: int = 1  # saccades: rounds of guided matching inside verified patches, then re-verification
+    guided_sim: float = 0.85  # RootSIFT similarity a guided correspondence needs (no ratio test there)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +87,7 @@ class Patches:
     d_xy: np.ndarray  # (M, 2) database points
     affine: np.ndarray  # (M, 2, 3) each seed's local affine, query offset from the seed -> database
     passed: np.ndarray  # bool (M,): the seed's patch passed
-    support: np.ndarray  # int (M,): matches the seed's patch explains
+    support: np.ndarray  # int (M,): matches the seed's patch explains (duplicate keypoints once)
     component: np.ndarray  # int (M,): component label of verified matches, -1 for the others
     radius: float  # the query window radius R, pixels
 
@@ -134,7 +147,10 @@ def find_patches(q_xy: np.ndarray, q_scale: np.ndarray, q_angle: np.ndarray, d_x
         w = inl.astype(np.float64)
     A = np.transpose(theta[:, :2, :], (0, 2, 1))  # (M, 2, 2)
     t = theta[:, 2, :]
-    support = inl.sum(axis=1)
+    # support: explained matches, duplicate keypoints (same place, another orientation) once
+    none = np.iinfo(np.int64).min
+    keys = np.sort(np.where(inl, cell_keys(P, SUPPORT_CELL)[nb], none), axis=1)
+    support = (keys[:, 0] != none) + ((np.diff(keys, axis=1) != 0) & (keys[:, 1:] != none)).sum(axis=1)
     passed = (support >= config.min_patch) & inl[:, 0] & plausible_affine(A)
 
     # Growth: union-find over links seed -> matches its passing patch explains.
@@ -166,10 +182,19 @@ def plausible_affine(A: np.ndarray) -> np.ndarray:
     return (det > MAX_SCALE ** -2) & (det < MAX_SCALE ** 2) & ok_aniso
 
 
-def component_sizes(patches: Patches) -> np.ndarray:
-    """Sizes of the verified components, indexed by label (0 for labels of unverified matches)."""
-    c = patches.component[patches.verified]
-    return np.bincount(c, minlength=len(patches.component)) if len(c) else np.zeros(0, np.int64)
+def cell_keys(xy: np.ndarray, cell_px: float) -> np.ndarray:
+    """One int64 key per point: its cell in a grid of cell_px pixels."""
+    c = np.floor(np.asarray(xy, np.float64) / cell_px).astype(np.int64)
+    return c[:, 0] * 1_000_003 + c[:, 1]
+
+
+def component_sizes(patches: Patches, cell_px: float) -> np.ndarray:
+    """Size of each verified component, indexed by label: the distinct cells of its query points."""
+    v = np.flatnonzero(patches.verified)
+    if len(v) == 0:
+        return np.zeros(0, np.int64)
+    pairs = np.unique(np.c_[patches.component[v], cell_keys(patches.q_xy[v], cell_px)], axis=0)
+    return np.bincount(pairs[:, 0], minlength=len(patches.component))
 
 
 def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.ndarray, query_region: Region,
@@ -181,35 +206,106 @@ def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.nda
     is predicted whenever a component was found, even one too small to verify the pair.
     """
     width, height = image_size
-    m = match_ratio(np.asarray(q_desc, np.float32), np.asarray(d_desc, np.float32), config.ratio)
+    q_desc = np.asarray(q_desc, np.float32)
+    d_desc = np.asarray(d_desc, np.float32)
+    m = match_ratio(q_desc, d_desc, config.ratio)
     qi, di = m.qi, m.di
     if len(qi):
         inside = query_region.contains_points(q.xy[qi])
         qi, di = qi[inside], di[inside]
     radius = max(config.min_window_px, config.window * float(np.sqrt(max(query_region.area, 1.0))))
-    P, Q = q.xy[qi], d.xy[di]
     sv = SVConfig(min_inliers=config.min_inliers)
     strict = second_ratio(q_desc, d_desc, qi, di) < sv.ratio if config.ratio > sv.ratio else np.ones(len(qi), bool)
-    H, plane = global_plane(P, Q, strict, query_region.bounds, sv)
-    patches = find_patches(P, q.scale[qi], q.angle[qi], Q, d.scale[di], d.angle[di], radius, config, plane)
-    sizes = component_sizes(patches)
-    largest = int(sizes.max()) if len(sizes) else 0
-    evidence: dict = {"inliers": largest, "matches": int(len(qi)), "patches": [], "components": []}
-    if largest == 0:
-        return PairResult(False, 0.0, None, evidence)
-    keep_labels = np.flatnonzero(sizes >= min(config.min_inliers, largest))
-    kept = np.isin(patches.component, keep_labels)
+    H, plane = global_plane(q.xy[qi], d.xy[di], strict, query_region.bounds, sv)
+    seeds = len(qi)
+    for round_ in range(config.grow_rounds + 1):
+        patches = find_patches(q.xy[qi], q.scale[qi], q.angle[qi], d.xy[di], d.scale[di], d.angle[di],
+                               radius, config, plane)
+        sizes = component_sizes(patches, config.cell_px)
+        largest = int(sizes.max()) if len(sizes) else 0
+        if largest == 0:
+            return PairResult(False, 0.0, None, {"inliers": 0, "seeds": seeds, "grown": int(len(qi) - seeds),
+                                                 "model": None, "matches": [], "patches": [], "components": []})
+        keep_labels = np.flatnonzero(sizes >= min(config.min_inliers, largest))
+        kept = np.isin(patches.component, keep_labels)
+        if round_ == config.grow_rounds:
+            break
+        # Saccade: every verified patch looks for more correspondences in its own window.
+        gq, gd = guided_matches(q, q_desc, d, d_desc, qi, di, patches, kept, query_region, config)
+        if len(gq) == 0:
+            break
+        qi, di = np.r_[qi, gq], np.r_[di, gd]
+        plane = np.r_[plane, on_plane(H, q.xy[gq], d.xy[gd], sv.threshold_px)]
     reps = representative_patches(patches, kept, config)
     region, model = predict_region(patches, kept, reps, H, plane, query_region, width, height, config)
-    evidence.update(
-        model=model,
-        components=sorted((int(x) for x in sizes[keep_labels]), reverse=True),
-        patches=[{"q": patches.q_xy[i].round(1).tolist(), "d": patches.d_xy[i].round(1).tolist(),
-                  "r": round(patches.radius, 1),
-                  "rd": round(patches.radius * float(np.sqrt(abs(np.linalg.det(patches.affine[i, :, :2])))), 1),
-                  "n": int(patches.support[i])} for i in reps],
-    )
+    shown = np.flatnonzero(kept)
+    if len(shown) > MAX_EVIDENCE:  # evenly over the verified matches, not just the first ones
+        shown = shown[np.linspace(0, len(shown) - 1, MAX_EVIDENCE).astype(int)]
+    evidence = {
+        "inliers": largest, "seeds": seeds, "grown": int(len(qi) - seeds), "model": model,
+        "matches": np.hstack([patches.q_xy[shown], patches.d_xy[shown]]).round(1).tolist(),
+        "components": sorted((int(x) for x in sizes[keep_labels]), reverse=True),
+        "patches": [{"q": patches.q_xy[i].round(1).tolist(), "d": patches.d_xy[i].round(1).tolist(),
+                     "r": round(patches.radius, 1),
+                     "rd": round(patches.radius * float(np.sqrt(abs(np.linalg.det(patches.affine[i, :, :2])))), 1),
+                     "n": int(patches.support[i])} for i in reps],
+    }
     return PairResult(largest >= config.min_inliers, float(largest), region, evidence)
+
+
+def guided_matches(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.ndarray, qi: np.ndarray,
+                   di: np.ndarray, patches: Patches, kept: np.ndarray, query_region: Region,
+                   config: TopoConfig) -> tuple[np.ndarray, np.ndarray]:
+    """New correspondences inside verified patches: each unmatched query feature within R of a
+    verified seed is mapped by that seed's affine; the most similar unmatched database feature
+    within `tol_px` of the prediction is taken when its RootSIFT similarity reaches `guided_sim`
+    and its scale agrees with the affine's (within 2x). One database feature, one query feature."""
+    none = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    anchors = np.flatnonzero(patches.passed & kept)
+    if len(anchors) == 0 or len(d) == 0:
+        return none
+    free_q = np.ones(len(q), bool)
+    free_q[qi] = False
+    cand = np.flatnonzero(free_q)
+    dist, a = cKDTree(patches.q_xy[anchors]).query(q.xy[cand], k=1, distance_upper_bound=patches.radius)
+    near = np.isfinite(dist)
+    cand, a = cand[near], anchors[a[near]]
+    if len(cand) == 0:
+        return none
+    inside = query_region.contains_points(q.xy[cand])
+    cand, a = cand[inside], a[inside]
+    aff = patches.affine[a]
+    pred = np.einsum("nab,nb->na", aff[:, :, :2], q.xy[cand] - patches.q_xy[a]) + aff[:, :, 2] + patches.d_xy[a]
+    k = min(GUIDED_CANDIDATES, len(d))
+    dist, nb = cKDTree(d.xy).query(pred, k=k, distance_upper_bound=config.tol_px)
+    dist, nb = dist.reshape(len(cand), k), nb.reshape(len(cand), k)
+    ok = nb < len(d)
+    nbc = np.where(ok, nb, 0)
+    taken = np.zeros(len(d), bool)
+    taken[di] = True
+    sim = np.einsum("nf,nkf->nk", q_desc[cand], d_desc[nbc])
+    det = np.abs(aff[:, 0, 0] * aff[:, 1, 1] - aff[:, 0, 1] * aff[:, 1, 0])
+    scale = d.scale[nbc] / np.maximum(q.scale[cand], 1e-6)[:, None]
+    ok &= ~taken[nbc] & (np.abs(np.log(scale / np.sqrt(det)[:, None])) <= np.log(2.0))
+    sim = np.where(ok, sim, -np.inf)
+    best = np.argmax(sim, axis=1)
+    s_best = sim[np.arange(len(cand)), best]
+    good = s_best >= config.guided_sim
+    gq, gd, gs = cand[good], nbc[np.arange(len(cand)), best][good], s_best[good]
+    order = np.lexsort((-gs, gd))  # one query feature per database feature: the most similar
+    first = np.ones(len(order), bool)
+    first[1:] = gd[order][1:] != gd[order][:-1]
+    return gq[order[first]].astype(np.int64), gd[order[first]].astype(np.int64)
+
+
+def on_plane(H: np.ndarray | None, P: np.ndarray, Q: np.ndarray, threshold_px: float) -> np.ndarray:
+    """Which correspondences P -> Q the homography H maps within threshold_px (none if H is None)."""
+    if H is None or len(P) == 0:
+        return np.zeros(len(P), bool)
+    proj = np.c_[P, np.ones(len(P))] @ H.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.linalg.norm(proj[:, :2] / proj[:, 2:3] - Q, axis=1)
+    return (err <= threshold_px) & (proj[:, 2] > 0)
 
 
 def representative_patches(patches: Patches, kept: np.ndarray, config: TopoConfig) -> np.ndarray:
@@ -217,8 +313,7 @@ def representative_patches(patches: Patches, kept: np.ndarray, config: TopoConfi
     idx = np.flatnonzero(patches.passed & kept)
     if len(idx) == 0:
         return idx
-    cell = np.floor(patches.q_xy[idx] / (0.5 * patches.radius)).astype(np.int64)
-    key = cell[:, 0] * 1_000_003 + cell[:, 1]
+    key = cell_keys(patches.q_xy[idx], 0.5 * patches.radius)
     order = np.lexsort((-patches.support[idx], key))
     first = np.ones(len(order), bool)
     first[1:] = key[order][1:] != key[order][:-1]
@@ -248,19 +343,24 @@ def global_plane(P: np.ndarray, Q: np.ndarray, strict: np.ndarray, bounds, sv: S
     none = None, np.zeros(len(P), bool)
     if H is None or inl.sum() < sv.min_inliers or not plausible_homography(H, bounds):
         return none
-    proj = np.c_[P, np.ones(len(P))] @ H.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        err = np.linalg.norm(proj[:, :2] / proj[:, 2:3] - Q, axis=1)
-    plane = (err <= sv.threshold_px) & (proj[:, 2] > 0)
+    plane = on_plane(H, P, Q, sv.threshold_px)
     plane[np.flatnonzero(strict)[inl]] = True
     return H, plane
 
 
 def predict_region(patches: Patches, kept: np.ndarray, reps: np.ndarray, H: np.ndarray | None, plane: np.ndarray,
                    query_region: Region, width: int, height: int, config: TopoConfig) -> tuple[Region | None, str]:
-    """The warped query region when the global homography explains the kept verified matches (a
-    plane), else the piecewise region of the patches."""
-    if H is not None and (plane & kept).sum() >= config.planar_frac * kept.sum():
+    """The warped query region when one homography explains the kept verified matches (a plane),
+    else the piecewise region of the patches. The homography is sv's own (H, its inliers `plane`)
+    when it explains them, so on a plane topo predicts what sv predicts; else one refitted (MAGSAC++)
+    on the verified matches, which helps when growth found many more than sv had."""
+    need = config.planar_frac * kept.sum()
+    if H is not None and (plane & kept).sum() >= need:
+        region = warp_region(query_region, H, width, height)
+        if region is not None:
+            return region, "homography"
+    H, inl = fit_homography(patches.q_xy[kept], patches.d_xy[kept], SVConfig())
+    if H is not None and inl.sum() >= need and plausible_homography(H, query_region.bounds):
         region = warp_region(query_region, H, width, height)
         if region is not None:
             return region, "homography"

@@ -142,6 +142,6 @@ class ProjectController(QObject):
             return None
         return self.jobs.start(Worker(lambda p: [(i.path, i.error or i.status) for i in p.failed_images()],
                                       self.project, engine_call=False, name="Listing unreadable files"),
-                               pool="io", on_finished=self.failures_loaded.emit,
+                               pool="io", on_finished=lambda r: self.failures_loaded.emit(r),
                                on_failed=lambda e: self.error.emit("Could not list the files", str(e)))
 

@@ -113,7 +113,7 @@ class ResultsModel(QAbstractListModel):
             return None
         hit = self._hits[index.row()]
         if role == Qt.DisplayRole:
-            return f"#{self._rank[hit.image_id]}  {hit.path}"
+            return f"#{self._rank[hit.image_id]}  {hit.path.rsplit('/', 1)[-1]}"  # full path: tooltip
         if role == CaptionRole:
             stage = "" if hit.stage == "verified" else f"  ({hit.stage})"
             return f"score {hit.score:.3g}{stage}"

@@ -198,3 +198,28 @@ def test_a_new_search_while_reviewing_puts_the_query_back_on_the_canvas(qtbot, o
     assert ctl.mode == "query" and ctl.canvas_ctl.document is ctl.search_ctl.documents[ctl.query_image]
     assert ctl.canvas_ctl.document is not hit_doc
     qtbot.keyClick(window.canvas, Qt.Key_Z, Qt.ControlModifier)  # the undo stack is the query's: no crash
+
+
+def test_many_qt_calls_and_signals_do_not_wear_out_none_and_true(qtbot):
+    """PySide6 6.12.0 on CPython 3.11 loses a reference to None per void call and to True per
+    emit (pixret_desktop/pyside_fix.py); 20,000 progress signals from a worker and 20,000 void
+    calls would abort the interpreter without the guard."""
+    import sys
+
+    from PySide6.QtCore import QObject
+
+    from pixret_desktop.workers import JobManager, Worker
+
+    def chatty(*, progress, cancel):
+        for i in range(20_000):
+            progress(i, 20_000, "a" if i % 2 else "b")  # a stage change every call: no throttling
+        return "done"
+
+    jobs = JobManager()
+    w = Worker(chatty)
+    with qtbot.waitSignal(w.signals.finished, timeout=WAIT_MS):
+        jobs.start(w)
+    probe = QObject()
+    for _ in range(20_000):
+        probe.setObjectName("x")
+    assert sys.getrefcount(None) > 20_000 and sys.getrefcount(True) > 20_000
