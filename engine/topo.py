@@ -27,8 +27,9 @@ both views. This module does that with array operations (numpy, scipy), in four 
    the patches are verified again with the new matches, so regions grow into their neighbourhood.
 4. Score and region. The score is the size of the largest component, counted in distinct
    `cell_px` cells of the query rather than in matches: a tight cluster (one repeated stroke of
-   text) agrees with any local transform and must not outweigh matches spread over an object.
-   The pair verifies at `min_inliers`; smaller components are dropped.
+   text) agrees with any local transform and must not outweigh matches spread over an object;
+   but never below sv's own score (its homography's inlier count), so topo verifies whatever sv
+   verifies. The pair verifies at `min_inliers`; smaller components are dropped.
    When one homography explains at least `planar_frac` of the verified matches (sv's own, else
    one refitted on them) the object is a plane for this pair, and the region is the query region
    warped by it, as sv predicts it. Otherwise the region is piecewise: the query region is cut into
@@ -222,11 +223,15 @@ def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.nda
         patches = find_patches(q.xy[qi], q.scale[qi], q.angle[qi], d.xy[di], d.scale[di], d.angle[di],
                                radius, config, plane)
         sizes = component_sizes(patches, config.cell_px)
-        largest = int(sizes.max()) if len(sizes) else 0
+        top = int(sizes.max()) if len(sizes) else 0
+        largest = max(top, int(plane.sum()))  # never below sv's own score
         if largest == 0:
             return PairResult(False, 0.0, None, {"inliers": 0, "seeds": seeds, "grown": int(len(qi) - seeds),
                                                  "model": None, "matches": [], "patches": [], "components": []})
-        keep_labels = np.flatnonzero(sizes >= min(config.min_inliers, largest))
+        keep = sizes >= min(config.min_inliers, top)
+        if plane.any():
+            keep[patches.component[np.flatnonzero(plane)[0]]] = True  # sv's plane is one component
+        keep_labels = np.flatnonzero(keep)
         kept = np.isin(patches.component, keep_labels)
         if round_ == config.grow_rounds:
             break

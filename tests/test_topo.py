@@ -136,7 +136,7 @@ def test_evidence_is_json_and_capped(query):
     assert 0 < len(ev["matches"]) <= 200 and all(len(m) == 4 for m in ev["matches"])
     p = ev["patches"][0]
     assert set(p) >= {"q", "d", "r", "n"} and p["n"] >= TopoConfig().min_patch
-    assert ev["components"] and ev["components"][0] == ev["inliers"]
+    assert ev["components"] and ev["components"][0] <= ev["inliers"]
 
 
 def test_saccades_grow_verified_regions_with_guided_matches(query):

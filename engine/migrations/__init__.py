@@ -143,6 +143,8 @@ def upgrade_to_head(engine: Engine) -> None:
     """
     config = make_config()
     script = ScriptDirectory.from_config(config)
+    if script.get_current_head() is None:  # an install (or a frozen bundle) that lost its versions/
+        raise ProjectError(f"no catalog migrations found in {script.dir}: the installation is incomplete")
     try:
         with migration_connection(engine) as conn:
             _refuse_unknown(conn, script, engine)

@@ -38,12 +38,12 @@ EXPORT_FORMATS = (
 
 
 def _engine_export():
-    """engine.formats.export when the exporters exist (issue 6), else None."""
+    """engine.formats.export.export_project when the exporters exist (issue 6), else None."""
     try:
-        formats = importlib.import_module("engine.formats")
+        module = importlib.import_module("engine.formats.export")
     except ImportError:
         return None
-    return getattr(formats, "export", None)
+    return getattr(module, "export_project", None)
 
 
 class MainController(QObject):
@@ -68,6 +68,7 @@ class MainController(QObject):
         self.job_rows: dict[Worker, JobRow] = {}
         self.dialogs: list = []  # non-modal dialogs and message boxes kept alive (tests read them)
         self.last_report = None
+        self.last_export = None
         self._wire()
         self._setup_methods()
         self._setup_export()
@@ -190,6 +191,7 @@ class MainController(QObject):
                 a.setEnabled(False)
                 a.setToolTip("arrives with issue 6")
             else:
+                a.setToolTip("the accepted and corrected outlines (rejections as negatives) of every search")
                 a.triggered.connect(lambda _c=False, f=fmt: self.ask_export(f))
             self.export_actions[fmt] = a
 
@@ -396,6 +398,9 @@ class MainController(QObject):
         w.act_cancel_search.setEnabled(self.search_ctl.running)
         for a in (w.act_accept, w.act_reject, w.act_unreview):
             a.setEnabled(reviewing)
+        can_export = has_project and _engine_export() is not None
+        for a in self.export_actions.values():
+            a.setEnabled(can_export)
         w.act_undo.setEnabled(self.undo_group.canUndo())
         w.act_redo.setEnabled(self.undo_group.canRedo())
 
@@ -613,18 +618,37 @@ class MainController(QObject):
     def ask_export(self, fmt: str) -> None:
         if self.project is None:
             return
-        folder = QFileDialog.getExistingDirectory(self.window, "Export into a folder")
-        if folder:
-            self.export(fmt, folder)
+        folder = QFileDialog.getExistingDirectory(self.window, "Export into a folder (a new or empty one)")
+        if not folder:
+            return
+        overwrite = False
+        if any(Path(folder).iterdir()):
+            answer = QMessageBox.question(self.window, "Replace the folder's contents?",
+                                          f"{folder} is not empty. Replace what is in it with the export?")
+            if answer != QMessageBox.Yes:
+                return
+            overwrite = True
+        self.export(fmt, folder, overwrite=overwrite)
 
-    def export(self, fmt: str, folder) -> Worker | None:
+    def export(self, fmt: str, folder, *, overwrite: bool = False) -> Worker | None:
+        """Write the reviewed annotations in one of the engine's formats (in a worker)."""
         export = _engine_export()
         if export is None or self.project is None:
             return None
-        return self.jobs.start(Worker(export, self.project, fmt, Path(folder), name=f"Exporting {fmt}"),
-                               pool="long", show=True,
-                               on_finished=lambda _r: self.show_message(f"Exported {fmt} to {folder}"),
-                               on_failed=lambda e: self.show_error("Export failed", str(e)))
+        self.review_ctl.wait_saved()  # the decision just made is part of the export
+        return self.jobs.start(Worker(export, self.project, Path(folder), fmt, overwrite=overwrite,
+                                      name=f"Exporting {fmt}"),
+                               pool="long", show=True, on_finished=self._exported,
+                               on_failed=lambda e: self.show_error("Export failed", str(e)),
+                               on_cancelled=lambda: self.show_message("Export cancelled: nothing was written"))
+
+    def _exported(self, report) -> None:
+        self.last_export = report
+        self.show_message(f"Exported {report.summary()}" if hasattr(report, "summary") else "Exported")
+        warnings = list(getattr(report, "warnings", []) or [])
+        if warnings:
+            box = self.show_error("Export finished with warnings", "\n".join(warnings[:20]))
+            box.setIcon(QMessageBox.Information)
 
     # -- closing -------------------------------------------------------------------------------------------
 

@@ -12,7 +12,11 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+import engine.review as review  # noqa: E402
 from engine.demo import make_collection  # noqa: E402
+from engine.pipeline import Query, search  # noqa: E402
+from engine.project import Project  # noqa: E402
+from engine.regions import Region  # noqa: E402
 
 WAIT_MS = int(os.environ.get("PIXRET_TEST_WAIT_MS", "60000"))
 
@@ -100,3 +104,17 @@ def open_project_with_images(qtbot, ctl, project_dir: Path, images_root: Path | 
             ctl.import_folder(images_root)
         with qtbot.waitSignal(ctl.project_ctl.images_loaded, timeout=WAIT_MS):
             pass  # the list after the import (queued behind import_finished)
+
+
+@pytest.fixture
+def reviewed_project(collection, tmp_path):
+    """A project with one search: its first hit accepted, its second rejected."""
+    p = Project.create(tmp_path / "project")
+    p.index_folder(collection.root)
+    rel, poly = collection.query("object1")
+    result = search(p, Query(p.image_id(rel), Region.from_polygons([poly])), top_k=10)
+    qid = review.save_search(p, result)
+    review.set_decision(p, qid, result.hits[0].image_id, "accepted", result.hits[0].region)
+    review.set_decision(p, qid, result.hits[1].image_id, "rejected")
+    p.close()
+    return tmp_path / "project", result

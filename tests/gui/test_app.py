@@ -94,14 +94,31 @@ def test_brush_size_keys(qtbot, make_window):
     assert ctl.tools.brush_radius * 2 == pytest.approx(size / 1.25)
 
 
-def test_export_menu_waits_for_the_exporters(qtbot, make_window):
+def test_export_menu_entries(qtbot, make_window, tmp_path):
     window, ctl = make_window()
     actions = window.export_menu.actions()
     assert len(actions) == 4
     if _engine_export() is None:
         assert all(not a.isEnabled() and a.toolTip() == "arrives with issue 6" for a in actions)
     else:
+        assert not any(a.isEnabled() for a in actions)  # nothing to export without a project
+        open_project_with_images(qtbot, ctl, tmp_path / "p")
         assert all(a.isEnabled() for a in actions)
+
+
+@pytest.mark.skipif(_engine_export() is None, reason="the exporters arrive with issue 6")
+def test_export_writes_the_reviewed_outlines(qtbot, make_window, reviewed_project, tmp_path):
+    folder, result = reviewed_project
+    window, ctl = make_window()
+    open_project_with_images(qtbot, ctl, folder)
+    out = tmp_path / "export"
+    worker = ctl.export("coco", out)
+    with qtbot.waitSignal(worker.signals.finished, timeout=WAIT_MS):
+        pass
+    report = ctl.last_export
+    assert report.n_regions >= 1 and report.files >= 1
+    assert any(out.rglob("*.json"))
+    assert "Exported" in window.statusBar().currentMessage()
 
 
 def test_views_never_import_the_engine():

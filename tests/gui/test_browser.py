@@ -3,13 +3,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from PySide6.QtWidgets import QListView
 
-import engine.review as review
-from engine.pipeline import Query, search
-from engine.project import ImageInfo, Project
-from engine.regions import Region
+from engine.project import ImageInfo
 from pixret_desktop.models import StatusRole
 from pixret_desktop.models import thumbnails as T
 from pixret_desktop.models.images import ImageListModel
@@ -62,20 +58,6 @@ def test_the_memory_cache_is_bounded(qtbot, collection, tmp_path, monkeypatch):
     for i in range(20):
         cache._on_loaded(cache._generation, i, img)
     assert len(cache._mem) == 5 and cache.pixmap(19) is not None and cache.pixmap(0) is None
-
-
-@pytest.fixture
-def reviewed_project(collection, tmp_path):
-    """A project with one search: its first hit accepted, its second rejected."""
-    p = Project.create(tmp_path / "project")
-    p.index_folder(collection.root)
-    rel, poly = collection.query("object1")
-    result = search(p, Query(p.image_id(rel), Region.from_polygons([poly])), top_k=10)
-    qid = review.save_search(p, result)
-    review.set_decision(p, qid, result.hits[0].image_id, "accepted", result.hits[0].region)
-    review.set_decision(p, qid, result.hits[1].image_id, "rejected")
-    p.close()
-    return tmp_path / "project", result
 
 
 def test_statuses_show_in_the_browser_and_filter_it(qtbot, make_window, reviewed_project):
