@@ -34,7 +34,7 @@ done
 
 case "$(uname -s)" in
   Linux) ;;
-  *) echo "build.sh builds the Linux archive; on $(uname -s) follow packaging/README.md" >&2; exit 2 ;;
+  *) echo "build.sh builds the Linux archive; on $(uname -s) follow README.md ("Installing and building")" >&2; exit 2 ;;
 esac
 
 VERSION=$("$PYTHON" - "$REPO/pyproject.toml" <<'EOF'

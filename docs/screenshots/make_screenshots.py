@@ -1,4 +1,4 @@
-"""Screenshots of the real window for the user's guide (docs/USER_GUIDE.md).
+"""Screenshots of the real window for the user's guide in README.md.
 
     xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python docs/screenshots/make_screenshots.py
 
