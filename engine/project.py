@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from engine import imageio
-from engine.catalog import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url
+from engine.catalog import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
 from engine.errors import ImageReadError, ProjectError
 from engine.features import FeatureConfig, FeatureSet, extract, rootsift
 from engine.index import InvertedFile, Quantizer, build_entries, train_vocabulary, vocabulary_size
@@ -312,12 +312,16 @@ class Project:
         report.new, report.changed, report.removed, report.unchanged = len(new), len(changed), len(removed), len(unchanged)
         with self.catalog.session() as s:
             rows = {r.path: r for r in s.scalars(select(ImageRow))}
+            fresh = [e for e in new if e.path not in rows]
+            # One bulk INSERT instead of an ORM object per file: 10,000 new photos take milliseconds,
+            # and a GUI thread waiting for the GIL does not notice.
+            if fresh:
+                now = utcnow()
+                s.execute(insert(ImageRow), [{"path": e.path, "size": e.size, "mtime": e.mtime, "sha256": e.sha256,
+                                              "status": "new", "added_at": now} for e in fresh])
             for e in new:
-                r = rows.get(e.path)  # a file that vanished earlier and came back
-                if r is None:
-                    s.add(ImageRow(path=e.path, size=e.size, mtime=e.mtime, sha256=e.sha256, status="new"))
-                else:
-                    _reset_image(s, r, e)
+                if e.path in rows:  # a file that vanished earlier and came back
+                    _reset_image(s, rows[e.path], e)
             for e in changed:
                 _reset_image(s, rows[e.path], e)
             for e in touched:

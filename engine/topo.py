@@ -240,9 +240,9 @@ def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.nda
         if len(gq) == 0:
             break
         qi, di = np.r_[qi, gq], np.r_[di, gd]
-        plane = np.r_[plane, on_plane(H, q.xy[gq], d.xy[gd], sv.threshold_px)]
+        plane = np.r_[plane, on_plane(H, q.xy[gq], d.xy[gd], sv.threshold_px) & plane.any()]
     reps = representative_patches(patches, kept, config)
-    region, model = predict_region(patches, kept, reps, H, plane, query_region, width, height, config)
+    region, model = predict_region(patches, kept, reps, H, query_region, width, height, config)
     shown = np.flatnonzero(kept)
     if len(shown) > MAX_EVIDENCE:  # evenly over the verified matches, not just the first ones
         shown = shown[np.linspace(0, len(shown) - 1, MAX_EVIDENCE).astype(int)]
@@ -343,28 +343,31 @@ def second_ratio(q_desc: np.ndarray, d_desc: np.ndarray, qi: np.ndarray, di: np.
 def global_plane(P: np.ndarray, Q: np.ndarray, strict: np.ndarray, bounds, sv: SVConfig
                  ) -> tuple[np.ndarray | None, np.ndarray]:
     """Spatial verification's homography, fitted (MAGSAC++) on the seeds that pass sv's own ratio
-    test, kept only where sv would accept it; its inliers among all seeds (within sv's threshold)."""
+    test: (H, or None where implausible; its inliers among all seeds, within sv's threshold, or
+    none where sv would not accept it for lack of inliers)."""
     H, inl = fit_homography(P[strict], Q[strict], sv)
-    none = None, np.zeros(len(P), bool)
-    if H is None or inl.sum() < sv.min_inliers or not plausible_homography(H, bounds):
-        return none
+    if H is None or not plausible_homography(H, bounds):
+        return None, np.zeros(len(P), bool)
+    if inl.sum() < sv.min_inliers:
+        return H, np.zeros(len(P), bool)
     plane = on_plane(H, P, Q, sv.threshold_px)
     plane[np.flatnonzero(strict)[inl]] = True
     return H, plane
 
 
-def predict_region(patches: Patches, kept: np.ndarray, reps: np.ndarray, H: np.ndarray | None, plane: np.ndarray,
+def predict_region(patches: Patches, kept: np.ndarray, reps: np.ndarray, H: np.ndarray | None,
                    query_region: Region, width: int, height: int, config: TopoConfig) -> tuple[Region | None, str]:
     """The warped query region when one homography explains the kept verified matches (a plane),
-    else the piecewise region of the patches. The homography is sv's own (H, its inliers `plane`)
-    when it explains them, so on a plane topo predicts what sv predicts; else one refitted (MAGSAC++)
-    on the verified matches, which helps when growth found many more than sv had."""
+    else the piecewise region of the patches. The homography is sv's own (H) when it explains them,
+    even one with too few inliers for sv to accept, so on a plane topo predicts what sv predicts;
+    else one refitted (MAGSAC++) on the verified matches (growth may have found many more)."""
     need = config.planar_frac * kept.sum()
-    if H is not None and (plane & kept).sum() >= need:
+    sv = SVConfig()
+    if H is not None and on_plane(H, patches.q_xy[kept], patches.d_xy[kept], sv.threshold_px).sum() >= need:
         region = warp_region(query_region, H, width, height)
         if region is not None:
             return region, "homography"
-    H, inl = fit_homography(patches.q_xy[kept], patches.d_xy[kept], SVConfig())
+    H, inl = fit_homography(patches.q_xy[kept], patches.d_xy[kept], sv)
     if H is not None and inl.sum() >= need and plausible_homography(H, query_region.bounds):
         region = warp_region(query_region, H, width, height)
         if region is not None:
