@@ -279,7 +279,7 @@ def community_uncertainty(graph, ranked: list[tuple[int, float]], config: Uncert
     if total <= 0:
         return 1.0
     p = np.array([m / total for m in mass.values() if m > 0])
-    return float(-(p * np.log(p)).sum() / math.log(len(top)))
+    return float(min(1.0, max(0.0, -(p * np.log(p)).sum() / math.log(len(top)))))
 
 
 def hit_weight(hit) -> float:
@@ -323,7 +323,9 @@ def _propagated_hits(ctx, graph, direct: list, config: PropagationConfig, cancel
     project = ctx.project
     seeds = {h.image_id: (h.region, _matched_points(h)) for h in direct
              if h.region is not None and h.evidence.get("inliers", h.score) >= config.min_seed_inliers}
-    reached = propagate(graph, seeds, project.image_size, ctx.exclude, config, cancel)
+    # every direct hit stays direct, seed or not (a weak one is not passed on, nor reached)
+    exclude = set(ctx.exclude) | {h.image_id for h in direct}
+    reached = propagate(graph, seeds, project.image_size, exclude, config, cancel)
     top = min([h.score for h in direct] + [10.0])
     span = max(top - 1.0, 1e-6)
     step = span / (config.hops + 1)
@@ -387,7 +389,8 @@ FULL_DIFFUSION = DiffusionConfig(alpha=0.8, k=10, blend=0.5)
 
 
 def full_post(ctx, hits, scores, **kw):
-    """`full`: hypergraph propagation, then the unverified rest ranked by FULL_DIFFUSION."""
+    """`full` (topological verification, see engine.pipeline): hypergraph propagation, then the
+    unverified rest ranked by FULL_DIFFUSION."""
     return hypergraph_post(ctx, hits, scores, diffusion=FULL_DIFFUSION, **kw)
 
 

@@ -137,8 +137,9 @@ METHODS: dict[str, Method] = {
     "hypergraph": Method(sv_pair, post=_diffuse("hypergraph_post"),
                          description="sv, then the query region propagated along verified hyperedges"),
     "topo": Method(topo_pair, description="ASMK shortlist + topological verification (patches grown across views)"),
-    "full": Method(sv_pair, post=_diffuse("full_post"), deepen=_diffuse("deepen_when_uncertain"),
-                   description="sv (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
+    # topo verifies more than sv on dev (image mAP 60.0 vs 58.5) and propagation gains as much on top
+    "full": Method(topo_pair, post=_diffuse("full_post"), deepen=_diffuse("deepen_when_uncertain"),
+                   description="topo (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
 }
 
 

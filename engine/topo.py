@@ -72,7 +72,7 @@ class TopoConfig:
     tol_px: float = 6.0  # local affine's inlier threshold, in database pixels
     min_patch: int = 5  # matches a patch must explain, seed included, to pass
     cell_px: float = 8.0  # the score counts verified matches in distinct cells of this size (query px)
-    min_inliers: int = 8  # score (cells of the largest component) for the pair to verify; sv's count
+    min_inliers: int = 8  # score a pair needs to verify (engine.pipeline passes sv's min_inliers)
     planar_frac: float = 0.8  # one homography explains this share of verified matches -> warp the region
     reach: float = 2.5  # a patch maps the query region up to this many windows around its seed
     max_patches: int = 200  # patches kept for the region and the evidence (the best per query cell)

@@ -323,3 +323,35 @@ def test_least_squares_homography_recovers_a_perspective_map():
     dst = p[:, :2] / p[:, 2:]
     assert np.allclose(fit_dlt(src, dst), Hm, atol=1e-6)
     assert fit_dlt(np.zeros((6, 2)), dst[:6]) is None  # all points at one place
+
+
+def test_a_direct_hit_is_never_listed_again_as_propagated():
+    from types import SimpleNamespace
+
+    from engine.diffuse import PropagationConfig, hypergraph_post
+    from engine.pipeline import Hit
+
+    gx, gy = np.meshgrid(np.linspace(110, 190, 5), np.linspace(110, 190, 4))
+    pts = np.stack([gx.ravel(), gy.ravel()], 1)
+    xy = np.hstack([pts, pts]).astype(np.float32)
+
+    def pair(a, b):
+        return (a, b, 10 * a, 10 * b, len(xy), np.eye(3), np.zeros((len(xy), 2), np.int32), xy)
+
+    knn = {1: [(2, .5)], 2: [(1, .5), (3, .5)], 3: [(2, .5)]}
+    g = _toy_graph(knn)
+    g = Graph("/nonexistent", g.nodes, g.fsids, g.knn_ids, g.knn_sims, Edges.from_results([pair(1, 2), pair(2, 3)]), {})
+    box = Region.from_bbox(100, 100, 200, 200)
+    matches = np.hstack([pts, pts]).tolist()
+    hits = [Hit(1, "1.jpg", 50.0, box, {"inliers": 50, "matches": matches}, "verified"),
+            Hit(2, "2.jpg", 9.0, box, {"inliers": 9}, "verified"),  # verified, too weak to seed
+            Hit(3, "3.jpg", 0.1, None, {"initial_score": 0.1}, "initial")]
+    project = SimpleNamespace(graph=g, image_size=lambda i: (W, H), image_path=lambda i: f"{i}.jpg")
+    out, _ = hypergraph_post(SimpleNamespace(project=project, exclude=set()), hits, {1: .3, 2: .2, 3: .1},
+                             config=PropagationConfig(min_seed_inliers=10))
+    assert [h.image_id for h in out] == [1, 2, 3]
+    assert [h.stage for h in out] == ["verified", "verified", "initial"]  # 3 is two hops away through 2
+    out, _ = hypergraph_post(SimpleNamespace(project=project, exclude=set()), hits, {1: .3, 2: .2, 3: .1},
+                             config=PropagationConfig(min_seed_inliers=5))
+    assert [(h.image_id, h.stage) for h in out] == [(1, "verified"), (2, "verified"), (3, "propagated")]
+    assert out[2].evidence["path"] == ["2.jpg", "3.jpg"]

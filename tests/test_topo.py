@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.features import extract
+from engine.features import FeatureSet, extract
 from engine.localize import predicted_region
 from engine.regions import Region
 from engine.topo import TopoConfig, find_patches, topo_verify
@@ -148,6 +148,16 @@ def test_saccades_grow_verified_regions_with_guided_matches(query):
     grown = topo_verify(q, q_desc, d, d_desc, region, (DW, DH), TopoConfig(grow_rounds=1))
     assert still.evidence["grown"] == 0 and grown.evidence["grown"] > 0
     assert grown.score > still.score
+
+
+def test_empty_and_tiny_inputs_do_not_verify(query):
+    _, region, q, q_desc = query
+    empty = FeatureSet.empty()
+    for d in (empty, q.subset(np.arange(1)), q.subset(np.arange(6))):  # 6 perfect matches: still too few
+        r = topo_verify(q, q_desc, d, d.rootsift(), region, (DW, DH))
+        assert not r.verified and r.score < TopoConfig().min_inliers and json.dumps(r.evidence)
+    r = topo_verify(empty, empty.rootsift(), q, q_desc, region, (DW, DH))
+    assert not r.verified and r.score == 0
 
 
 def similarity_matches(rng, n, centre, size, scale, angle_deg, shift):
