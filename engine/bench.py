@@ -7,13 +7,13 @@ computed afterwards from the written files, exactly as `pixret eval` would.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from dataclasses import replace
 from pathlib import Path
 
 from engine import evaluate
+from engine.atomic import atomic_write_text
 from engine.formats.pixbench import load_pixbench
 from engine.pipeline import METHODS, Query, QueryContext, SearchConfig, query_features, search
 from engine.features import rootsift
@@ -24,9 +24,7 @@ MIN_RANKED = 100
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data))
 
 
 def _stem(path: str) -> str:

@@ -12,6 +12,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.atomic import atomic_write_text
 from engine.errors import PixretError
 from engine.progress import CancelToken, Cancelled
 
@@ -143,10 +144,7 @@ def cmd_search(args) -> int:
                         "polygons": h.region.polygons() if h.region is not None else [],
                         "evidence": h.evidence} for h in result.hits]}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    tmp.replace(out)
+    atomic_write_text(out, json.dumps(doc, indent=1, default=float))
     n_verified = sum(h.stage == "verified" for h in result.hits)
     print(f"{len(result.hits)} results ({n_verified} verified) in {result.timings['total']:.2f}s -> {out}")
     return EXIT_OK

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from engine.atomic import atomic_write_bytes
 from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 
 
@@ -90,9 +91,7 @@ def _save_jpeg(path: Path, rgb: np.ndarray, quality: int = 92) -> None:
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise OSError(f"{path}: JPEG encoding failed")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.tobytes())
 
 
 def make_collection(root, *, n_objects: int = 3, views: int = 5, n_distractors: int = 12, size=(640, 480),

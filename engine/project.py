@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import insert, select
 
 from engine import imageio
+from engine.atomic import atomic_write_text
 from engine.catalog import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
 from engine.errors import ImageReadError, ProjectError
 from engine.features import FeatureConfig, FeatureSet, extract, rootsift
@@ -95,7 +96,7 @@ class Project:
                 s.add(ProjectRow(name=folder.resolve().name,
                                  root=str(Path(root).resolve()) if root else None,
                                  settings={"features": FeatureConfig().to_json(), **(settings or {})}))
-        _atomic_write_text(folder / MARKER, json.dumps(
+        atomic_write_text(folder / MARKER, json.dumps(
             {"format": FORMAT_VERSION, "catalog": "sqlite" if db_url is None else "external"}, indent=1))
         return cls(folder, catalog)
 
@@ -464,9 +465,3 @@ def _reset_image(s, r: ImageRow, e) -> None:
     r.status, r.error, r.width, r.height = "new", None, None, None
     if r.features is not None:
         s.delete(r.features)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -27,7 +27,8 @@ import numpy as np
 from engine import evaluate
 from engine.errors import FormatError, PixretError
 from engine.formats.export import publish_modes
-from engine.formats.labelme import atomic_write_text, load_json
+from engine.atomic import atomic_write_bytes, atomic_write_text
+from engine.formats.labelme import load_json
 from engine.formats.pixbench import PROTOCOLS, load_pixbench
 from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.regions import pair_ious
@@ -232,20 +233,6 @@ def _png(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ------------------------------------------------------------------------------------------------
 # the report
 
@@ -292,7 +279,7 @@ def write_report(bench, methods: list[MethodResult], out_dir, *, dataset=None) -
                       _png(histogram({m.name: m.pair_iou[kind] for m in methods},
                                      f"{kind} IoU of each (query, positive) pair"))))
     for file, _, data in plots:
-        _write_bytes(out / "plots" / file, data)
+        atomic_write_bytes(out / "plots" / file, data)
     atomic_write_text(out / "report.html", _html(bench, methods, plots, doc))
     for p in (out / "metrics.json", out / "report.html", out / "plots"):
         publish_modes(p)

@@ -56,14 +56,13 @@ def match_ratio(q: np.ndarray, d: np.ndarray, ratio: float = 0.8) -> Matches:
     """
     if len(q) == 0 or len(d) < 2:
         return EMPTY_MATCHES
-    sim = q @ d.T  # (Nq, Nd)
-    top2 = np.argpartition(-sim, 1, axis=1)[:, :2]
+    sim = q @ d.T  # (Nq, Nd), a fresh array: modified in place below
     rows = np.arange(len(q))
-    s2 = sim[rows[:, None], top2]
-    first = np.argmax(s2, axis=1)
-    best = top2[rows, first]
-    s_best = s2[rows, first]
-    s_second = s2[rows, 1 - first]
+    # two max passes are ~3x faster than argpartition for the top 2
+    best = np.argmax(sim, axis=1)
+    s_best = sim[rows, best]
+    sim[rows, best] = -np.inf
+    s_second = sim.max(axis=1)
     d1 = np.sqrt(np.maximum(2.0 - 2.0 * s_best, 0.0))
     d2 = np.sqrt(np.maximum(2.0 - 2.0 * s_second, 0.0))
     keep = d1 < ratio * d2

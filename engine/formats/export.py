@@ -50,7 +50,8 @@ from engine.catalog import AnnotationRow, ImageRow, ProjectRow, QueryRow
 from engine.errors import ImageReadError, PixretError
 from engine.formats import coco as coco_format
 from engine.formats import revisitop
-from engine.formats.labelme import atomic_write_text, write_labelme
+from engine.atomic import atomic_copy, atomic_write_bytes, atomic_write_text
+from engine.formats.labelme import write_labelme
 from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.regions import Region
 
@@ -308,21 +309,6 @@ def _write_json(path: Path, doc, indent: int | None = 1) -> None:
     atomic_write_text(path, json.dumps(doc, indent=indent))
 
 
-def _copy_file(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _is_plain_jpeg(path: Path) -> bool:
     """A JPEG whose pixels are as stored (no EXIF rotation): copied byte for byte."""
     from PIL import Image
@@ -337,28 +323,20 @@ def _is_plain_jpeg(path: Path) -> bool:
 def _write_jpeg(src: Path, dst: Path) -> None:
     """jpg/<name>.jpg of FORMAT.md: the image as a person sees it (EXIF orientation applied)."""
     if _is_plain_jpeg(src):
-        _copy_file(src, dst)
+        atomic_copy(src, dst)
         return
     rgb = imageio.load_image(src)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise PixretError(f"{src}: JPEG encoding failed")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, dst)
+    atomic_write_bytes(dst, buf.tobytes())
 
 
 def _write_png(dst: Path, mask: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
     if not ok:
         raise PixretError(f"{dst}: PNG encoding failed")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, dst)
+    atomic_write_bytes(dst, buf.tobytes())
 
 
 def _safe_rel(rel: str) -> str:
@@ -537,7 +515,7 @@ def _coco(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool,
     if copy_images:
         for k, (key, im) in enumerate(files.items()):
             cancel.raise_if_set()
-            _copy_file(im.source, stage / "images" / images[key]["file_name"])
+            atomic_copy(im.source, stage / "images" / images[key]["file_name"])
             progress(k + 1, len(files), "export images")
 
 
@@ -568,7 +546,7 @@ def _labelme(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bo
         json_path = stage / f"{stem}.json"
         if copy_images:
             image_file = stage / f"{stem}{im.source.suffix}"
-            _copy_file(im.source, image_file)
+            atomic_copy(im.source, image_file)
             image_path = image_file.name
         else:
             try:

@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import atomic_write_text
 from engine.errors import FormatError
 from engine.regions import Region
 
 __all__ = ["Shape", "LabelMeFile", "read_labelme", "labelme_region", "shape_region", "write_labelme",
-           "load_json", "atomic_write_text"]
+           "load_json"]
 
 AREA_TYPES = ("polygon", "rectangle", "circle")
 NO_AREA_TYPES = ("point", "points", "line", "linestrip")
@@ -154,25 +154,6 @@ def labelme_region(file, label: str | None = None) -> Region:
         if s.shape_type != "polygon":
             region = region.union(shape_region(s))
     return region
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write to a temporary file in the same folder, then os.replace: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def write_labelme(path, image_path, width: int, height: int, region: Region, label: str = "object") -> None:

@@ -19,12 +19,12 @@ import io
 import math
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from engine.atomic import atomic_write
 from engine.errors import FormatError
 
 __all__ = ["SafeUnpickler", "safe_load", "load_npy", "write_gnd_pkl", "write_pair2labelpath",
@@ -190,23 +190,6 @@ def load_npy(path) -> np.ndarray:
 # writing
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_gnd_pkl(path, imlist, qimlist, gnd) -> None:
     """revisitop's gnd_<name>.pkl: gnd entries with bbx [x1, y1, x2, y2] and easy/hard/junk index lists."""
     doc = {
@@ -217,14 +200,14 @@ def write_gnd_pkl(path, imlist, qimlist, gnd) -> None:
                  "hard": [int(i) for i in e["hard"]],
                  "junk": [int(i) for i in e["junk"]]} for e in gnd],
     }
-    _atomic_write_bytes(Path(path), lambda f: pickle.dump(doc, f, protocol=4))
+    atomic_write(Path(path), lambda f: pickle.dump(doc, f, protocol=4))
 
 
 def write_pair2labelpath(path, mapping: dict[tuple[int, int], str]) -> None:
     """PROxford's <name>_pair2labelpath.npy: np.save of {"<q>_<i>": label path} (read with
     np.load(path, allow_pickle=True).item())."""
     d = {f"{q}_{i}": str(p) for (q, i), p in sorted(mapping.items())}
-    _atomic_write_bytes(Path(path), lambda f: np.save(f, np.array(d, dtype=object), allow_pickle=True))
+    atomic_write(Path(path), lambda f: np.save(f, np.array(d, dtype=object), allow_pickle=True))
 
 
 # ------------------------------------------------------------------------------------------------
