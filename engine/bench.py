@@ -72,7 +72,7 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
     doc = {"method": method, "metrics": {p: {k: v for k, v in m.items() if k != "per_query"}
                                          for p, m in metrics.items()},
            "timing": {"index_s": index_s, "query_s": query_s},
-           "index": {"failed": report.failed, **stats,
+           "index": {"failed": report.failed, "seconds": report.seconds, **stats,
                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0},
            "per_query": {p: m.get("per_query", {}) for p, m in metrics.items()}}
     _write_json(out / "metrics.json", doc)

@@ -17,7 +17,7 @@ import numpy as np
 
 from engine import imageio
 from engine.errors import PixretError
-from engine.features import FeatureConfig, FeatureSet, extract, rootsift
+from engine.features import FeatureSet, extract, rootsift
 from engine.index import aggregate
 from engine.localize import predicted_region
 from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
@@ -141,15 +141,6 @@ METHODS: dict[str, Method] = {
     "full": Method(topo_pair, post=_diffuse("full_post"), deepen=_diffuse("deepen_when_uncertain"),
                    description="topo (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
 }
-
-
-def register_method(name: str, method: Method) -> None:
-    """Later stages (topological verification, diffusion, propagation) add their methods here."""
-    METHODS[name] = method
-
-
-def method_names() -> tuple[str, ...]:
-    return tuple(METHODS)
 
 
 # -- query features ---------------------------------------------------------------------------

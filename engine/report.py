@@ -17,7 +17,6 @@ import datetime as dt
 import html
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -1,7 +1,6 @@
 """Search on a generated collection with known answers: found, ranked first, outlined."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from engine.pipeline import METHODS, Query, search

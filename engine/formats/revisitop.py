@@ -17,7 +17,6 @@ from __future__ import annotations
 import _codecs
 import io
 import math
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path

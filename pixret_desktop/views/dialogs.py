@@ -181,7 +181,7 @@ class JobRow(QWidget):
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(min(done, total))
-            self.bar.setFormat(f"%v / %m")
+            self.bar.setFormat("%v / %m")
         else:
             self.bar.setRange(0, 0)
 
