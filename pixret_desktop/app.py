@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from PySide6.QtCore import Qt
@@ -57,6 +58,10 @@ def create_window(settings: AppSettings | None = None) -> tuple[MainWindow, Main
     geometry = settings.q.value("window/geometry")
     if geometry is not None:
         window.restoreGeometry(geometry)
+    # A full (generation 2) garbage collection pauses every thread, the GUI thread included, while
+    # it walks all objects: ~100 ms once Qt, numpy and SQLAlchemy are loaded (seen mid-indexing by
+    # benchmarks/gui_stall.py). Objects that live as long as the app need not be walked again.
+    gc.freeze()
     return window, controller
 
 
