@@ -32,7 +32,7 @@ def _stem(path: str) -> str:
 
 
 def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, config: SearchConfig = SearchConfig(),
-              progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER) -> dict:
+              graph: bool = True, progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER) -> dict:
     bench = load_pixbench(bench_dir)
     out = Path(out_dir)
     (out / "ranking").mkdir(parents=True, exist_ok=True)
@@ -43,7 +43,7 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
     t0 = time.perf_counter()
     project = Project.open_or_create(project_dir, root=jpg)
     try:
-        report = project.index_folder(jpg, include={f"{n}.jpg" for n in bench.imlist},
+        report = project.index_folder(jpg, include={f"{n}.jpg" for n in bench.imlist}, graph=graph,
                                       progress=progress, cancel=cancel)
         index_s = time.perf_counter() - t0
         name_of = {i: _stem(project.image_path(i)) for i in project.indexed_images()}

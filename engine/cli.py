@@ -80,7 +80,8 @@ def cmd_index(args) -> int:
     with cancel_on_interrupt() as cancel:
         project = _open_project(args, create=True)
         try:
-            report = project.index_folder(args.images_dir, progress=progress, cancel=cancel)
+            report = project.index_folder(args.images_dir, graph=not args.no_graph, progress=progress,
+                                          cancel=cancel)
         finally:
             progress.close()
             project.close()
@@ -157,7 +158,7 @@ def cmd_bench(args) -> int:
     with cancel_on_interrupt() as cancel:
         try:
             doc = run_bench(args.pixbench_dir, args.out, method=args.method, project_dir=args.project,
-                            progress=progress, cancel=cancel)
+                            graph=not args.no_graph, progress=progress, cancel=cancel)
         finally:
             progress.close()
     print_metrics(doc)
@@ -263,8 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--db", default=None, help="catalog database URL (default: SQLite in the project folder)")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
+    no_graph_help = "skip the collection graph this time (only diffusion, hypergraph and full use it)"
     sp = sub.add_parser("index", help="add/refresh images, extract features, index (incremental)")
     sp.add_argument("images_dir")
+    sp.add_argument("--no-graph", action="store_true", help=no_graph_help)
     common(sp)
     sp.set_defaults(func=cmd_index)
 
@@ -285,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--method", default="sv", choices=sorted(METHODS))
     sp.add_argument("--project", default=None, help="project folder to (re)use (default: OUT/project)")
+    sp.add_argument("--no-graph", action="store_true", help=no_graph_help)
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.set_defaults(func=cmd_bench)
 

@@ -251,11 +251,12 @@ class Project:
             return self._quantizer
 
     def index_folder(self, root=None, *, include: set[str] | None = None, progress: Progress = NO_PROGRESS,
-                     cancel: CancelToken = NEVER, workers: int | None = None) -> IndexReport:
+                     cancel: CancelToken = NEVER, workers: int | None = None, graph: bool = True) -> IndexReport:
         """Add/refresh the collection at `root` (default: the project's), extract, index.
 
         include: collection-relative paths to keep (the bench indexes imlist only); others are
-        treated as not part of the collection.
+        treated as not part of the collection. graph=False skips the collection graph this time
+        (only `diffusion`, `hypergraph` and `full` use it; the next run with it catches up).
         """
         report = IndexReport()
         t0 = time.perf_counter()
@@ -268,7 +269,8 @@ class Project:
         t2 = time.perf_counter()
         self._update_index(report, progress, cancel)
         report.seconds["index"] = time.perf_counter() - t2
-        self._update_graph(report, progress, cancel, workers or _worker_count())
+        if graph:
+            self._update_graph(report, progress, cancel, workers or _worker_count())
         self.store.collect_garbage(self._used_packs())
         return report
 

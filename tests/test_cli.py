@@ -98,3 +98,15 @@ def test_bench_writes_the_contract_files_and_metrics(small_collection, tmp_path)
     assert m["mAP"] == pytest.approx(100.0)
     assert m["mAP@50:5:95_mask"] > 80 and m["mIoU_mask"] > 85
     assert len(metrics["timing"]["query_s"]) == len(gnd["qimlist"]) and metrics["timing"]["index_s"] > 0
+
+
+def test_index_without_the_graph_then_with_it(tmp_path):
+    from engine.demo import make_collection
+
+    root = tmp_path / "photos"
+    make_collection(root, n_objects=1, views=3, n_distractors=2, seed=4)
+    project = tmp_path / "proj"
+    assert main(["index", str(root), "--project", str(project), "--no-graph", "-q"]) == 0
+    assert not (project / "graph").exists()
+    assert main(["index", str(root), "--project", str(project), "-q"]) == 0  # catches up
+    assert any((project / "graph").iterdir())
