@@ -15,8 +15,7 @@ from pathlib import Path
 from engine import evaluate
 from engine.atomic import atomic_write_text
 from engine.formats.pixbench import load_pixbench
-from engine.pipeline import METHODS, Query, QueryContext, SearchConfig, query_features, search
-from engine.features import rootsift
+from engine.pipeline import METHODS, Query, QueryContext, SearchConfig, prepare, search
 from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.project import Project
 
@@ -54,12 +53,14 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
             progress(q, len(bench.qimlist), f"query {qname}")
             query = Query(bench.image_path(qname), bench.query_region(q))
             t = time.perf_counter()
-            result = search(project, query, method=method, top_k=max(MIN_RANKED, len(name_of)), config=config)
+            ctx = prepare(project, query, config)
+            result = search(project, query, method=method, top_k=max(MIN_RANKED, len(name_of)), config=config,
+                            context=ctx)
             query_s.append(time.perf_counter() - t)
             _write_json(out / "ranking" / f"{q}.json", {"query": qname, "results": [
                 {"image": name_of[h.image_id], "score": float(h.score),
                  "polygons": h.region.polygons() if h.region is not None else []} for h in result.hits]})
-            pairs = localize_pairs(project, query, bench, q, result, id_of, method, config)
+            pairs = localize_pairs(ctx, bench, q, result, id_of, method)
             _write_json(out / "pairs" / f"{q}.json", {"query": qname, "pairs": {
                 n: (r.polygons() if r is not None else []) for n, r in pairs.items()}})
         progress(len(bench.qimlist), len(bench.qimlist), "queries")
@@ -79,16 +80,17 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
     return doc
 
 
-def localize_pairs(project, query: Query, bench, q: int, result, id_of: dict[str, int], method: str,
-                   config: SearchConfig) -> dict:
+def localize_pairs(ctx: QueryContext, bench, q: int, result, id_of: dict[str, int], method: str) -> dict:
     """The predicted region in each easy and hard positive of q, given the pair (one-shot).
 
-    A positive the search already verified keeps that region; any other is verified on its own.
+    A positive the search already verified keeps that region; any other is verified on its own,
+    trusting fewer inliers (the pair is known to be positive).
     """
     entry = bench.gnd[q]
     wanted = [bench.imlist[i] for i in list(entry.easy) + list(entry.hard)]
     found = {h.image_id: h.region for h in result.hits if h.region is not None}
-    fs, exclude = None, None
+    sv = ctx.config.sv
+    ctx = replace(ctx, config=replace(ctx.config, sv=replace(sv, min_inliers=ctx.config.pair_min_inliers)))
     pairs = {}
     for name in wanted:
         image_id = id_of.get(name)
@@ -98,10 +100,6 @@ def localize_pairs(project, query: Query, bench, q: int, result, id_of: dict[str
         if image_id in found:
             pairs[name] = found[image_id]
             continue
-        if fs is None:
-            fs, exclude = query_features(project, query)
-            pair_config = replace(config, sv=replace(config.sv, min_inliers=config.pair_min_inliers))
-            ctx = QueryContext(project, query, fs, rootsift(fs.desc), exclude, pair_config)
-        r = METHODS[method].verifier(ctx, image_id) if len(fs) >= 4 else None
+        r = METHODS[method].verifier(ctx, image_id) if len(ctx.features) >= 4 else None
         pairs[name] = r.region if r is not None else None
     return pairs

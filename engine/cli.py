@@ -67,24 +67,24 @@ def cancel_on_interrupt():
         signal.signal(signal.SIGINT, old)
 
 
-def _open_project(args, create: bool = False):
+@contextmanager
+def project_job(args, create: bool = False):
+    """The project, a progress bar and a Ctrl+C cancel token for one command; all closed after."""
     from engine.project import Project
 
-    if create:
-        return Project.open_or_create(args.project, db_url=args.db)
-    return Project.open(args.project, db_url=args.db)
-
-
-def cmd_index(args) -> int:
     progress = TqdmProgress(not args.quiet)
     with cancel_on_interrupt() as cancel:
-        project = _open_project(args, create=True)
+        project = (Project.open_or_create if create else Project.open)(args.project, db_url=args.db)
         try:
-            report = project.index_folder(args.images_dir, graph=not args.no_graph, progress=progress,
-                                          cancel=cancel)
+            yield project, progress, cancel
         finally:
             progress.close()
             project.close()
+
+
+def cmd_index(args) -> int:
+    with project_job(args, create=True) as (project, progress, cancel):
+        report = project.index_folder(args.images_dir, graph=not args.no_graph, progress=progress, cancel=cancel)
     print(report.summary())
     for path, reason in report.failed:
         print(f"  skipped {path}: {reason}", file=sys.stderr)
@@ -128,17 +128,11 @@ def cmd_search(args) -> int:
 
     region = query_region_from_args(args)
     query_path = Path(args.query)
-    progress = TqdmProgress(not args.quiet)
-    with cancel_on_interrupt() as cancel:
-        project = _open_project(args)
-        try:
-            if not query_path.exists() and project.root is not None and (project.root / args.query).exists():
-                query_path = project.root / args.query
-            result = search(project, Query(query_path, region), method=args.method, top_k=args.top,
-                            progress=progress, cancel=cancel)
-        finally:
-            progress.close()
-            project.close()
+    with project_job(args) as (project, progress, cancel):
+        if not query_path.exists() and project.root is not None and (project.root / args.query).exists():
+            query_path = project.root / args.query
+        result = search(project, Query(query_path, region), method=args.method, top_k=args.top,
+                        progress=progress, cancel=cancel)
     doc = {"query": query_path.name, "method": result.method, "uncertainty": result.uncertainty,
            "timings": result.timings,
            "results": [{"image": h.path, "score": h.score, "stage": h.stage,
@@ -180,8 +174,7 @@ def print_metrics(doc: dict) -> None:
 
 
 def cmd_status(args) -> int:
-    project = _open_project(args)
-    try:
+    with project_job(args) as (project, _, _):
         images = project.images()
         counts: dict[str, int] = {}
         for im in images:
@@ -194,23 +187,15 @@ def cmd_status(args) -> int:
         bad = [im for im in images if im.status in ("error", "missing")]
         for im in bad:
             print(f"  {im.status:8s} {im.path}: {im.error}")
-    finally:
-        project.close()
     return EXIT_FAILED if any(im.status == "error" for im in images) else EXIT_OK
 
 
 def cmd_export(args) -> int:
     from engine.formats.export import export_project
 
-    progress = TqdmProgress(not args.quiet)
-    with cancel_on_interrupt() as cancel:
-        project = _open_project(args)
-        try:
-            report = export_project(project, args.out, args.format, overwrite=args.overwrite, name=args.name,
-                                    include_unreviewed=args.include_unreviewed, progress=progress, cancel=cancel)
-        finally:
-            progress.close()
-            project.close()
+    with project_job(args) as (project, progress, cancel):
+        report = export_project(project, args.out, args.format, overwrite=args.overwrite, name=args.name,
+                                include_unreviewed=args.include_unreviewed, progress=progress, cancel=cancel)
     print(report.summary())
     for w in report.warnings:
         print(f"  warning: {w}", file=sys.stderr)
@@ -220,14 +205,8 @@ def cmd_export(args) -> int:
 def cmd_import(args) -> int:
     from engine.formats.importers import import_annotations
 
-    progress = TqdmProgress(not args.quiet)
-    with cancel_on_interrupt() as cancel:
-        project = _open_project(args)
-        try:
-            report = import_annotations(project, args.path, args.format, progress=progress, cancel=cancel)
-        finally:
-            progress.close()
-            project.close()
+    with project_job(args) as (project, progress, cancel):
+        report = import_annotations(project, args.path, args.format, progress=progress, cancel=cancel)
     print(report.summary())
     for w in report.warnings:
         print(f"  warning: {w}", file=sys.stderr)

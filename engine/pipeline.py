@@ -181,16 +181,24 @@ def initial_scores(project, desc: np.ndarray, assign: int, exclude: set[int]) ->
 # -- the search ---------------------------------------------------------------------------------
 
 
+def prepare(project, query: Query, config: SearchConfig = SearchConfig()) -> QueryContext:
+    """The query's features and everything verifiers need, computed once per query."""
+    fs, exclude = query_features(project, query)
+    return QueryContext(project, query, fs, rootsift(fs.desc), exclude, config)
+
+
 def search(project, query: Query, *, method: str = "sv", top_k: int = 100, config: SearchConfig = SearchConfig(),
            progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER,
-           on_partial: Callable[[SearchResult], None] | None = None) -> SearchResult:
+           on_partial: Callable[[SearchResult], None] | None = None,
+           context: QueryContext | None = None) -> SearchResult:
+    """context: a `prepare`d query (the bench reuses it to localize pairs), else prepared here."""
     if method not in METHODS:
         raise PixretError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     spec = METHODS[method]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    fs, exclude = query_features(project, query)
-    ctx = QueryContext(project, query, fs, rootsift(fs.desc), exclude, config)
+    ctx = context or prepare(project, query, config)
+    exclude = ctx.exclude
     timings["query_features"] = time.perf_counter() - t0
     cancel.raise_if_set()
 
