@@ -96,8 +96,18 @@ class FeatureSetRow(Base):
     image: Mapped[ImageRow] = relationship(back_populates="features")
 
 
+class ObjectRow(Base):
+    """A remembered object (engine.objects): named by the user; its views and negatives are the
+    decisions on the searches that point at it."""
+
+    __tablename__ = "objects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class QueryRow(Base):
-    """A search that was run: the query image, its region and the method."""
+    """A search that was run: the query image, its region, the method, and the object it belongs to."""
 
     __tablename__ = "queries"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -108,6 +118,8 @@ class QueryRow(Base):
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     uncertainty: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    object_id: Mapped[int | None] = mapped_column(ForeignKey("objects.id", ondelete="SET NULL"), nullable=True,
+                                                  index=True)
 
     hits: Mapped[list["HitRow"]] = relationship(back_populates="query", cascade="all, delete-orphan")
 

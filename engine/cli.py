@@ -1,4 +1,4 @@
-"""`pixret`: the command-line contract (index, search, bench, status, export, import, eval).
+"""`pixret`: the command-line contract (index, search, objects, bench, status, export, import, eval).
 
 Exit codes: 0 success, 1 the work ran but something failed (e.g. images that could not be read),
 2 bad input or usage (the message names the file and the problem), 130 cancelled by Ctrl+C.
@@ -124,25 +124,87 @@ def query_region_from_args(args):
 
 
 def cmd_search(args) -> int:
-    from engine.pipeline import Query, search
+    from engine import objects, review
+    from engine.pipeline import Query, prepare, search
 
-    region = query_region_from_args(args)
-    query_path = Path(args.query)
+    if args.object is None and (args.query is None or not (args.polygon or args.mask or args.bbox)):
+        raise PixretError("search: give --query with --polygon, --mask or --bbox, or --object NAME")
+    region = query_region_from_args(args) if args.query else None
     with project_job(args) as (project, progress, cancel):
-        if not query_path.exists() and project.root is not None and (project.root / args.query).exists():
-            query_path = project.root / args.query
-        result = search(project, Query(query_path, region), method=args.method, top_k=args.top,
-                        progress=progress, cancel=cancel)
-    doc = {"query": query_path.name, "method": result.method, "uncertainty": result.uncertainty,
-           "timings": result.timings,
+        query = None
+        if args.query:
+            query_path = Path(args.query)
+            if not query_path.exists() and project.root is not None and (project.root / args.query).exists():
+                query_path = project.root / args.query
+            query = Query(query_path, region)
+        key, context = args.object, None
+        if key is None and not args.no_recall:
+            context = prepare(project, query)
+            seen = objects.recall(project, query, context)
+            if seen is not None:
+                key = seen.object.id
+                print(f"seen before: object {seen.object.name!r} ({len(seen.object.reviewed)} reviewed views, "
+                      f"{seen.how}); searching as that object (--no-recall for a fresh search)", file=sys.stderr)
+        if key is not None:
+            result = objects.search_object(project, key, query=query, context=context, method=args.method,
+                                           top_k=args.top, progress=progress, cancel=cancel)
+        else:
+            result = search(project, query, method=args.method, top_k=args.top, progress=progress, cancel=cancel,
+                            context=context)
+        name = objects.load_object(project, result.object_id).name if result.object_id is not None else None
+        if args.save:
+            qid = review.save_search(project, result)
+            print(f"saved as search {qid}" + (f" of object {name!r}" if name else ""), file=sys.stderr)
+    doc = {"query": Path(str(result.query.image)).name, "method": result.method, "object": name,
+           "uncertainty": result.uncertainty, "timings": result.timings,
            "results": [{"image": h.path, "score": h.score, "stage": h.stage,
                         "polygons": h.region.polygons() if h.region is not None else [],
                         "evidence": h.evidence} for h in result.hits]}
     out = Path(args.out)
     atomic_write_text(out, json.dumps(doc, indent=1, default=float))
     n_verified = sum(h.stage == "verified" for h in result.hits)
-    print(f"{len(result.hits)} results ({n_verified} verified) in {result.timings['total']:.2f}s -> {out}")
+    n_reviewed = sum(h.stage == "reviewed" for h in result.hits)
+    print(f"{len(result.hits)} results ({n_reviewed} reviewed, {n_verified} verified) in "
+          f"{result.timings['total']:.2f}s -> {out}")
     return EXIT_OK
+
+
+def cmd_objects(args) -> int:
+    from engine import objects
+
+    with project_job(args) as (project, _, _):
+        if args.action == "list":
+            rows = objects.list_objects(project)
+            for o in rows:
+                print(f"{o.id:4d}  {o.name:30s}  {len(o.queries)} searches · {o.status}")
+            if not rows:
+                print("no objects yet: a search becomes an object on its first review decision")
+        elif args.action == "show":
+            o = objects.load_object(project, _one(args, 1))
+            print(f"{o.id}  {o.name}: {len(o.queries)} searches · {o.status}")
+            for v in o.views:
+                print(f"  {v.kind:9s} {v.image_path or v.image}")
+            for i in o.negatives:
+                print(f"  rejected  {project.image_info(i).path}")
+        elif args.action == "rename":
+            old, new = _one(args, 2)
+            objects.rename_object(project, old, new)
+            print(f"renamed {old!r} to {new!r}")
+        elif args.action == "forget":
+            key = _one(args, 1)
+            objects.forget_object(project, key)
+            print(f"forgot {key!r} (its searches and decisions stay)")
+        elif args.action == "adapt":
+            n = objects.adapt_graph(project, _one(args, 1) if args.names else None)
+            print(f"{n} reviewed pairs added to the collection graph")
+    return EXIT_OK
+
+
+def _one(args, n: int):
+    """The action's object name(s): exactly n of them."""
+    if len(args.names) != n:
+        raise PixretError(f"objects {args.action}: expected {n} name{'s' if n > 1 else ''}, got {len(args.names)}")
+    return args.names[0] if n == 1 else args.names
 
 
 def cmd_bench(args) -> int:
@@ -252,15 +314,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("search", help="find and outline the query object in the collection")
     common(sp)
-    sp.add_argument("--query", required=True, help="query image (a file, or a path inside the collection)")
-    g = sp.add_mutually_exclusive_group(required=True)
+    sp.add_argument("--query", help="query image (a file, or a path inside the collection)")
+    g = sp.add_mutually_exclusive_group()
     g.add_argument("--polygon", help="LabelMe JSON with the query polygon(s)")
     g.add_argument("--mask", help="PNG mask of the query region (nonzero = inside)")
     g.add_argument("--bbox", help="query box X1,Y1,X2,Y2 in pixels")
+    sp.add_argument("--object", help="search for a remembered object with all its reviewed views "
+                    "(name or id; `pixret objects` lists them)")
+    sp.add_argument("--no-recall", action="store_true",
+                    help="do not check the region against remembered objects first")
+    sp.add_argument("--save", action="store_true",
+                    help="store the search in the project (to review it in the app; an object search joins its object)")
     sp.add_argument("--method", default="sv", choices=sorted(METHODS))
     sp.add_argument("--top", type=int, default=100)
     sp.add_argument("--out", required=True, help="RESULT.json")
     sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("objects", help="remembered objects: list, show, rename, forget, adapt the graph")
+    common(sp)
+    sp.add_argument("action", nargs="?", default="list", choices=("list", "show", "rename", "forget", "adapt"))
+    sp.add_argument("names", nargs="*", help="show/forget/adapt NAME, rename NAME NEW_NAME")
+    sp.set_defaults(func=cmd_objects)
 
     sp = sub.add_parser("bench", help="run a PixBench set and compute its metrics")
     sp.add_argument("pixbench_dir")

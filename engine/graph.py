@@ -339,6 +339,11 @@ class Graph:
                 Hinv = None
         return xy[:, 2:], xy[:, :2], Hinv
 
+    def verified_pairs(self) -> set[tuple[int, int]]:
+        """The image pairs (a < b) with a verified hyperedge."""
+        pairs = np.asarray(self.edges.pairs)[np.asarray(self.edges.inliers) > 0]
+        return {(int(a), int(b)) for a, b in pairs.tolist()}
+
     def components(self, image_ids, min_inliers: int = 1) -> dict[int, int]:
         """Connected components of the verified graph restricted to `image_ids`: image id -> label."""
         ids = [int(i) for i in image_ids]
@@ -533,6 +538,29 @@ def verify_pair(fa, fb, sv: SVConfig, max_corr: int):
     idx = np.stack([qi, di], 1).astype(np.int32)
     xy = np.hstack([xa[qi], xb[di]]).astype(np.float32)
     return n, np.asarray(H, np.float32), idx, xy
+
+
+def add_reviewed_edges(project, pairs: list[tuple[int, int, np.ndarray, np.ndarray | None]]) -> int:
+    """Add pairs a person confirmed as hyperedges: (a, b, matches (n, 4) [xa, ya, xb, yb], H a -> b or
+    None). One pending chunk (folded into edges/ by the next build); the project reloads the graph."""
+    table = {i: project.feature_set_id(i) for p in pairs for i in p[:2]}
+    results = []
+    for a, b, m, H in pairs:
+        if table.get(a) is None or table.get(b) is None:
+            continue
+        m = np.asarray(m, np.float64)
+        if a > b:
+            a, b, m = b, a, m[:, [2, 3, 0, 1]]
+            H = None if H is None else np.linalg.inv(H)
+        idx = np.full((len(m), 2), -1, np.int32)  # coordinates only: the evidence lists no feature indices
+        results.append((a, b, table[a], table[b], len(m), H, idx, m.astype(np.float32)))
+    if not results:
+        return 0
+    pending = project.folder / "graph" / "pending"
+    pending.mkdir(parents=True, exist_ok=True)
+    _save_arrays(pending / f"c{time.time_ns():020d}-{uuid.uuid4().hex[:6]}", Edges.from_results(results).arrays())
+    project.reload_graph()
+    return len(results)
 
 
 def _verify_pairs(project, folder: Path, todo: list[tuple[int, int]], fs_of: dict, sv: SVConfig,

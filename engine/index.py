@@ -150,28 +150,37 @@ class InvertedFile:
 
     def score(self, words: np.ndarray, sigs: np.ndarray, exclude: set[int] = frozenset()) -> dict[int, float]:
         """ASMK* similarity of a query (its aggregated words and signatures) to every image."""
-        if len(words) == 0 or len(self.images) == 0:
-            return {i: 0.0 for i in self.n_words if i not in exclude}
-        starts, ends = self.ptr[words], self.ptr[words + 1]
-        lens = ends - starts
-        total = int(lens.sum())
-        # Flat indices of all postings of all query words, without a Python loop.
-        rep_start = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
-        idx = rep_start + np.arange(total)
-        qsig = np.repeat(sigs, lens, axis=0)
-        ham = np.bitwise_count(self.sigs[idx] ^ qsig).sum(axis=1, dtype=np.int32)
-        u = 1.0 - ham.astype(np.float32) / 64.0
-        sel = np.where(u > 0, u ** 3, 0.0).astype(np.float32)
-        img = self.images[idx]
-        uniq, inv = np.unique(img, return_inverse=True)
-        acc = np.bincount(inv, weights=sel, minlength=len(uniq))
-        qnorm = np.sqrt(len(words))
-        out = {i: 0.0 for i in self.n_words}
-        for i, s in zip(uniq.tolist(), acc.tolist()):
-            out[i] = s / (qnorm * np.sqrt(max(self.n_words[i], 1)))
+        ids, S = self.score_many([(words, sigs)])
+        out = dict(zip(ids.tolist(), S[0].tolist()))
         for i in exclude:
             out.pop(i, None)
         return out
+
+    def score_many(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """ASMK* similarities of several queries at once: (image ids (N,), scores (len(queries), N))."""
+        ids = self.image_ids
+        key = len(self.images)
+        if getattr(self, "_columns", (None,))[0] != key:  # image id -> column, built once per index
+            colmap = np.full(int(ids.max()) + 1 if len(ids) else 1, -1, np.int64)
+            colmap[ids] = np.arange(len(ids))
+            nw = np.fromiter(self.n_words.values(), np.float64, len(ids))
+            self._columns = (key, colmap, np.sqrt(np.maximum(nw, 1.0)))
+        _, colmap, norm = self._columns
+        S = np.zeros((len(queries), len(ids)), np.float32)
+        for row, (words, sigs) in enumerate(queries):
+            if len(words) == 0 or len(self.images) == 0:
+                continue
+            starts, ends = self.ptr[words], self.ptr[words + 1]
+            lens = ends - starts
+            total = int(lens.sum())
+            # Flat indices of all postings of all query words, without a Python loop.
+            idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(total)
+            ham = np.bitwise_count(self.sigs[idx] ^ np.repeat(sigs, lens, axis=0)).sum(axis=1, dtype=np.int32)
+            u = 1.0 - ham.astype(np.float32) / 64.0
+            sel = np.where(u > 0, u ** 3, 0.0).astype(np.float32)
+            acc = np.bincount(colmap[self.images[idx]], weights=sel, minlength=len(ids))
+            S[row] = acc / (np.sqrt(len(words)) * norm)
+        return ids, S
 
     # -- storage ------------------------------------------------------------------------------
 

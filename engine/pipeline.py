@@ -7,6 +7,9 @@ same shape, so the CLI, the bench and the desktop app treat them alike.
 """
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -16,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from engine import imageio
+from engine.atomic import atomic_write_bytes
 from engine.errors import PixretError
 from engine.features import FeatureSet, extract, rootsift
 from engine.index import aggregate
@@ -52,6 +56,7 @@ class SearchResult:
     hits: tuple[Hit, ...]
     uncertainty: float | None = None
     timings: dict = field(default_factory=dict)
+    object_id: int | None = None  # the remembered object searched for (engine.objects), if any
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,11 @@ METHODS: dict[str, Method] = {
 
 
 def query_features(project, query: Query) -> tuple[FeatureSet, set[int]]:
-    """The query image's features inside the region, and the image ids to leave out of results."""
+    """The query image's features inside the region, and the image ids to leave out of results.
+
+    Kept in the project's query cache (keyed by the file's path, size and mtime, the region and the
+    feature settings), so searching the same region again, as an object search does, skips decoding
+    and extraction."""
     exclude: set[int] = set()
     if isinstance(query.image, (int, np.integer)):
         image_id = int(query.image)
@@ -158,24 +167,64 @@ def query_features(project, query: Query) -> tuple[FeatureSet, set[int]]:
         own = project.image_id(path)
         if own is not None:
             exclude.add(own)
-    image = imageio.load_image(path)
     if query.region.is_empty:
         raise PixretError(f"{path}: the query region is empty")
     cfg = project.feature_config
+    cache = _query_cache_file(project, path, query.region, cfg)
+    if cache is not None and cache.exists():
+        try:
+            with np.load(cache) as z:
+                return FeatureSet(z["xy"], z["scale"], z["angle"], z["desc"]), exclude
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: extract again and rewrite it
+    image = imageio.load_image(path)
     # Aim for about the per-image cap inside the region: a small region gets a denser description.
     area_frac = min(1.0, query.region.area / float(image.shape[0] * image.shape[1]))
     factor = min(QUERY_FEATURE_FACTOR, 1.0 / max(area_frac, 1e-6))
     fs = extract(image, replace(cfg, max_features=int(cfg.max_features * factor)))
-    inside = query.region.contains_points(fs.xy)
-    return fs.subset(inside), exclude
+    fs = fs.subset(query.region.contains_points(fs.xy))
+    if cache is not None:
+        buf = io.BytesIO()
+        np.savez(buf, xy=fs.xy, scale=fs.scale, angle=fs.angle, desc=fs.desc)
+        try:
+            atomic_write_bytes(cache, buf.getvalue())
+        except OSError:
+            pass  # a read-only project still searches, only without the cache
+    return fs, exclude
+
+
+QUERY_CACHE_FILES = 512  # the oldest query feature files beyond this many are dropped
+
+
+def _query_cache_file(project, path: Path, region: Region, cfg) -> Path | None:
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None  # load_image reports the missing file
+    key = json.dumps([str(Path(path).resolve()), st.st_size, st.st_mtime_ns, region.to_json(), cfg.to_json()],
+                     sort_keys=True)
+    folder = project.folder / "cache" / "queries"
+    if not folder.is_dir():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return None
+    else:
+        files = sorted(folder.glob("*.npz"), key=lambda f: f.stat().st_mtime)
+        for old in files[: max(0, len(files) - QUERY_CACHE_FILES)]:
+            old.unlink(missing_ok=True)
+    return folder / f"{hashlib.sha1(key.encode()).hexdigest()}.npz"
+
+
+def query_words(project, desc: np.ndarray, assign: int) -> tuple[np.ndarray, np.ndarray]:
+    """The query's aggregated visual words and their binary signatures (ASMK*)."""
+    quantizer = project.quantizer
+    return aggregate(desc, quantizer.assign(desc, assign), quantizer.centroids)
 
 
 def initial_scores(project, desc: np.ndarray, assign: int, exclude: set[int]) -> dict[int, float]:
     """ASMK* similarity of the query region to every indexed image."""
-    quantizer = project.quantizer
-    words = quantizer.assign(desc, assign)
-    w, sigs = aggregate(desc, words, quantizer.centroids)
-    return project.index.score(w, sigs, exclude=exclude)
+    return project.index.score(*query_words(project, desc, assign), exclude=exclude)
 
 
 # -- the search ---------------------------------------------------------------------------------

@@ -227,6 +227,13 @@ class Project:
     def image_path(self, image_id: int) -> str:
         return self._image_table()[image_id][0]
 
+    def is_indexed(self, image_id: int) -> bool:
+        return int(image_id) in self._image_table()
+
+    def feature_set_id(self, image_id: int) -> int | None:
+        row = self._image_table().get(int(image_id))
+        return None if row is None else int(row[6])
+
     def features(self, image_id: int) -> FeatureSet:
         _, _, _, pack, offset, count, _ = self._image_table()[image_id]
         return self.store.read(pack, offset, count)
@@ -423,9 +430,13 @@ class Project:
         try:
             report.graph = build_graph(self, config, progress=progress, cancel=cancel, workers=workers)
         finally:
-            with self._lock:
-                self._graph = None  # reloaded on next use, with whatever was saved
+            self.reload_graph()  # with whatever was saved
             report.seconds["graph"] = time.perf_counter() - t
+
+    def reload_graph(self) -> None:
+        """Forget the loaded graph (it changed on disk); the next use loads it again."""
+        with self._lock:
+            self._graph = None
 
     @property
     def graph(self):

@@ -85,7 +85,8 @@ def save_search(project, result: SearchResult) -> int:
     params = {"timings": _jsonable(dict(result.timings or {})), "top_k": len(result.hits)}
     with project.catalog.session() as s:
         row = QueryRow(image_id=image_id, image_path=image_path, region=q.region.to_json(),
-                       method=result.method, params=params, uncertainty=result.uncertainty)
+                       method=result.method, params=params, uncertainty=result.uncertainty,
+                       object_id=result.object_id)
         s.add(row)
         s.flush()
         for rank, hit in enumerate(result.hits):
@@ -110,12 +111,13 @@ def load_search(project, query_id: int) -> SearchResult:
             hits.append(Hit(h.image_id, path, h.score, _region(h.region), evidence, stage))
         query = Query(row.image_id if row.image_id is not None else row.image_path, Region.from_json(row.region))
         timings = dict((row.params or {}).get("timings") or {})
-        return SearchResult(query, row.method, tuple(hits), row.uncertainty, timings)
+        return SearchResult(query, row.method, tuple(hits), row.uncertainty, timings, row.object_id)
 
 
 def set_decision(project, query_id: int, image_id: int, kind: str, region: Region | None = None,
                  difficulty: str = "easy", author: str = "") -> None:
-    """Record the person's verdict on one hit (appended; the latest row is the current decision)."""
+    """Record the person's verdict on one hit (appended; the latest row is the current decision).
+    A search's first decision makes it an object (engine.objects), remembered for later searches."""
     if kind not in KINDS:
         raise ValueError(f"decision kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if difficulty not in DIFFICULTIES:
@@ -123,10 +125,15 @@ def set_decision(project, query_id: int, image_id: int, kind: str, region: Regio
     if kind in ("accepted", "corrected") and region is None:
         raise ValueError(f"an {kind} decision needs a region")
     with project.catalog.session() as s:
-        if s.get(QueryRow, query_id) is None:
+        query = s.get(QueryRow, query_id)
+        if query is None:
             raise ProjectError(f"{project.folder}: no search with id {query_id}")
         if s.get(ImageRow, image_id) is None:
             raise ProjectError(f"{project.folder}: no image with id {image_id}")
+        if kind in DECIDED:
+            from engine.objects import attach_object
+
+            attach_object(s, query)
         s.add(AnnotationRow(query_id=query_id, image_id=image_id, kind=kind,
                             region=_region_json(region) if kind != "rejected" else None,
                             difficulty=difficulty, author=author))

@@ -59,6 +59,8 @@ def test_migrated_schema_has_the_declared_constraints_and_indexes(catalog):
     assert {ix["name"] for ix in insp.get_indexes("images")} == {"ix_images_status"}
     assert {ix["name"] for ix in insp.get_indexes("hits")} == {"ix_hits_query_rank"}
     assert {ix["name"] for ix in insp.get_indexes("annotations")} == {"ix_annotations_query_image"}
+    assert {ix["name"] for ix in insp.get_indexes("queries")} == {"ix_queries_object_id"}
+    assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("objects")} == {("name",)}
     assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("hits")} == {("query_id", "image_id")}
     assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("images")} == {("path",)}
     ondelete = {
@@ -69,6 +71,7 @@ def test_migrated_schema_has_the_declared_constraints_and_indexes(catalog):
     assert ondelete == {
         ("feature_sets", "images", "image_id"): "CASCADE",
         ("queries", "images", "image_id"): "SET NULL",
+        ("queries", "objects", "object_id"): "SET NULL",
         ("hits", "queries", "query_id"): "CASCADE",
         ("hits", "images", "image_id"): "CASCADE",
         ("annotations", "queries", "query_id"): "CASCADE",
@@ -77,7 +80,7 @@ def test_migrated_schema_has_the_declared_constraints_and_indexes(catalog):
 
 
 def test_revision_is_head_after_open(catalog):
-    assert current_revision(catalog.engine) == head_revision() == "0001"
+    assert current_revision(catalog.engine) == head_revision() == "0002"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(catalog):

@@ -110,3 +110,56 @@ def test_index_without_the_graph_then_with_it(tmp_path):
     assert not (project / "graph").exists()
     assert main(["index", str(root), "--project", str(project), "-q"]) == 0  # catches up
     assert any((project / "graph").iterdir())
+
+
+def test_objects_and_search_by_object_and_recall(cli_project, small_collection, tmp_path, capsys):
+    """A reviewed search becomes an object: listed, renamed, searched by name, recalled from a redrawn view."""
+    import shutil
+
+    from engine import review
+    from engine.project import Project
+
+    folder = tmp_path / "proj"
+    shutil.copytree(cli_project, folder)
+    qrel, qpoly = small_collection.query("object2")
+    x1, y1, x2, y2 = Region.from_polygons([qpoly]).bounds
+    out = tmp_path / "r.json"
+    args = ["--project", str(folder), "-q"]
+    assert main(["search", *args, "--query", qrel, "--bbox", f"{x1},{y1},{x2},{y2}", "--out", str(out), "--save"]) == 0
+    assert "saved as search 1" in capsys.readouterr().err
+    views = dict(small_collection.views["object2"][1:])
+    with Project.open(folder) as project:  # the reviewer accepts the true views (as the app would)
+        for r in json.loads(out.read_text())["results"][:5]:
+            if r["image"] in views:
+                review.set_decision(project, 1, project.image_id(small_collection.root / r["image"]), "corrected",
+                                    Region.from_polygons([views[r["image"]]]))
+    assert main(["objects", *args]) == 0
+    listed = capsys.readouterr().out
+    assert "view01" in listed and f"{len(views)} reviewed · 0 rejected" in listed
+    assert main(["objects", *args, "rename", "view01", "poster"]) == 0
+    assert main(["objects", *args, "show", "poster"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.count("corrected") == len(views) and "query" in shown
+
+    assert main(["search", *args, "--object", "poster", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["object"] == "poster"
+    assert {r["image"] for r in doc["results"][: len(views)]} == set(views)
+    assert all(r["stage"] == "reviewed" for r in doc["results"][: len(views)])
+
+    # a box drawn again on a reviewed view is recognized; --no-recall searches afresh
+    rel, poly = small_collection.views["object2"][2]
+    bx1, by1, bx2, by2 = Region.from_polygons([poly]).bounds
+    box = ["--query", rel, "--bbox", f"{bx1},{by1},{bx2},{by2}", "--out", str(out)]
+    assert main(["search", *args, *box]) == 0
+    assert "seen before: object 'poster'" in capsys.readouterr().err
+    assert json.loads(out.read_text())["object"] == "poster"
+    assert main(["search", *args, *box, "--no-recall"]) == 0
+    assert json.loads(out.read_text())["object"] is None
+
+    assert main(["objects", *args, "rename", "nothing", "x"]) == 2
+    assert "no object 'nothing'" in capsys.readouterr().err
+    assert main(["search", *args, "--out", str(out)]) == 2
+    assert main(["objects", *args, "forget", "poster"]) == 0
+    assert main(["objects", *args]) == 0
+    assert "no objects yet" in capsys.readouterr().out
