@@ -193,3 +193,36 @@ def test_in_memory_database_migrates(tmp_path):
             assert s.execute(text("SELECT count(*) FROM images")).scalar() == 1
     finally:
         catalog.close()
+
+
+def test_a_0001_catalog_with_searches_upgrades_to_objects_keeping_everything(tmp_path):
+    """0002 rebuilds the queries table (SQLite batch mode): its rows, their hits and decisions survive."""
+    engine = make_engine(sqlite_url(tmp_path))
+    try:
+        config = make_config()
+        with migration_connection(engine) as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0001")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO images (id, path, size, mtime, status, added_at) "
+                           "VALUES (1, 'a.jpg', 1, 0, 'ok', '2026-01-01')"))
+            c.execute(text("INSERT INTO queries (id, image_id, image_path, region, method, params, created_at) "
+                           "VALUES (7, 1, 'a.jpg', '{}', 'sv', '{}', '2026-01-01')"))
+            c.execute(text("INSERT INTO hits (query_id, image_id, rank, score, evidence) VALUES (7, 1, 0, 3.0, '{}')"))
+            c.execute(text("INSERT INTO annotations (query_id, image_id, kind, difficulty, label, author, created_at) "
+                           "VALUES (7, 1, 'accepted', 'easy', 'object', '', '2026-01-01')"))
+    finally:
+        engine.dispose()
+    catalog = Catalog(sqlite_url(tmp_path))
+    try:
+        assert current_revision(catalog.engine) == "0002"
+        with catalog.session() as s:
+            assert s.execute(text("SELECT id, image_path, object_id FROM queries")).all() == [(7, "a.jpg", None)]
+            assert s.execute(text("SELECT count(*) FROM hits WHERE query_id = 7")).scalar() == 1
+            assert s.execute(text("SELECT count(*) FROM annotations WHERE query_id = 7")).scalar() == 1
+            s.execute(text("INSERT INTO objects (id, name, created_at) VALUES (1, 'x', '2026-01-01')"))
+            s.execute(text("UPDATE queries SET object_id = 1"))
+            s.execute(text("DELETE FROM objects"))  # forgetting an object keeps its searches
+            assert s.execute(text("SELECT object_id FROM queries")).scalar() is None
+    finally:
+        catalog.close()
