@@ -32,9 +32,18 @@ both views. This module does that with array operations (numpy, scipy), in four 
    verifies. The pair verifies at `min_inliers`; smaller components are dropped.
    When one homography explains at least `planar_frac` of the verified matches (sv's own, else
    one refitted on them) the object is a plane for this pair, and the region is the query region
-   warped by it, as sv predicts it. Otherwise the region is piecewise: the query region is cut into
-   the Voronoi cells of the verified patches (up to `reach` windows from each seed), each piece is
-   mapped by its own patch's affine, and the pieces are unioned and closed.
+   warped by one global model, as sv predicts it. Otherwise the region is piecewise: the query
+   region is cut into the Voronoi cells of the verified patches (up to `reach` windows from each
+   seed), each piece is mapped by its own patch's affine, the rest of the region (beyond every
+   patch's reach) by the global model, and the pieces are unioned and closed.
+5. The global model. The verified matches of a non-planar object often cover one part of it only
+   (a cat's face, one side of a shoe); a homography fitted there bends to their parallax, and its
+   two perspective parameters extrapolate that bend over the rest of the region. So the homography
+   is kept only when its perspective is significant on its own inliers: the nested-model F-test
+   against the least-squares affine of the same inliers, at level `perspective_alpha`, given at
+   least MIN_TESTED of them (a real plane passes it easily: on dev every planar pair with that many
+   inliers does, p <= 0.02 and mostly < 1e-8); else the affine warps the region. When it is kept,
+   the homography is sv's own wherever sv's explains the verified matches, so the region is sv's.
 
 The only Python loops are over the three affine fits and the growth rounds.
 """
@@ -42,11 +51,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+from scipy.special import fdtrc
 
 from engine.features import FeatureSet
 from engine.localize import MIN_AREA_PX, warp_region
@@ -60,6 +71,7 @@ CIRCLE_SEGMENTS = 8  # quarter-circle segments of the reach disks
 MAX_EVIDENCE = 200  # verified matches listed in the evidence, as sv lists its inliers
 GUIDED_CANDIDATES = 4  # database features looked at around each guided prediction
 SUPPORT_CELL = 2.0  # px: matches this close in the query (duplicate keypoints) count once in a patch
+MIN_TESTED = 16  # inliers the perspective test needs (twice the homography's 8 parameters); fewer: keep it
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class TopoConfig:
     max_patches: int = 200  # patches kept for the region and the evidence (the best per query cell)
     grow_rounds: int = 1  # saccades: rounds of guided matching inside verified patches, then re-verification
     guided_sim: float = 0.85  # RootSIFT similarity a guided correspondence needs (no ratio test there)
+    perspective_alpha: float = 0.05  # warp by the homography only if its perspective is significant at this level
 
 
 @dataclass(frozen=True, eq=False)
@@ -357,32 +370,89 @@ def global_plane(P: np.ndarray, Q: np.ndarray, strict: np.ndarray, bounds, sv: S
 
 def predict_region(patches: Patches, kept: np.ndarray, reps: np.ndarray, H: np.ndarray | None,
                    query_region: Region, width: int, height: int, config: TopoConfig) -> tuple[Region | None, str]:
-    """The warped query region when one homography explains the kept verified matches (a plane),
-    else the piecewise region of the patches. The homography is sv's own (H) when it explains them,
-    even one with too few inliers for sv to accept, so on a plane topo predicts what sv predicts;
-    else one refitted (MAGSAC++) on the verified matches (growth may have found many more)."""
-    need = config.planar_frac * kept.sum()
+    """The query region warped by one global model when one homography explains the kept verified
+    matches (a plane), else the piecewise region of the patches, its far parts warped by that model.
+
+    The homography is sv's own (H) when it explains them, even one with too few inliers for sv to
+    accept, so on a plane topo predicts what sv predicts; else one refitted (MAGSAC++) on the
+    verified matches (growth may have found many more). `global_model` then keeps it only where its
+    perspective is significant, else the affine fitted on the same inliers warps the region.
+    """
+    P, Q = patches.q_xy[kept], patches.d_xy[kept]
+    need = config.planar_frac * len(P)
     sv = SVConfig()
-    if H is not None and on_plane(H, patches.q_xy[kept], patches.d_xy[kept], sv.threshold_px).sum() >= need:
-        region = warp_region(query_region, H, width, height)
+    planar = H is not None and on_plane(H, P, Q, sv.threshold_px).sum() >= need
+    if not planar:
+        H2, inl = fit_homography(P, Q, sv)
+        if H2 is not None and plausible_homography(H2, query_region.bounds):
+            H, planar = H2, inl.sum() >= need
+    M, model = global_model(P, Q, H, sv.threshold_px, config.perspective_alpha)
+    if planar and M is not None:
+        region = warp_region(query_region, M, width, height)
         if region is not None:
-            return region, "homography"
-    H, inl = fit_homography(patches.q_xy[kept], patches.d_xy[kept], sv)
-    if H is not None and inl.sum() >= need and plausible_homography(H, query_region.bounds):
-        region = warp_region(query_region, H, width, height)
-        if region is not None:
-            return region, "homography"
-    return piecewise_region(patches, reps, query_region, width, height, config), "piecewise"
+            return region, model
+    return piecewise_region(patches, reps, query_region, width, height, config, M), "piecewise"
+
+
+def global_model(P: np.ndarray, Q: np.ndarray, H: np.ndarray | None, threshold_px: float, alpha: float
+                 ) -> tuple[np.ndarray | None, str]:
+    """One 3x3 model for the whole query region: the homography H, or the affine when H's two
+    perspective parameters are not needed to explain the matches P -> Q it maps within threshold_px.
+
+    A homography fitted on a few matches in one part of a non-planar object (a cat's face) also bends
+    to their parallax, and extrapolates that bend over the rest of the region; the affine does not.
+    The test is the nested-model F-test on those inliers: residual sums of squares of the least-squares
+    homography (8 parameters) and affine (6), F = ((RSS_A - RSS_H) / 2) / (RSS_H / (2n - 8)); the
+    homography is kept when P(F(2, 2n - 8) >= F) < alpha, and whenever it has fewer than MIN_TESTED
+    inliers (too few for the test to tell a flat perspective from an unmeasured one: sv's answer
+    stands). Without H, the affine (RANSAC) of all matches, if plausible; else None.
+    """
+    if H is None:
+        if len(P) < 3:
+            return None, "affine"
+        A, _ = cv2.estimateAffine2D(P.astype(np.float32), Q.astype(np.float32), method=cv2.RANSAC,
+                                    ransacReprojThreshold=threshold_px)
+        if A is None or not plausible_affine(A[:, :2]):
+            return None, "affine"
+        return np.vstack([A, [0.0, 0.0, 1.0]]), "affine"
+    inl = on_plane(H, P, Q, threshold_px)
+    Pi, Qi = P[inl], Q[inl]
+    n = len(Pi)
+    if n < MIN_TESTED:
+        return H, "homography"
+    X = np.c_[Pi, np.ones(n)]
+    T, *_ = np.linalg.lstsq(X, Qi, rcond=None)  # (3, 2): the affine's rows A^T and t
+    A = np.vstack([T.T, [0.0, 0.0, 1.0]])
+    Hl, _ = cv2.findHomography(Pi.astype(np.float64), Qi.astype(np.float64), 0)  # least squares + LM
+    if Hl is None or not plausible_affine(A[:2, :2]):
+        return H, "homography"
+    rss_h = float(((project(Hl, Pi) - Qi) ** 2).sum())
+    rss_a = float(((X @ T - Qi) ** 2).sum())
+    dof = 2 * n - 8
+    F = 0.5 * (rss_a - rss_h) / max(rss_h / dof, 1e-12)
+    if fdtrc(2, dof, max(F, 0.0)) < alpha:
+        return H, "homography"
+    return A, "affine"
+
+
+def project(M: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Points P (n, 2) mapped by the 3x3 model M."""
+    p = np.c_[P, np.ones(len(P))] @ np.asarray(M, np.float64).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return p[:, :2] / p[:, 2:3]
 
 
 def piecewise_region(patches: Patches, reps: np.ndarray, query_region: Region, width: int, height: int,
-                     config: TopoConfig) -> Region | None:
-    """Union of the query region's Voronoi pieces around each patch, each mapped by its own affine."""
+                     config: TopoConfig, M: np.ndarray | None = None) -> Region | None:
+    """Union of the query region's Voronoi pieces around each patch (up to `reach` windows from its
+    seed), each mapped by its own affine; the rest of the region, beyond every patch's reach, is
+    mapped by the global model M when there is one (else left out)."""
     if len(reps) == 0:
         return None
     seeds = patches.q_xy[reps]
     geom = query_region.geometry
     reach = shapely.buffer(shapely.points(seeds), config.reach * patches.radius, quad_segs=CIRCLE_SEGMENTS)
+    rest = shapely.difference(geom, shapely.union_all(reach)) if M is not None else None
     if len(reps) >= 2:
         env = shapely.box(*np.r_[np.minimum(seeds.min(0), geom.bounds[:2]) - 1,
                                  np.maximum(seeds.max(0), geom.bounds[2:]) + 1])
@@ -397,8 +467,12 @@ def piecewise_region(patches: Patches, reps: np.ndarray, query_region: Region, w
     aff = patches.affine[reps][owner]  # (n, 2, 3)
     off = xy - seeds[owner]
     mapped = np.einsum("nab,nb->na", aff[:, :, :2], off) + aff[:, :, 2] + patches.d_xy[reps][owner]
-    pieces = shapely.set_coordinates(pieces.copy(), mapped)
-    union = shapely.union_all(shapely.make_valid(pieces))
+    pieces = list(shapely.make_valid(shapely.set_coordinates(pieces.copy(), mapped)))
+    if rest is not None and not rest.is_empty:
+        far = Region.from_geometry(rest).transform(M)
+        if not far.is_empty:
+            pieces.append(far.geometry)
+    union = shapely.union_all(pieces)
     # close the seams between pieces whose affines disagree slightly
     gap = 0.1 * patches.radius
     union = shapely.buffer(shapely.buffer(union, gap, quad_segs=2), -gap, quad_segs=2)

@@ -16,7 +16,7 @@ import pytest
 from engine.features import FeatureSet, extract
 from engine.localize import predicted_region
 from engine.regions import Region
-from engine.topo import TopoConfig, find_patches, topo_verify
+from engine.topo import MIN_TESTED, TopoConfig, find_patches, global_model, topo_verify
 from engine.verify import SVConfig, spatial_verify
 
 QW, QH = 640, 480  # query image
@@ -202,10 +202,58 @@ def test_rotated_and_scaled_object_verifies_patch_by_patch(query):
     db[inside] = warped[inside]
     d = extract(db)
     topo = topo_verify(q, q_desc, d, d.rootsift(), region, (DW, DH), TopoConfig(grow_rounds=0))
-    assert topo.verified and topo.evidence["model"] == "homography"
+    assert topo.verified and topo.evidence["model"] == "affine"  # the motion is affine: no perspective to keep
     assert len(topo.evidence["patches"]) >= 30  # patches passed on their own, not just through the plane
     truth = Region.from_geometry(region.transform(np.vstack([M, [0, 0, 1]])).geometry)
     assert iou(topo.region, truth) >= 0.95
+
+
+@pytest.mark.parametrize("motion", ["affine", "homography"])
+def test_region_from_matches_on_one_part_keeps_perspective_only_where_measured(query, motion):
+    """Texture on one corner of the card only (a face on a plain body): every match sits there, and
+    the region is extrapolated from them. An affine motion gives a homography that bends to the
+    keypoint noise and extrapolates it over the plain rest; topo warps by the affine instead. A real
+    perspective is measured even from the corner: topo keeps the homography, as sv does."""
+    image, region, _, _ = query
+    image = image.copy()
+    corner = np.zeros((QH, QW), bool)
+    corner[60:180, 80:200] = True
+    image[~corner] = 128
+    q = extract(image)
+    q = q.subset(region.contains_points(q.xy))
+    if motion == "affine":
+        M = np.array([[0.9, 0.25, 90.0], [-0.1, 1.05, 40.0], [0.0, 0.0, 1.0]])  # sheared, no perspective
+    else:
+        M = cv2.getPerspectiveTransform(np.float32(CARD), np.float32(PLANE[0][1]))
+    db = texture(94, DW, DH)
+    inside = cv2.warpPerspective(region.to_mask(QH, QW).astype(np.uint8), M, (DW, DH), flags=cv2.INTER_NEAREST) > 0
+    db[inside] = cv2.warpPerspective(image, M, (DW, DH))[inside]
+    v, sv_region, topo, _ = verify_both((image, region, q, q.rootsift()), db)
+    truth = region.transform(M)
+    assert v.inliers >= 20 and topo.verified
+    assert topo.evidence["model"] == motion
+    assert iou(topo.region, truth) >= 0.97
+    if motion == "affine":
+        assert iou(topo.region, truth) >= iou(sv_region, truth) + 0.02
+    else:
+        assert topo.region.iou(sv_region, DH, DW) >= 0.99
+
+
+def test_global_model_keeps_the_homography_when_too_few_inliers_test_it():
+    rng = np.random.default_rng(5)
+    H = np.array([[1.1, 0.1, 20.0], [0.05, 0.9, -10.0], [1e-4, 2e-4, 1.0]])
+    for n, expected in ((MIN_TESTED - 1, "homography"), (200, "homography")):
+        P = rng.uniform(0, 400, (n, 2))
+        p = np.c_[P, np.ones(n)] @ H.T
+        Q = p[:, :2] / p[:, 2:3] + rng.normal(0, 0.5, (n, 2))
+        assert global_model(P, Q, H, 5.0, 0.05)[1] == expected
+    A = np.array([[1.1, 0.1, 20.0], [0.05, 0.9, -10.0], [0.0, 0.0, 1.0]])
+    P = rng.uniform(0, 400, (200, 2))
+    Q = P @ A[:2, :2].T + A[:2, 2] + rng.normal(0, 0.5, (200, 2))
+    model, kind = global_model(P, Q, A, 5.0, 0.05)
+    assert kind == "affine"
+    assert np.abs(model[:2, :2] - A[:2, :2]).max() < 0.01 and np.abs(model[:2, 2] - A[:2, 2]).max() < 0.5
+    assert global_model(P, Q, None, 5.0, 0.05)[1] == "affine"  # no homography at all: the affine of all
 
 
 def test_topo_method_finds_and_outlines_every_view(indexed_project, small_collection):
