@@ -48,6 +48,13 @@ def _id(project, name):
     return project.image_id(Path(project.root) / f"{name}.jpg")
 
 
+def _a_then_b_corrected(project, truth) -> int:
+    """The usual start: a search on A's half, saved, with B corrected to its outline; its query id."""
+    qid = review.save_search(project, search(project, Query(_id(project, "A"), truth["A"]), method="sv"))
+    review.set_decision(project, qid, _id(project, "B"), "corrected", truth["B"])
+    return qid
+
+
 def _fresh(chain, tmp_path) -> Project:
     """A copy of the chain project, so decisions of one test do not leak into another."""
     import shutil
@@ -104,11 +111,7 @@ def test_a_rejected_image_stays_below_the_accepted_ones(chain, tmp_path):
 def test_a_second_search_verifies_only_new_pairs(chain, tmp_path, monkeypatch):
     project = _fresh(chain, tmp_path)
     _, _, truth = chain
-    a, b = _id(project, "A"), _id(project, "B")
-    first = search(project, Query(a, truth["A"]), method="sv")
-    qid = review.save_search(project, first)
-    review.set_decision(project, qid, b, "corrected", truth["B"])
-    obj = objects.object_of_query(project, qid)
+    obj = objects.object_of_query(project, _a_then_b_corrected(project, truth))
     second = objects.search_object(project, obj, method="sv")
     review.save_search(project, second)  # the object's own searches are remembered too
 
@@ -124,12 +127,9 @@ def test_a_second_search_verifies_only_new_pairs(chain, tmp_path, monkeypatch):
 def test_recall_a_region_redrawn_on_an_annotated_view(chain, tmp_path):
     project = _fresh(chain, tmp_path)
     _, root, truth = chain
-    a, b, c = (_id(project, n) for n in "ABC")
+    b, c = _id(project, "B"), _id(project, "C")
     assert objects.recall(project, Query(b, truth["B"])) is None  # nothing remembered yet
-    first = search(project, Query(a, truth["A"]), method="sv")
-    qid = review.save_search(project, first)
-    review.set_decision(project, qid, b, "corrected", truth["B"])
-    obj = objects.object_of_query(project, qid)
+    obj = objects.object_of_query(project, _a_then_b_corrected(project, truth))
 
     # B's outline drawn again, as a box: the same view
     x0, y0, x1, y1 = truth["B"].bounds
