@@ -245,8 +245,9 @@ def _object_info(s, row: ObjectRow) -> ObjectInfo:
     to_review = 0
     new_images = 0
     if qids:
-        outlined = set(s.scalars(select(HitRow.image_id).where(HitRow.query_id.in_(qids),
-                                                                HitRow.region.is_not(None))))
+        # a JSON column keeps None as JSON null, not SQL NULL: test the value here
+        outlined = {i for i, r in s.execute(select(HitRow.image_id, HitRow.region).where(HitRow.query_id.in_(qids)))
+                    if r is not None}
         to_review = len(outlined - decided)
         last = queries[-1].created_at
         new_images = int(s.scalar(select(func.count()).select_from(ImageRow)
