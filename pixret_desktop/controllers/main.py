@@ -1,7 +1,8 @@
 """The main controller: builds the models and controllers around a MainWindow and wires them.
 
-Modes of the canvas: 'query' (an image picked in the collection, its outline is the query) and
-'hit' (a result picked in the ranked list, its outline is reviewed). Tools, undo and the header
+Modes of the canvas: 'query' (an image picked in the collection, its outline is the query),
+'hit' (a result picked in the ranked list, its outline is reviewed) and 'view' (a view of a
+remembered object picked in the Objects dock, shown, not edited). Tools, undo and the header
 follow whichever document is on the canvas.
 """
 from __future__ import annotations
@@ -17,12 +18,15 @@ import engine.pipeline as pipeline
 import engine.review as review
 from pixret_desktop import status as S
 from pixret_desktop.controllers.canvas import CanvasController
+from pixret_desktop.controllers.objects import ObjectsController
 from pixret_desktop.controllers.project import ProjectController
 from pixret_desktop.controllers.review import ReviewController
 from pixret_desktop.controllers.search import SearchController
+from pixret_desktop.geometry import region_to_path
 from pixret_desktop.models import ImageIdRole
 from pixret_desktop.models.images import ImageListModel
-from pixret_desktop.models.results import ResultsModel
+from pixret_desktop.models.objects import ObjectsModel
+from pixret_desktop.models.results import ResultsModel, score_text
 from pixret_desktop.models.thumbnails import ThumbnailCache
 from pixret_desktop.settings import AppSettings
 from pixret_desktop.views.dialogs import FailuresDialog, JobRow, SettingsDialog, ShortcutsDialog
@@ -46,6 +50,12 @@ def _engine_export():
     return getattr(module, "export_project", None)
 
 
+def _known(obj) -> str:
+    """"poster — 12 reviewed images": what a remembered object brings to a search."""
+    n = len(obj.reviewed)
+    return f"{obj.name} — {n} reviewed image{'s' * (n != 1)}"
+
+
 class MainController(QObject):
     def __init__(self, window: MainWindow, settings: AppSettings | None = None, parent=None):
         super().__init__(parent)
@@ -63,8 +73,12 @@ class MainController(QObject):
         self.project_ctl = ProjectController(self.jobs, self)
         self.search_ctl = SearchController(self.jobs, self)
         self.review_ctl = ReviewController(self.jobs, self.canvas_ctl, self.results, w.results, self)
-        self.mode: str | None = None  # 'query' | 'hit'
+        self.objects = ObjectsModel(self)
+        self.objects_ctl = ObjectsController(self.jobs, self.objects, w.objects_panel, self)
+        self.mode: str | None = None  # 'query' | 'hit' | 'view'
         self.query_image: int | None = None
+        self.shown_view = None  # (ObjectInfo, View) in 'view' mode
+        self.object_note = ""  # what the running or last search knew of its object, for the status bar
         self.job_rows: dict[Worker, JobRow] = {}
         self.dialogs: list = []  # non-modal dialogs and message boxes kept alive (tests read them)
         self.last_report = None
@@ -141,10 +155,12 @@ class MainController(QObject):
         w.search_button.clicked.connect(self.run_search)
         w.act_cancel_search.triggered.connect(s.cancel)
         s.partial.connect(self._search_partial)
+        s.recalled.connect(self._recalled)
         s.finished.connect(self._search_finished)
         s.failed.connect(self._search_failed)
-        s.cancelled.connect(lambda: self.show_message("Search cancelled"))
-        s.started.connect(lambda _w: self._update_enabled())
+        s.cancelled.connect(lambda: (self._clear_object_note(), self.show_message("Search cancelled")))
+        w.recall_banner.new_object_clicked.connect(self.search_as_new)
+        s.started.connect(lambda _w: (self._clear_object_note(), self._update_enabled()))  # a note is per search
         # review
         r = self.review_ctl
         w.act_accept.triggered.connect(r.accept)
@@ -163,6 +179,12 @@ class MainController(QObject):
         r.queries_loaded.connect(self._queries_loaded)
         r.error.connect(self.show_error)
         r.message.connect(self.show_message)
+        # remembered objects
+        o = self.objects_ctl
+        o.view_chosen.connect(self.open_view)
+        o.search_requested.connect(self.search_again)
+        o.error.connect(self.show_error)
+        o.message.connect(self.show_message)
         # evidence, settings, help
         w.act_evidence.toggled.connect(self._toggle_evidence)
         w.act_settings.triggered.connect(self.ask_settings)
@@ -244,6 +266,8 @@ class MainController(QObject):
         self.cache.set_folder(project.folder)
         self.search_ctl.set_project(project)
         self.review_ctl.set_project(project)
+        self.objects_ctl.set_project(project)
+        self._clear_object_note()
         self.query_image = None
         self.mode = None
         self.canvas_ctl.clear()
@@ -262,6 +286,8 @@ class MainController(QObject):
         self.cache.set_folder(None)
         self.search_ctl.set_project(None)
         self.review_ctl.set_project(None)
+        self.objects_ctl.set_project(None)
+        self._clear_object_note()
         self.canvas_ctl.clear()
         self.window.history.clear()
         self.query_image, self.mode = None, None
@@ -330,15 +356,32 @@ class MainController(QObject):
         if info.status in ("error", "missing"):
             self.show_message(f"{info.path} cannot be read: {info.error or info.status}")
             return
+        self._leave_results()
         self.mode, self.query_image = "query", info.id
-        self.review_ctl.current = None
-        self.window.canvas.set_points([])
-        self.window.results.clearSelection()
-        self.window.results.setCurrentIndex(self.results.index(-1))
         doc = self.search_ctl.document(info.id)
         self.canvas_ctl.show(info.id, self.images.root / info.path, doc)
         self._update_header()
         self._update_enabled()
+
+    def open_view(self, obj, view) -> None:
+        """A remembered object's view on the canvas: its image with the view's region, drawn as a
+        hit's outline is, but not editable (a view changes by reviewing the hits of its searches)."""
+        if self.project is None or self.images.root is None:
+            return
+        self._leave_results()
+        self.mode, self.shown_view = "view", (obj, view)
+        image_id = view.image if isinstance(view.image, int) else -1  # a query file outside the collection
+        self.canvas_ctl.show(image_id, self.images.root / view.image_path, None)
+        self.window.canvas.set_region_path(region_to_path(view.region))
+        self._update_header()
+        self._update_enabled()
+
+    def _leave_results(self) -> None:
+        """The canvas is about to show something other than a hit: no hit is current."""
+        self.review_ctl.current = None
+        self.window.canvas.set_points([])
+        self.window.results.clearSelection()
+        self.window.results.setCurrentIndex(self.results.index(-1))
 
     def _current_hit_changed(self, hit) -> None:
         if hit is not None:
@@ -366,14 +409,19 @@ class MainController(QObject):
             rank = self.results.rank_of(hit.image_id)
             hint = "edited: press A to accept the correction" if self.review_ctl.has_unsaved_edit() else \
                 "A accept · R reject · ←/→ previous/next"
-            w.set_canvas_header(f"Hit #{rank} of {self.results.rowCount()} — {hit.path} — score "
-                                f"{hit.score:.3g} ({hit.stage})", S.LABELS.get(st, st), S.color(st), hint)
+            w.set_canvas_header(f"Hit #{rank} of {self.results.rowCount()} — {hit.path} — {score_text(hit, ' ')}",
+                                S.LABELS.get(st, st), S.color(st), hint)
         elif self.mode == "query" and self.query_image is not None:
             info = self.images.info(self.query_image)
             name = info.path if info else str(self.query_image)
             st = self.images.review_status(info) if info else "unreviewed"
             w.set_canvas_header(f"Query image — {name}", S.LABELS.get(st, st) if st != "unreviewed" else "",
                                 S.color(st), "outline the object, then Search (Ctrl+Enter)")
+        elif self.mode == "view" and self.shown_view is not None:
+            obj, view = self.shown_view
+            w.set_canvas_header(f"Object {obj.name} — {view.kind} view — {view.image_path}",
+                                S.LABELS.get(view.kind, "Query outline"), S.color(view.kind),
+                                "Objects ▸ Search again finds more of it")
         else:
             w.set_canvas_header("No image", "")
         doc = self.search_ctl.documents.get(self.query_image) if self.query_image is not None else None
@@ -422,25 +470,61 @@ class MainController(QObject):
         if self.query_image is None:
             self.show_message("Pick the query image in the collection and outline the object first")
             return None
-        method = self.window.method.currentData() or "sv"
-        worker = self.search_ctl.run(self.query_image, method, self.window.top_k.value())
+        worker = self.search_ctl.run(self.query_image, *self._search_options())
         self._update_enabled()
         return worker
 
+    def _search_options(self) -> tuple[str, int]:
+        return self.window.method.currentData() or "sv", self.window.top_k.value()
+
+    def search_again(self, object_id: int) -> Worker | None:
+        """Search for a remembered object with all its views (the Objects dock's "Search again")."""
+        info = next((o for o in self.objects.objects if o.id == object_id), None)
+        worker = self.search_ctl.run_object(object_id, *self._search_options())
+        if worker is not None and info is not None:
+            self._set_object_note(f"Searching again: {_known(info)} first, then only what is new", offer_new=False)
+        self._update_enabled()
+        return worker
+
+    def search_as_new(self) -> Worker | None:
+        """The recalled region searched again as something new (the recall banner's button)."""
+        worker = self.search_ctl.search_as_new()
+        if worker is not None:
+            self.show_message("Searching as a new object")
+        self._update_enabled()
+        return worker
+
+    def _recalled(self, found) -> None:
+        self._set_object_note(f"Seen before: {_known(found.object)}; searching only what is new", offer_new=True)
+
+    def _set_object_note(self, text: str, *, offer_new: bool) -> None:
+        self.object_note = text
+        self.window.recall_banner.show_text(text, offer_new=offer_new)
+        self.show_message(text)
+
+    def _clear_object_note(self) -> None:
+        self.object_note = ""
+        self.window.recall_banner.setVisible(False)
+
     def _search_partial(self, result) -> None:
         self.review_ctl.show_partial(result)
-        self.show_message(f"Shortlist of {len(result.hits)} images; verifying…")
+        if result.object_id is None:  # (an object's search keeps its note in the status bar)
+            self.show_message(f"Shortlist of {len(result.hits)} images; verifying…")
 
     def _search_finished(self, result, query_id: int) -> None:
         self.review_ctl.show_result(result, query_id, {})
         total = result.timings.get("total") if result.timings else None
         n_ver = sum(h.stage == "verified" for h in result.hits)
-        self.show_message(f"{len(result.hits)} hits, {n_ver} verified"
-                          + (f" in {total:.2f} s" if total is not None else ""))
+        n_rev = sum(h.stage == "reviewed" for h in result.hits)
+        counts = (f"{len(result.hits)} hits" + (f", {n_rev} reviewed" if n_rev else "") + f", {n_ver} verified"
+                  + (f" in {total:.2f} s" if total is not None else ""))
+        self.show_message(f"{self.object_note}. {counts}" if self.object_note else counts)
         self.review_ctl.load_history()
+        self.objects_ctl.refresh()
         self._update_enabled()
 
     def _search_failed(self, message: str) -> None:
+        self._clear_object_note()
         self._update_enabled()
         if self.search_ctl.worker is None and "Outline" in message:
             self.show_message(message)
@@ -516,6 +600,7 @@ class MainController(QObject):
     def _history_chosen(self, index: int) -> None:
         qid = self.window.history.itemData(index)
         if qid is not None and qid != self.results.query_id:
+            self._clear_object_note()  # the note was about the search being replaced
             self.review_ctl.load_query(int(qid))
 
     def _decision_saved(self, image_id: int, kind: str) -> None:
@@ -524,6 +609,7 @@ class MainController(QObject):
         else:
             self.images.set_status(image_id, kind)
         self.window.saved_label.setText("All changes saved" if self.review_ctl.unsaved == 0 else "Saving…")
+        self.objects_ctl.refresh()  # a first decision makes an object; every decision changes its counts
         self._update_header()
         self._update_summary()
 

@@ -21,6 +21,17 @@ from pixret_desktop.undo import DecisionCommand, RegionDocument
 from pixret_desktop.workers import JobManager, Worker
 
 
+def remembered_decisions(result) -> dict[int, Decision]:
+    """An object's search shows its reviewed and rejected images (stages 'reviewed', 'rejected') with
+    the decision they carry (evidence 'decision'), until the person decides again in this search."""
+    out = {}
+    for h in result.hits if result is not None else ():
+        kind = (h.evidence or {}).get("decision")
+        if h.stage in ("reviewed", "rejected") and kind in review.DECIDED:
+            out[h.image_id] = Decision(h.image_id, kind, h.region if kind != "rejected" else None, "easy", "", None)
+    return out
+
+
 def _load(project, query_id: int):
     return review.load_search(project, query_id), review.decisions(project, query_id)
 
@@ -75,7 +86,7 @@ class ReviewController(QObject):
     def show_partial(self, result) -> None:
         self._drop_documents()
         self.current = None
-        self.model.set_result(result, None, partial=True)
+        self.model.set_result(result, None, remembered_decisions(result), partial=True)
         self.current_changed.emit(None)
         self.result_shown.emit(None)
 
@@ -83,7 +94,7 @@ class ReviewController(QObject):
         keep = self.current.image_id if self.current is not None and self.model.query_id == query_id else None
         self._drop_documents()
         self.current = None
-        self.model.set_result(result, query_id, decisions or {})
+        self.model.set_result(result, query_id, {**remembered_decisions(result), **(decisions or {})})
         self.current_changed.emit(None)
         self.result_shown.emit(query_id)
         if keep is not None and self.model.row_of(keep) is not None:

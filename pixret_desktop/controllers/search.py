@@ -1,32 +1,63 @@
-"""Search: the query outline on the query image, and running engine.pipeline.search in a worker.
+"""Search: the query outline on the query image, and running the search in a worker.
 
 The query's RegionDocument (one per image, so going back to an image finds its outline and undo
-history) is drawn with the tools. `run` starts a worker that searches and stores the search
-(engine.review.save_search) before it reports; a newer search cancels the older one, whose late
-signals are then ignored. The shortlist arrives early through `partial`.
+history) is drawn with the tools. `run` starts a worker that first asks whether the region is a
+remembered object (engine.objects.recall): when it is, the worker reports the recall and searches
+for the object with all its views (engine.objects.search_object), else it searches plainly
+(engine.pipeline.search); either way it stores the search (engine.review.save_search) before it
+reports. `run_object` searches for a chosen object again. A newer search cancels the older one,
+whose late signals are then ignored. The shortlist, or an object's reviewed images, arrive early
+through `partial`.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
+import engine.objects as objects
 import engine.pipeline as pipeline
 import engine.review as review
 from pixret_desktop.undo import RegionDocument
 from pixret_desktop.workers import JobManager, Worker
 
 
-def run_search(project, query, method: str, top_k: int, *, progress, cancel, on_partial):
-    """The worker's job: search, then save the result; returns (SearchResult, query id)."""
-    result = pipeline.search(project, query, method=method, top_k=top_k, progress=progress, cancel=cancel,
-                             on_partial=on_partial)
+def run_search(project, query, method: str, top_k: int, *, recall: bool = True, progress, cancel, on_partial):
+    """The worker's job: recall, search, save; returns (SearchResult, query id). A recall is passed
+    to on_partial (an engine.objects.Recall) before the object's search starts."""
+    progress(0, 0, "query features")
+    ctx = pipeline.prepare(project, query)
+    cancel.raise_if_set()
+    known = objects.recall(project, query, ctx) if recall else None
+    if known is None:
+        result = pipeline.search(project, query, method=method, top_k=top_k, context=ctx, progress=progress,
+                                 cancel=cancel, on_partial=on_partial)
+    else:
+        on_partial(known)
+        result = objects.search_object(project, known.object.id, query=query, context=ctx, method=method,
+                                       top_k=top_k, progress=progress, cancel=cancel, on_partial=on_partial)
+    return _save(project, result, progress, cancel)
+
+
+def run_object_search(project, object_id: int, method: str, top_k: int, *, progress, cancel, on_partial):
+    """The worker's job for "Search again": all the object's views at once, then save."""
+    result = objects.search_object(project, object_id, method=method, top_k=top_k, progress=progress,
+                                   cancel=cancel, on_partial=on_partial)
+    return _save(project, result, progress, cancel)
+
+
+def _save(project, result, progress, cancel):
     cancel.raise_if_set()
     progress(0, 0, "saving")
-    return result, review.save_search(project, result)
+    query_id = review.save_search(project, result)  # with its object, so later decisions join it
+    if result.object_id is not None:
+        # the object's reviewed pairs become graph hyperedges: later propagation crosses them
+        objects.adapt_graph(project, result.object_id)
+    return result, query_id
 
 
 class SearchController(QObject):
     started = Signal(object)  # the Worker
-    partial = Signal(object)  # SearchResult of the shortlist (no regions yet)
+    partial = Signal(object)  # SearchResult of the shortlist (no regions yet), or an object's reviewed hits
+    recalled = Signal(object)  # engine.objects.Recall: the region is a remembered object, searched as such
     finished = Signal(object, int)  # SearchResult, query id (already saved)
     failed = Signal(str)
     cancelled = Signal()
@@ -38,6 +69,8 @@ class SearchController(QObject):
         self.documents: dict[int, RegionDocument] = {}  # image id -> the query outline drawn on it
         self.worker: Worker | None = None
         self.last_thread_ident: int | None = None
+        self._asked = None  # (query, method, top_k) of the running plain search
+        self.recalled_search = None  # the same, once recall made it an object's search (for "Search as new")
 
     def set_project(self, project) -> None:
         self.cancel()
@@ -62,10 +95,31 @@ class SearchController(QObject):
         if self.project is None or doc is None or doc.is_empty:
             self.failed.emit("Outline the object on the query image first.")
             return None
+        return self.run_query(pipeline.Query(image=image_id, region=doc.region), method, top_k)
+
+    def run_query(self, query, method: str, top_k: int, *, recall: bool = True) -> Worker | None:
+        if self.project is None:
+            return None
+        return self._start(Worker(run_search, self.project, query, method, top_k, recall=recall, partial=True,
+                                  name=f"Searching ({method})"), asked=(query, method, top_k))
+
+    def run_object(self, object_id: int, method: str, top_k: int) -> Worker | None:
+        """Search again for a remembered object, with all its views."""
+        if self.project is None:
+            return None
+        return self._start(Worker(run_object_search, self.project, object_id, method, top_k, partial=True,
+                                  name=f"Searching again ({method})"))
+
+    def search_as_new(self) -> Worker | None:
+        """The recalled search's region again, searched plainly (its decisions will make a new object)."""
+        if self.recalled_search is None:
+            return None
+        query, method, top_k = self.recalled_search
+        return self.run_query(query, method, top_k, recall=False)
+
+    def _start(self, w: Worker, asked=None) -> Worker:
         self.cancel()  # a newer search supersedes the older one
-        query = pipeline.Query(image=image_id, region=doc.region)
-        w = Worker(run_search, self.project, query, method, top_k, partial=True,
-                   name=f"Searching ({method})")
+        self._asked, self.recalled_search = asked, None
         self.worker = w
         self.jobs.start(w, pool="long", show=True,
                         on_partial=lambda r, w=w: self._partial(w, r),
@@ -81,9 +135,14 @@ class SearchController(QObject):
             self.worker = None
             self.cancelled.emit()
 
-    def _partial(self, w: Worker, result) -> None:
-        if w is self.worker:
-            self.partial.emit(result)
+    def _partial(self, w: Worker, value) -> None:
+        if w is not self.worker:
+            return
+        if isinstance(value, objects.Recall):
+            self.recalled_search = self._asked
+            self.recalled.emit(value)
+        else:
+            self.partial.emit(value)
 
     def _finished(self, w: Worker, value) -> None:
         self.last_thread_ident = w.thread_ident

@@ -9,3 +9,4 @@ ScoreRole = Qt.UserRole + 5
 CaptionRole = Qt.UserRole + 6  # second caption line (score, stage)
 HitRole = Qt.UserRole + 7
 PathRole = Qt.UserRole + 8
+StatusTextRole = Qt.UserRole + 9  # an object's status line ("5 reviewed · 3 rejected · ..."), None for a view

@@ -17,6 +17,15 @@ from pixret_desktop.models import (CaptionRole, HitRole, ImageIdRole, PathRole, 
 from pixret_desktop.models.thumbnails import ThumbnailCache
 
 SORTS = ("score", "uncertainty")
+# an object search's images decided before (engine.objects): their score only ranks them, so say what they are
+REMEMBERED = {"reviewed": "reviewed before", "rejected": "rejected before"}
+
+
+def score_text(hit, sep: str = "  ") -> str:
+    """The score and, unless verified, the stage of a hit: "score 0.0123  (shortlist)"."""
+    if hit.stage in REMEMBERED:
+        return REMEMBERED[hit.stage]
+    return f"score {hit.score:.3g}" + ("" if hit.stage == "verified" else f"{sep}({hit.stage})")
 
 
 class ResultsModel(QAbstractListModel):
@@ -115,8 +124,7 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.DisplayRole:
             return f"#{self._rank[hit.image_id]}  {hit.path.rsplit('/', 1)[-1]}"  # full path: tooltip
         if role == CaptionRole:
-            stage = "" if hit.stage == "verified" else f"  ({hit.stage})"
-            return f"score {hit.score:.3g}{stage}"
+            return score_text(hit)
         if role == Qt.DecorationRole:
             pm = self.cache.pixmap(hit.image_id)
             if pm is None and self.root is not None:

@@ -5,9 +5,10 @@ controllers connect them to behaviour.
   | Collection  |  header: what is on the canvas       | Search                 |
   | filter/name |                                      | method, top k, Search  |
   | thumbnail   |  ImageCanvas                         | Results: history, sort |
-  | grid        |                                      | ranked thumbnails      |
-  |             |                                      | Accept Reject < >      |
-  |             |                                      | Evidence (on demand)   |
+  | grid        |                                      | recall banner          |
+  +-------------+                                      | ranked thumbnails      |
+  | Objects     |                                      | Accept Reject < >      |
+  | tree        |                                      | Evidence (on demand)   |
   +-------------+-------------------------------------+------------------------+
   | status message                         jobs: label [progress] Cancel | saved |
 """
@@ -23,6 +24,7 @@ from pixret_desktop.models.images import FILTERS
 from pixret_desktop.status import LABELS
 from pixret_desktop.views.canvas import ImageCanvas
 from pixret_desktop.views.dialogs import EvidenceView
+from pixret_desktop.views.objects import ObjectsPanel, RecallBanner
 from pixret_desktop.views.thumbnail_grid import ThumbnailGrid
 
 NAVIGATION_KEYS = {Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down, Qt.Key_Home, Qt.Key_End,
@@ -30,7 +32,7 @@ NAVIGATION_KEYS = {Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down, Qt.Key_Hom
 
 
 class _KeepNavigationKeys(QObject):
-    """Lets a grid keep its arrow keys (the window's Left/Right shortcuts step through hits)."""
+    """Lets a grid or tree keep its arrow keys (the window's Left/Right shortcuts step through hits)."""
 
     def eventFilter(self, obj, event):
         if event.type() == QEvent.ShortcutOverride and event.key() in NAVIGATION_KEYS \
@@ -56,6 +58,7 @@ class MainWindow(QMainWindow):
         self._make_statusbar()
         self._nav_filter = _KeepNavigationKeys(self)
         self.grid.installEventFilter(self._nav_filter)
+        self.objects_panel.tree.installEventFilter(self._nav_filter)  # Left/Right fold and unfold there
         self.close_handler = None  # set by the controller: returns False to refuse closing
 
     # -- actions ------------------------------------------------------------------------------------
@@ -261,6 +264,8 @@ class MainWindow(QMainWindow):
         self.results_summary = QLabel("No search yet", right)
         self.results_summary.setObjectName("results_summary")
         rl.addWidget(self.results_summary)
+        self.recall_banner = RecallBanner(right)
+        rl.addWidget(self.recall_banner)
         self.results = ThumbnailGrid(thumb_size, captions=2, parent=right)
         self.results.setObjectName("results_grid")
         self.results.installEventFilter(_KeepNavigationKeys(self.results))
@@ -286,6 +291,16 @@ class MainWindow(QMainWindow):
         self.review_dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
         self.addDockWidget(Qt.RightDockWidgetArea, self.review_dock)
         self.resizeDocks([self.collection_dock, self.review_dock], [330, 330], Qt.Horizontal)
+
+        # the remembered objects, below the collection
+        self.objects_panel = ObjectsPanel(self)
+        self.objects_dock = QDockWidget("Objects", self)
+        self.objects_dock.setObjectName("objects_dock")
+        self.objects_dock.setWidget(self.objects_panel)
+        self.objects_dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
+                                      | QDockWidget.DockWidgetClosable)
+        self.splitDockWidget(self.collection_dock, self.objects_dock, Qt.Vertical)
+        self.resizeDocks([self.collection_dock, self.objects_dock], [560, 260], Qt.Vertical)
 
     def _make_toolbar(self) -> None:
         tb = QToolBar("Tools", self)
@@ -342,6 +357,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_evidence)
         m.addAction(self.collection_dock.toggleViewAction())
         m.addAction(self.review_dock.toggleViewAction())
+        m.addAction(self.objects_dock.toggleViewAction())
         m = mb.addMenu("&Tools")
         for a in self.tool_group.actions():
             m.addAction(a)

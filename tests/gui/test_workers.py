@@ -2,6 +2,7 @@
 errors that leave the window usable."""
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -19,7 +20,7 @@ from tests.gui.conftest import WAIT_MS, open_project_with_images
 
 @pytest.fixture(scope="module")
 def project_dir(collection, tmp_path_factory):
-    """The test collection, indexed once for this module (tests add searches to it)."""
+    """The test collection, indexed once for this module (each test opens a copy)."""
     folder = tmp_path_factory.mktemp("workers") / "project"
     p = Project.create(folder)
     p.index_folder(collection.root)
@@ -28,10 +29,12 @@ def project_dir(collection, tmp_path_factory):
 
 
 @pytest.fixture
-def opened(qtbot, make_window, project_dir, collection):
-    """A window on the project, the first view of object1 on the canvas with its true outline."""
+def opened(qtbot, make_window, project_dir, collection, tmp_path):
+    """A window on a copy of the project (so a decision in one test makes no object for the next
+    one's search to recall), the first view of object1 on the canvas with its true outline."""
+    shutil.copytree(project_dir, tmp_path / "project")
     window, ctl = make_window()
-    open_project_with_images(qtbot, ctl, project_dir)
+    open_project_with_images(qtbot, ctl, tmp_path / "project")
     rel, poly = collection.query("object1")
     image_id = next(i.id for i in ctl.images._all if i.path == rel)
     with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
@@ -79,7 +82,7 @@ def test_shortlist_shows_first_and_a_newer_search_cancels_the_older(qtbot, opene
     release = threading.Event()
     tokens = []
 
-    def slow_search(project, query, *, method, top_k, progress, cancel, on_partial):
+    def slow_search(project, query, *, method, top_k, progress, cancel, on_partial, context=None):
         tokens.append(cancel)
         hits = tuple(pipeline.Hit(i, project.image_path(i), 1.0 / (k + 1), None, {}, "shortlist")
                      for k, i in enumerate(project.indexed_images()[:5]))
@@ -112,7 +115,7 @@ def test_shortlist_shows_first_and_a_newer_search_cancels_the_older(qtbot, opene
 def test_cancel_button_stops_a_search(qtbot, opened, monkeypatch):
     window, ctl = opened
 
-    def endless(project, query, *, method, top_k, progress, cancel, on_partial):
+    def endless(project, query, *, method, top_k, progress, cancel, on_partial, context=None):
         while True:
             cancel.raise_if_set()
             progress(1, 2, "verifying")
@@ -154,10 +157,10 @@ def test_import_shows_progress_can_be_cancelled_and_keeps_the_gui_responsive(qtb
 
     def slow_index(self, root=None, *, progress, cancel, **k):
         started.set()
-        for k in range(10_000):
+        for k in range(10_000_000):  # until cancelled, however fast this machine gets through it
             cancel.raise_if_set()
             sum(i * i for i in range(2000))  # pure-Python work holding the GIL in slices
-            progress(k, 10_000, "features")
+            progress(k % 10_000, 10_000, "features")
         raise AssertionError("not cancelled")
 
     monkeypatch.setattr(Project, "index_folder", slow_index)

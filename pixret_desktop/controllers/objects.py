@@ -1,0 +1,181 @@
+"""Objects: the remembered objects of the project (engine.objects) in their dock.
+
+The list is read from the catalog in a worker (`refresh`, after every decision and every finished
+search: the newest read wins). Renaming and forgetting are catalog writes, so they queue on the
+writer pool behind the review decisions; a refused name (empty, taken) comes back as an error for
+the person to see, and the list keeps the old name. Choosing a view asks the main controller to
+show it; "Search again" asks it to search for the object (the search itself is SearchController's).
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QObject, Signal
+from PySide6.QtWidgets import QMessageBox
+
+import engine.objects as objects
+from pixret_desktop.workers import JobManager, Worker
+
+
+class ObjectsController(QObject):
+    refreshed = Signal()  # the list now shows the catalog's objects
+    view_chosen = Signal(object, object)  # ObjectInfo, View: show it on the canvas
+    search_requested = Signal(int)  # object id
+    renamed = Signal(int, str)  # object id, name: committed
+    forgotten = Signal(int)  # object id: committed
+    error = Signal(str, str)
+    message = Signal(str)
+
+    def __init__(self, jobs: JobManager, model, panel, parent=None):
+        super().__init__(parent)
+        self.jobs = jobs
+        self.model = model
+        self.panel = panel
+        self.project = None
+        self.confirm: QMessageBox | None = None  # the open "Forget?" question
+        self._reading: Worker | None = None
+        self._restoring = False
+        tree = panel.tree
+        tree.setModel(model)
+        tree.selectionModel().currentChanged.connect(self._current_changed)
+        tree.clicked.connect(self._clicked)
+        model.rename_requested.connect(self.rename)
+        model.modelReset.connect(lambda: panel.set_empty(model.rowCount() == 0))
+        panel.act_search_again.triggered.connect(self._search_selected)
+        panel.act_rename.triggered.connect(self._edit_selected)
+        panel.act_forget.triggered.connect(self.ask_forget)
+        self._update_enabled()
+
+    def set_project(self, project) -> None:
+        self.project = project
+        self._reading = None
+        self.model.clear()
+        self._update_enabled()
+        if project is not None:
+            self.refresh()
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def refresh(self) -> Worker | None:
+        if self.project is None:
+            return None
+        project = self.project
+        w = Worker(objects.list_objects, project, engine_call=False, name="Listing objects")
+        self._reading = w
+        return self.jobs.start(w, pool="io", on_finished=lambda found, w=w: self._loaded(w, found),
+                               on_failed=lambda e, w=w: w is self._reading and self.error.emit(
+                                   "Could not list the objects", str(e)))
+
+    def _loaded(self, worker: Worker, found: list) -> None:
+        if worker is not self._reading:
+            return  # an older read finishing late
+        self._reading = None
+        tree = self.tree
+        current = self.selected()
+        view = self.model.view_at(tree.currentIndex())
+        expanded = {o.id for r, o in enumerate(self.model.objects) if tree.isExpanded(self.model.index(r, 0))}
+        self._restoring = True  # putting the selection back is not choosing a view
+        try:
+            self.model.set_objects(found)
+            for object_id in expanded:
+                tree.expand(self.model.index_of(object_id))
+            if current is not None:
+                idx = self.model.index_of(current.id)
+                if idx.isValid() and view is not None:
+                    row = next((r for r, v in enumerate(self.model.object_at(idx).views) if v.key == view.key), None)
+                    idx = self.model.index(row, 0, idx) if row is not None else idx
+                if idx.isValid():
+                    tree.selectionModel().setCurrentIndex(idx, QItemSelectionModel.ClearAndSelect)
+        finally:
+            self._restoring = False
+        self._update_enabled()
+        self.refreshed.emit()
+
+    @property
+    def tree(self):
+        return self.panel.tree
+
+    def selected(self):
+        """The object of the selected row (an object or one of its views), or None."""
+        return self.model.object_at(self.tree.currentIndex())
+
+    def select(self, object_id: int) -> QModelIndex:
+        idx = self.model.index_of(object_id)
+        if idx.isValid():
+            self.tree.selectionModel().setCurrentIndex(idx, QItemSelectionModel.ClearAndSelect)
+        return idx
+
+    # -- choosing --------------------------------------------------------------------------------------
+
+    def _current_changed(self, index, _previous) -> None:
+        self._update_enabled()
+        if not self._restoring:
+            self._open(index)
+
+    def _clicked(self, index) -> None:
+        if index == self.tree.currentIndex():  # clicking the current view again shows it again
+            self._open(index)
+
+    def _open(self, index) -> None:
+        view = self.model.view_at(index)
+        if view is not None:
+            self.view_chosen.emit(self.model.object_at(index), view)
+
+    def _update_enabled(self) -> None:
+        has = self.project is not None and self.selected() is not None
+        for a in (self.panel.act_search_again, self.panel.act_rename, self.panel.act_forget):
+            a.setEnabled(has)
+
+    def _search_selected(self) -> None:
+        obj = self.selected()
+        if obj is not None:
+            self.search_requested.emit(obj.id)
+
+    def _edit_selected(self) -> None:
+        obj = self.selected()
+        if obj is not None:
+            idx = self.select(obj.id)
+            self.tree.setFocus()
+            self.tree.edit(idx)
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def rename(self, object_id: int, name: str) -> Worker | None:
+        if self.project is None:
+            return None
+        w = Worker(objects.rename_object, self.project, object_id, name, engine_call=False, name="Renaming an object")
+        return self.jobs.start(w, pool="writer",
+                               on_finished=lambda _r: self._renamed(object_id, name),
+                               on_failed=lambda e: self.error.emit("The object was not renamed", str(e)))
+
+    def _renamed(self, object_id: int, name: str) -> None:
+        self.refresh()
+        self.message.emit(f"Renamed to {name.strip()}")
+        self.renamed.emit(object_id, name.strip())
+
+    def ask_forget(self) -> QMessageBox | None:
+        """Ask first (without blocking the window): forgetting cannot be undone."""
+        obj = self.selected()
+        if obj is None or self.project is None:
+            return None
+        box = QMessageBox(QMessageBox.Question, "Forget the object?",
+                          f"Forget {obj.name!r}? Later searches will no longer recognize it or use its "
+                          f"{len(obj.reviewed)} reviewed views. Its searches and decisions stay.",
+                          QMessageBox.Cancel, self.panel.window())
+        box.setObjectName("forget_box")
+        forget = box.addButton("Forget", QMessageBox.DestructiveRole)
+        box.buttonClicked.connect(lambda b, i=obj.id: b is forget and self.forget(i))
+        box.finished.connect(lambda _r: setattr(self, "confirm", None))
+        self.confirm = box
+        box.open()
+        return box
+
+    def forget(self, object_id: int) -> Worker | None:
+        if self.project is None:
+            return None
+        w = Worker(objects.forget_object, self.project, object_id, engine_call=False, name="Forgetting an object")
+        return self.jobs.start(w, pool="writer", on_finished=lambda _r: self._forgotten(object_id),
+                               on_failed=lambda e: self.error.emit("The object was not forgotten", str(e)))
+
+    def _forgotten(self, object_id: int) -> None:
+        self.refresh()
+        self.message.emit("Object forgotten; its searches and decisions stay")
+        self.forgotten.emit(object_id)
