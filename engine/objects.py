@@ -390,8 +390,7 @@ def search_object(project, key: int | str, *, query: Query | None = None, contex
     timings["verify"] = time.perf_counter() - t
 
     propagate, diffusion = _post_stage(method)
-    if propagate:  # what was reviewed since the last search joins the graph before it is followed
-        adapt_graph(project, obj.id)
+    adapt_graph(project, obj.id)  # what was reviewed since the last search joins the graph (before it is followed)
     # a failed pair keeps the view it was tried against, so the object's next search skips it
     hits = [replace(h, evidence={**h.evidence, VIEW_KEY: verified[h.image_id].evidence[VIEW_KEY]})
             if h.stage == "shortlist" and VIEW_KEY in verified[h.image_id].evidence else h

@@ -47,11 +47,9 @@ def run_object_search(project, object_id: int, method: str, top_k: int, *, progr
 def _save(project, result, progress, cancel):
     cancel.raise_if_set()
     progress(0, 0, "saving")
-    query_id = review.save_search(project, result)  # with its object, so later decisions join it
-    if result.object_id is not None:
-        # the object's reviewed pairs become graph hyperedges: later propagation crosses them
-        objects.adapt_graph(project, result.object_id)
-    return result, query_id
+    # with its object, so later decisions join it (search_object has already added its reviewed
+    # pairs to the graph)
+    return result, review.save_search(project, result)
 
 
 class SearchController(QObject):
