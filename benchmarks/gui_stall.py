@@ -26,10 +26,10 @@ import numpy as np  # noqa: E402
 from PySide6.QtCore import QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
+from engine.base.regions import Region  # noqa: E402
 from engine.demo import make_collection  # noqa: E402
-from engine.regions import Region  # noqa: E402
-from pixret_desktop.app import create_window, make_application  # noqa: E402
 from pixret_desktop.settings import AppSettings  # noqa: E402
+from pixret_desktop.startup import create_window, make_application  # noqa: E402
 
 TICK_MS = 10
 

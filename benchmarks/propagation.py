@@ -12,7 +12,7 @@ left behind), then prints
 - online: for each method, each query's post-stage time (SearchResult.timings["post"]: diffusion
   and/or propagation, the part the graph adds to a search) with median / p90 / max;
 - uncertainty vs AP: Spearman's rank correlation between each query's SearchResult.uncertainty and
-  its image AP (medium protocol, engine.evaluate), per method. Negative = uncertain queries fail.
+  its image AP (medium protocol, engine.evaluate.metrics), per method. Negative = uncertain queries fail.
 
 --compare reads two `pixret bench` output folders instead and counts the positives the second
 finds (in its top 100 with a region: verified or propagated) and localizes (mask IoU >= 0.5
@@ -31,11 +31,12 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import evaluate  # noqa: E402
+from engine.base.regions import pair_ious  # noqa: E402
+from engine.base.types import Query
+from engine.evaluate import metrics  # noqa: E402
 from engine.formats.pixbench import load_pixbench  # noqa: E402
-from engine.pipeline import Query, search  # noqa: E402
+from engine.pipeline import search  # noqa: E402
 from engine.project import Project  # noqa: E402
-from engine.regions import pair_ious  # noqa: E402
 
 
 def _stem(path: str) -> str:
@@ -87,7 +88,7 @@ def run(bench_dir, project_dir, methods, n_queries=None) -> dict:
                              "deepen_ms": 1000.0 * result.timings.get("deepen", 0.0),
                              "total_ms": 1000.0 * result.timings["total"], "uncertainty": result.uncertainty,
                              "propagated": sum(h.stage == "propagated" for h in result.hits)})
-            ap = evaluate.image_map(ranking, bench, "medium").per_query  # percent; None: no positives
+            ap = metrics.image_map(ranking, bench, "medium").per_query  # percent; None: no positives
             for row in rows:
                 row["AP"] = ap[row["q"]]
             post = np.array([r["post_ms"] for r in rows])
@@ -130,7 +131,7 @@ def print_report(out: dict) -> None:
 def compare(bench_dir, out_a, out_b, top: int = 100) -> dict:
     """Positives found / localized by run B and missed by run A (and the reverse)."""
     bench = load_pixbench(bench_dir)
-    runs = {d: evaluate.load_results(d, bench) for d in (out_a, out_b)}
+    runs = {d: metrics.load_results(d, bench) for d in (out_a, out_b)}
 
     def status(d, q, i):
         ranking, regions, _ = runs[d]

@@ -3,7 +3,7 @@
 For every pixel-labelled query (every query with `--all-queries`): search (`--method`), then a
 simulated reviewer looks at the top `--review` results with the labels as its eyes: a positive is accepted (kept as predicted when its
 region already has IoU >= 0.95 with the label, otherwise corrected to the label), a negative is
-rejected, junk is left alone. Then the object is searched again (engine.objects.search_object:
+rejected, junk is left alone. Then the object is searched again (engine.annotate.objects.search_object:
 every reviewed view at once, known negatives last). Image mAP and pixel mAP@50:5:95 (mask, medium)
 over those queries are printed before and after, with the time of each search.
 
@@ -25,10 +25,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import evaluate, review  # noqa: E402
+from engine.annotate import review  # noqa: E402
+from engine.annotate.objects import object_of_query, search_object  # noqa: E402
+from engine.base.types import Query
+from engine.evaluate import metrics
 from engine.formats.pixbench import load_pixbench  # noqa: E402
-from engine.objects import object_of_query, search_object  # noqa: E402
-from engine.pipeline import Query, SearchConfig, search  # noqa: E402
+from engine.pipeline import SearchConfig, search  # noqa: E402
 from engine.project import Project  # noqa: E402
 
 ACCEPT_IOU = 0.95
@@ -68,8 +70,8 @@ def simulate_review(project, bench, q: int, query_id: int, result, name_of: dict
 
 def scores(bench, rankings: dict, regions: dict, queries: list[int]) -> tuple[float, float]:
     """(image mAP, pixel mAP@50:5:95 mask), medium protocol, over `queries`."""
-    img = evaluate.image_map(rankings, bench, "medium").per_query
-    pix = evaluate.pixel_map(rankings, regions, bench, "medium", "mask").per_query
+    img = metrics.image_map(rankings, bench, "medium").per_query
+    pix = metrics.pixel_map(rankings, regions, bench, "medium", "mask").per_query
     return (statistics.fmean(img[q] for q in queries if img[q] is not None),
             statistics.fmean(pix[q] for q in queries if pix[q] is not None and bench.gnd[q].pixel_gt))
 

@@ -14,8 +14,9 @@ import statistics
 import time
 from pathlib import Path
 
+from engine.base.types import Query
 from engine.formats.pixbench import load_pixbench
-from engine.pipeline import Query, search
+from engine.pipeline import search
 from engine.project import Project
 
 

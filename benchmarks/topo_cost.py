@@ -4,7 +4,7 @@
 
 Pairs: each query of BENCH_DIR/gnd.json (default: ../shared/bench/dev) with each of its easy and
 hard positives; the query region from queries/<q>.json. Features as the pipeline makes them
-(engine.features.extract on engine.imageio.load_image; the query described at up to 3x the cap,
+(engine.features.extract.extract on engine.ingest.imageio.load_image; the query described at up to 3x the cap,
 as engine.pipeline.query_features does, and restricted to its region). Extraction is not timed.
 
 Timed per pair, best of --repeat, one thread: `sv` = spatial_verify + the warped region (what
@@ -30,14 +30,14 @@ from pathlib import Path  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from engine.features import FeatureConfig, extract  # noqa: E402
+from engine.base.regions import pair_ious  # noqa: E402
+from engine.features.extract import FeatureConfig, extract  # noqa: E402
 from engine.formats.pixbench import load_pixbench  # noqa: E402
-from engine.imageio import load_image  # noqa: E402
-from engine.localize import predicted_region  # noqa: E402
+from engine.ingest.imageio import load_image  # noqa: E402
 from engine.pipeline import QUERY_FEATURE_FACTOR  # noqa: E402
-from engine.regions import pair_ious  # noqa: E402
-from engine.topo import TopoConfig, topo_verify  # noqa: E402
-from engine.verify import SVConfig, spatial_verify  # noqa: E402
+from engine.verify.localize import predicted_region  # noqa: E402
+from engine.verify.spatial import SVConfig, spatial_verify  # noqa: E402
+from engine.verify.topological import TopoConfig, topo_verify  # noqa: E402
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "bench" / "dev"
 PAIR_MIN_INLIERS = 5  # engine.pipeline.SearchConfig.pair_min_inliers

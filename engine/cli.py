@@ -12,9 +12,9 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.atomic import atomic_write_text
-from engine.errors import PixretError
-from engine.progress import CancelToken, Cancelled
+from engine.base.atomic import atomic_write_text
+from engine.base.errors import PixretError
+from engine.base.progress import Cancelled, CancelToken
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -104,7 +104,7 @@ def parse_bbox(text: str):
 
 
 def query_region_from_args(args):
-    from engine.regions import Region
+    from engine.base.regions import Region
 
     if args.polygon:
         from engine.formats.labelme import labelme_region, read_labelme
@@ -114,7 +114,7 @@ def query_region_from_args(args):
             raise PixretError(f"{args.polygon}: no polygon or rectangle shape in this file")
         return region
     if args.mask:
-        from engine import imageio
+        from engine.ingest import imageio
 
         mask = imageio.load_image(args.mask, gray=True) > 0
         if not mask.any():
@@ -124,8 +124,9 @@ def query_region_from_args(args):
 
 
 def cmd_search(args) -> int:
-    from engine import objects, review
-    from engine.pipeline import Query, prepare, search
+    from engine.annotate import objects, review
+    from engine.base.types import Query
+    from engine.pipeline import prepare, search
 
     if args.object is None and (args.query is None or not (args.polygon or args.mask or args.bbox)):
         raise PixretError("search: give --query with --polygon, --mask or --bbox, or --object NAME")
@@ -170,7 +171,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_objects(args) -> int:
-    from engine import objects
+    from engine.annotate import objects
 
     with project_job(args) as (project, _, _):
         if args.action == "list":
@@ -208,7 +209,7 @@ def _one(args, n: int):
 
 
 def cmd_bench(args) -> int:
-    from engine.bench import run_bench
+    from engine.evaluate.bench import run_bench
 
     progress = TqdmProgress(not args.quiet)
     with cancel_on_interrupt() as cancel:
@@ -278,7 +279,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from engine.report import eval_report
+    from engine.evaluate.report import eval_report
 
     progress = TqdmProgress(not args.quiet)
     with cancel_on_interrupt() as cancel:

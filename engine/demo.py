@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.atomic import atomic_write_bytes
-from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.base.atomic import atomic_write_bytes
+from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 
 
 @dataclass

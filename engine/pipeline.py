@@ -12,51 +12,27 @@ import io
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from engine import imageio
-from engine.atomic import atomic_write_bytes
-from engine.errors import PixretError
-from engine.features import FeatureSet, extract, rootsift
-from engine.index import aggregate
-from engine.localize import predicted_region
-from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
-from engine.regions import Region
-from engine.topo import TopoConfig, topo_verify
-from engine.verify import PairResult, SVConfig, spatial_verify
+from engine.base.atomic import atomic_write_bytes
+from engine.base.errors import PixretError
+from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.base.regions import Region
+from engine.base.types import Hit, PairResult, Query, SearchResult
+from engine.features.extract import FeatureSet, extract, rootsift
+from engine.index.asmk import aggregate
+from engine.ingest import imageio
+from engine.propagate import diffuse
+from engine.verify.localize import predicted_region
+from engine.verify.spatial import SVConfig, spatial_verify
+from engine.verify.topological import TopoConfig, topo_verify
 
 QUERY_FEATURE_FACTOR = 3  # at most 3x the per-image cap for the query: about the cap inside the region
 MAX_EVIDENCE_MATCHES = 200
-
-
-@dataclass(frozen=True)
-class Query:
-    image: int | str | Path  # an image id of the project, or an image file
-    region: Region
-
-
-@dataclass(frozen=True)
-class Hit:
-    image_id: int
-    path: str
-    score: float
-    region: Region | None
-    evidence: dict
-    stage: str  # 'verified' | 'shortlist' | 'initial' | 'propagated' | 'diffused'
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    query: Query
-    method: str
-    hits: tuple[Hit, ...]
-    uncertainty: float | None = None
-    timings: dict = field(default_factory=dict)
-    object_id: int | None = None  # the remembered object searched for (engine.objects), if any
 
 
 @dataclass(frozen=True)
@@ -102,7 +78,7 @@ def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
 
 
 def topo_pair(ctx: QueryContext, image_id: int) -> PairResult:
-    """Topological verification of one database image (engine.topo); the region follows the
+    """Topological verification of one database image (engine.verify.topological); the region follows the
     verified patches. It verifies at sv's `min_inliers`, so one-shot pair localization, which
     lowers that, trusts topo as far as sv."""
     d = ctx.project.features(image_id)
@@ -121,29 +97,17 @@ class Method:
     deepen: Callable | None = None
 
 
-def _diffuse(name: str) -> Callable:
-    """A stage of engine.diffuse, imported on first use (it builds on this module's types)."""
-
-    def stage(*args, **kwargs):
-        from engine import diffuse
-
-        return getattr(diffuse, name)(*args, **kwargs)
-
-    stage.__name__ = name
-    return stage
-
-
 METHODS: dict[str, Method] = {
     "sv": Method(sv_pair, description="ASMK shortlist + spatial verification (MAGSAC homography)"),
     "brute-sv": Method(sv_pair, shortlist=False,
                        description="spatial verification of every database image (the SIFT+SP reference)"),
-    "diffusion": Method(sv_pair, post=_diffuse("diffusion_post"),
+    "diffusion": Method(sv_pair, post=diffuse.diffusion_post,
                         description="sv, then the unverified rest ranked by diffusion on the kNN graph"),
-    "hypergraph": Method(sv_pair, post=_diffuse("hypergraph_post"),
+    "hypergraph": Method(sv_pair, post=diffuse.hypergraph_post,
                          description="sv, then the query region propagated along verified hyperedges"),
     "topo": Method(topo_pair, description="ASMK shortlist + topological verification (patches grown across views)"),
     # topo verifies more than sv on dev (image mAP 60.0 vs 58.5) and propagation gains as much on top
-    "full": Method(topo_pair, post=_diffuse("full_post"), deepen=_diffuse("deepen_when_uncertain"),
+    "full": Method(topo_pair, post=diffuse.full_post, deepen=diffuse.deepen_when_uncertain,
                    description="topo (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
 }
 

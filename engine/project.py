@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import insert, select
 
-from engine import imageio
-from engine.atomic import atomic_write_text
-from engine.catalog import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
-from engine.errors import ImageReadError, ProjectError
-from engine.features import FeatureConfig, FeatureSet, extract, rootsift
-from engine.index import InvertedFile, Quantizer, build_entries, train_vocabulary, vocabulary_size
-from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
-from engine.scan import scan_folder
-from engine.store import FeatureStore
+from engine.base.atomic import atomic_write_text
+from engine.base.errors import ImageReadError, ProjectError
+from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.catalog.tables import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
+from engine.features.extract import FeatureConfig, FeatureSet, extract, rootsift
+from engine.features.store import FeatureStore
+from engine.index.asmk import InvertedFile, Quantizer, build_entries, train_vocabulary, vocabulary_size
+from engine.ingest import imageio
+from engine.ingest.scan import scan_folder
 
 MARKER = "pixret-project.json"
 FORMAT_VERSION = 1
@@ -57,7 +57,7 @@ class IndexReport:
     n_indexed: int = 0
     vocabulary_trained: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
-    graph: object | None = None  # engine.graph.GraphReport when the graph was brought up to date
+    graph: object | None = None  # engine.propagate.graph.GraphReport when the graph was brought up to date
 
     def summary(self) -> str:
         s = (f"{self.new} new, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged; "
@@ -77,7 +77,7 @@ class Project:
         self._index: InvertedFile | None = None
         self._quantizer: Quantizer | None = None
         self._table: dict[int, tuple] | None = None  # image id -> (path, w, h, pack, offset, count, fs id)
-        self._graph = None  # engine.graph.Graph, False when there is none on disk
+        self._graph = None  # engine.propagate.graph.Graph, False when there is none on disk
         self._lock = threading.RLock()
 
     # -- opening ------------------------------------------------------------------------------
@@ -420,8 +420,8 @@ class Project:
         report.n_indexed = len(wanted)
 
     def _update_graph(self, report: IndexReport, progress: Progress, cancel: CancelToken, workers: int) -> None:
-        """kNN graph and verified hyperedges (engine.graph), incremental; off with settings graph.enabled."""
-        from engine.graph import GraphConfig, build_graph
+        """kNN graph and verified hyperedges (engine.propagate.graph), incremental; off with settings graph.enabled."""
+        from engine.propagate.graph import GraphConfig, build_graph
 
         config = GraphConfig.from_json(self.settings().get("graph"))
         if not config.enabled or not self._image_table():
@@ -440,10 +440,10 @@ class Project:
 
     @property
     def graph(self):
-        """The collection's graph (engine.graph.Graph), loaded on first use; None if never built."""
+        """The collection's graph (engine.propagate.graph.Graph), loaded on first use; None if never built."""
         with self._lock:
             if self._graph is None:
-                from engine.graph import Graph
+                from engine.propagate.graph import Graph
 
                 self._graph = Graph.load(self.folder / "graph") or False
             return self._graph or None

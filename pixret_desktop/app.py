@@ -9,16 +9,12 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import sys
-
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QApplication
 
 from pixret_desktop import __version__
 from pixret_desktop.controllers.main import MainController
 from pixret_desktop.settings import AppSettings
+from pixret_desktop.startup import create_window, make_application
 from pixret_desktop.views.main_window import MainWindow
 
 
@@ -34,35 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "report, exit 0 when everything works")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
-
-
-def make_application(argv: list[str] | None = None) -> QApplication:
-    # Workers run Python too: hand the GIL back to the GUI thread every 2 ms instead of 5 ms, so
-    # a busy worker delays a repaint or a click by less (benchmarks/gui_stall.py measures it).
-    sys.setswitchinterval(0.002)
-    app = QApplication.instance()
-    if app is None:
-        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
-        app = QApplication(argv if argv is not None else sys.argv[:1])
-    app.setOrganizationName("PixRet")
-    app.setApplicationName("PixRet Desktop")
-    return app
-
-
-def create_window(settings: AppSettings | None = None) -> tuple[MainWindow, MainController]:
-    """The main window with its controllers (tests build it this way too)."""
-    settings = settings or AppSettings()
-    window = MainWindow(thumb_size=settings.get("thumbnail_size"))
-    controller = MainController(window, settings, parent=window)
-    window.controller = controller
-    geometry = settings.q.value("window/geometry")
-    if geometry is not None:
-        window.restoreGeometry(geometry)
-    # A full (generation 2) garbage collection pauses every thread, the GUI thread included, while
-    # it walks all objects: ~100 ms once Qt, numpy and SQLAlchemy are loaded (seen mid-indexing by
-    # benchmarks/gui_stall.py). Objects that live as long as the app need not be walked again.
-    gc.freeze()
-    return window, controller
 
 
 def start(args: argparse.Namespace, settings: AppSettings | None = None) -> tuple[MainWindow, MainController]:

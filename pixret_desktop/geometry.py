@@ -1,4 +1,4 @@
-"""Small geometry glue between engine.regions.Region (shapely-backed) and the canvas.
+"""Small geometry glue between engine.base.regions.Region (shapely-backed) and the canvas.
 
 No algorithms: conversions (Region <-> shapely <-> QPainterPath), the shapes the tools make
 (a brush stroke is a buffered polyline, a rectangle, a polygon), and the box-clipped replacement
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box as shapely_box
-from shapely.geometry.base import BaseGeometry
-
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QPainterPath, QPolygonF
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon
+from shapely.geometry import box as shapely_box
+from shapely.geometry.base import BaseGeometry
 
-from engine.regions import Region
+from engine.base.regions import Region
 
 BRUSH_QUAD_SEGS = 8  # segments per quarter circle of a brush stroke's round ends
 

@@ -6,12 +6,12 @@ the built-in demo collection, nothing mocked:
 
     imports       numpy, OpenCV, faiss, shapely, scipy, SQLAlchemy, Alembic, PySide6 (versions)
     demo images   engine.demo.make_collection into a temporary folder (known true outlines)
-    index         Project.create (catalog migrated by Alembic from engine/migrations) + index_folder
+    index         Project.create (catalog migrated by Alembic from engine/catalog/migrations) + index_folder
                   (RootSIFT features, feature store, faiss vocabulary, inverted file, graph)
     search        engine.pipeline.search with the first object's first view, its true outline as
                   the region: the object's other views must be the top verified hits, each with a
                   predicted region of IoU > 0.5 against the truth
-    catalog       the search saved, a decision recorded and read back (engine.review)
+    catalog       the search saved, a decision recorded and read back (engine.annotate.review)
     main window   the real MainWindow, offscreen, opening the test project (proves the Qt platform
                   plugins load and the workers run)
 
@@ -117,7 +117,7 @@ class SelfTest:
                 f"{len(col.distractors)} distractors) in {col.root}")
 
     def index(self) -> str:
-        from engine.migrations import current_revision, head_revision
+        from engine.catalog.migrations import current_revision, head_revision
         from engine.project import Project
 
         project = Project.create(self.project_folder, root=self.collection.root)
@@ -138,10 +138,10 @@ class SelfTest:
         return f"{indexed} images indexed ({stages}); catalog schema {revision} (head)"
 
     def search(self) -> str:
+        import engine.annotate.review as review
         import engine.pipeline as pipeline
-        import engine.review as review
+        from engine.base.regions import Region
         from engine.project import Project
-        from engine.regions import Region
 
         name = next(iter(self.collection.views))
         (query_rel, query_poly), *others = self.collection.views[name]
@@ -191,8 +191,8 @@ class SelfTest:
         if QApplication.instance() is None:
             # Read by QGuiApplication's constructor: offscreen, whatever display there is.
             os.environ["QT_QPA_PLATFORM"] = "offscreen"
-        from pixret_desktop.app import create_window, make_application
         from pixret_desktop.settings import AppSettings
+        from pixret_desktop.startup import create_window, make_application
 
         app = make_application()
         # Where Qt looks for plugins (the bundle's own folder when frozen), and what it finds there.

@@ -14,12 +14,12 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 from shapely.geometry.base import BaseGeometry
 
-from engine.regions import Region
+from engine.base.regions import Region
 from pixret_desktop import geometry as G
 
 
 class RegionDocument(QObject):
-    """One editable region (an engine.regions.Region) and its undo history."""
+    """One editable region (an engine.base.regions.Region) and its undo history."""
 
     changed = Signal()
 

@@ -2,7 +2,7 @@
 results and cancel token to Qt signals.
 
 The engine's long calls take ``progress(done, total, stage)`` and ``cancel: CancelToken``
-(engine.progress); a `Worker` passes its own, emits `progress` (throttled, so a fast loop cannot
+(engine.base.progress); a `Worker` passes its own, emits `progress` (throttled, so a fast loop cannot
 flood the GUI's event queue), `partial_result`, and exactly one of `finished`, `failed` or
 `cancelled`. Signals are emitted from the pool thread and delivered queued on the GUI thread,
 because the signal object is created (lives) there. Workers never touch widgets.
@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from engine.progress import CancelToken, Cancelled
+from engine.base.progress import Cancelled, CancelToken
 
 PROGRESS_INTERVAL_S = 0.03  # at most ~33 progress signals a second per worker
 

@@ -1,4 +1,4 @@
-"""The catalog schema: Alembic migrations build exactly engine.catalog's models, safely."""
+"""The catalog schema: Alembic migrations build exactly engine.catalog.tables's models, safely."""
 from __future__ import annotations
 
 import sqlite3
@@ -9,9 +9,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, inspect, select, text
 
-from engine.catalog import Base, Catalog, FeatureSetRow, ImageRow, ProjectRow, QueryRow, make_engine, sqlite_url
-from engine.errors import ProjectError
-from engine.migrations import current_revision, head_revision, make_config, migration_connection, upgrade_to_head
+from engine.base.errors import ProjectError
+from engine.catalog.migrations import (
+    current_revision,
+    head_revision,
+    make_config,
+    migration_connection,
+    upgrade_to_head,
+)
+from engine.catalog.tables import Base, Catalog, FeatureSetRow, ImageRow, ProjectRow, QueryRow, make_engine, sqlite_url
 
 
 @pytest.fixture
@@ -50,7 +56,7 @@ def test_models_and_migrations_do_not_drift(catalog):
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         differences = compare_metadata(context, Base.metadata)
 
-    assert differences == [], f"engine/catalog.py and engine/migrations disagree: {differences}"
+    assert differences == [], f"engine/catalog/tables.py and engine/catalog/migrations disagree: {differences}"
 
 
 def test_migrated_schema_has_the_declared_constraints_and_indexes(catalog):

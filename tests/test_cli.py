@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from engine.base.regions import Region
 from engine.cli import main
-from engine.regions import Region
 from tests.conftest import write_pixbench
 
 
@@ -116,7 +116,7 @@ def test_objects_and_search_by_object_and_recall(cli_project, small_collection, 
     """A reviewed search becomes an object: listed, renamed, searched by name, recalled from a redrawn view."""
     import shutil
 
-    from engine import review
+    from engine.annotate import review
     from engine.project import Project
 
     folder = tmp_path / "proj"

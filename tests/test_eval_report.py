@@ -1,4 +1,4 @@
-"""`pixret eval`: the report's numbers are engine.evaluate's (as `pixret bench` computes them), for
+"""`pixret eval`: the report's numbers are engine.evaluate.metrics's (as `pixret bench` computes them), for
 any results folder in the contract format; tables, plots and one self-contained HTML page."""
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import evaluate as ev
+from engine.base.errors import FormatError
 from engine.cli import main
-from engine.errors import FormatError
+from engine.evaluate import metrics as ev
+from engine.evaluate.report import METRIC_KEYS, bar_chart, eval_report, histogram
 from engine.formats.pixbench import load_pixbench
-from engine.report import METRIC_KEYS, bar_chart, eval_report, histogram
 from tests.conftest import DEV
 
 needs_dev = pytest.mark.skipif(not DEV.is_dir(), reason="dev bench not present")

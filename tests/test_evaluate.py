@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import evaluate as ev
-from engine.errors import FormatError
+from engine.base.errors import FormatError
+from engine.base.regions import Region
+from engine.evaluate import metrics as ev
 from engine.formats.pixbench import load_pixbench
-from engine.regions import Region
 
 DEV = Path("/work/shared/bench/dev")
 W, H = 20, 10   # every image of the tiny bench

@@ -12,18 +12,19 @@ import pytest
 from shapely.geometry import Polygon
 from sqlalchemy import func, select
 
-from engine import review
-from engine.catalog import AnnotationRow, HitRow, QueryRow
+from engine.annotate import review
+from engine.base.errors import FormatError, PixretError
+from engine.base.progress import Cancelled, CancelToken
+from engine.base.regions import Region
+from engine.base.types import Query
+from engine.catalog.tables import AnnotationRow, HitRow, QueryRow
 from engine.cli import main
 from engine.demo import make_collection
-from engine.errors import FormatError, PixretError
 from engine.formats.export import export_project, reviewed_set
 from engine.formats.importers import import_annotations
 from engine.formats.pixbench import load_pixbench
-from engine.pipeline import Query, search
-from engine.progress import CancelToken, Cancelled
+from engine.pipeline import search
 from engine.project import Project
-from engine.regions import Region
 
 W, H = 320, 240
 
@@ -481,8 +482,8 @@ def test_jpg_copies_carry_the_pixels_as_seen(tmp_path):
     byte, rotated ones and other formats are decoded as the engine sees them and re-encoded."""
     from PIL import Image
 
-    from engine import imageio
     from engine.formats.export import _write_jpeg
+    from engine.ingest import imageio
 
     rgb = np.zeros((30, 50, 3), np.uint8)
     rgb[:, :10] = 255

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.errors import FormatError
+from engine.base.errors import FormatError
+from engine.base.regions import Region
 from engine.formats import labelme
 from engine.formats.labelme import labelme_region, read_labelme, write_labelme
 from engine.formats.pixbench import load_pixbench
-from engine.regions import Region
 
 DEV = Path("/work/shared/bench/dev")
 needs_dev = pytest.mark.skipif(not DEV.is_dir(), reason="dev bench not present")

@@ -1,4 +1,4 @@
-"""The collection graph (engine.graph) and what the search does with it (engine.diffuse).
+"""The collection graph (engine.propagate.graph) and what the search does with it (engine.propagate.diffuse).
 
 The chain collection: an object seen frontally (the query view Q), foreshortened 1.7x (view B) and
 2.9x (view C) along the same axis, next to a second textured patch that B and C share on the same
@@ -13,14 +13,21 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from engine.base.progress import Cancelled, CancelToken
+from engine.base.regions import Region
+from engine.base.types import Query
 from engine.demo import _save_jpeg, paste, texture
-from engine.diffuse import (DiffusionConfig, community_uncertainty, diffuse, diffusion_scores, normalized_adjacency,
-                            transfer_region)
-from engine.graph import AsmkRows, Edges, Graph, GraphConfig, build_graph
-from engine.pipeline import METHODS, Query, search
-from engine.progress import CancelToken, Cancelled
+from engine.pipeline import METHODS, search
 from engine.project import Project
-from engine.regions import Region
+from engine.propagate.diffuse import (
+    DiffusionConfig,
+    community_uncertainty,
+    diffuse,
+    diffusion_scores,
+    normalized_adjacency,
+    transfer_region,
+)
+from engine.propagate.graph import AsmkRows, Edges, Graph, GraphConfig, build_graph
 
 W, H = 640, 480
 TW, TH = 280, 280
@@ -242,7 +249,7 @@ def test_adding_images_verifies_only_the_new_pairs(tmp_path, chain, monkeypatch)
 
     for name in ("c.jpg", "other04.jpg"):
         shutil.copy(src / name, root / name)
-    import engine.graph as graph_mod
+    import engine.propagate.graph as graph_mod
 
     verified_now = []
     real = graph_mod.verify_pair
@@ -283,7 +290,7 @@ def test_a_cancelled_build_keeps_what_is_done_and_resumes(tmp_path, chain):
         if stage == "graph" and done >= 8:
             token.cancel()
 
-    import engine.graph as graph_mod
+    import engine.propagate.graph as graph_mod
 
     old = graph_mod.CHECKPOINT
     graph_mod.CHECKPOINT = 4
@@ -315,7 +322,7 @@ def test_edges_concat_and_select_keep_correspondences_aligned():
 
 
 def test_least_squares_homography_recovers_a_perspective_map():
-    from engine.diffuse import fit_dlt
+    from engine.propagate.diffuse import fit_dlt
 
     Hm = np.array([[1.1, 0.05, 30], [-0.02, 0.9, 12], [1e-4, -2e-4, 1]])
     src = np.random.default_rng(1).random((12, 2)) * 400
@@ -328,8 +335,8 @@ def test_least_squares_homography_recovers_a_perspective_map():
 def test_a_direct_hit_is_never_listed_again_as_propagated():
     from types import SimpleNamespace
 
-    from engine.diffuse import PropagationConfig, hypergraph_post
-    from engine.pipeline import Hit
+    from engine.base.types import Hit
+    from engine.propagate.diffuse import PropagationConfig, hypergraph_post
 
     gx, gy = np.meshgrid(np.linspace(110, 190, 5), np.linspace(110, 190, 4))
     pts = np.stack([gx.ravel(), gy.ravel()], 1)

@@ -1,4 +1,4 @@
-"""engine.imageio: every file the tests need is made here, in tmp_path, with a known right answer."""
+"""engine.ingest.imageio: every file the tests need is made here, in tmp_path, with a known right answer."""
 from __future__ import annotations
 
 import hashlib
@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from engine.errors import ImageReadError
-from engine.imageio import DEFAULT_MAX_PIXELS, SUPPORTED_SUFFIXES, file_sha256, image_size, is_supported, load_image
+from engine.base.errors import ImageReadError
+from engine.ingest.imageio import (
+    DEFAULT_MAX_PIXELS,
+    SUPPORTED_SUFFIXES,
+    file_sha256,
+    image_size,
+    is_supported,
+    load_image,
+)
 
 
 def _quadrants(width: int = 64, height: int = 48) -> np.ndarray:

@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from engine.catalog import AnnotationRow, HitRow, QueryRow
+from engine.base.errors import FormatError
+from engine.base.regions import Region, encode_rle
+from engine.catalog.tables import AnnotationRow, HitRow, QueryRow
 from engine.demo import make_collection
-from engine.errors import FormatError
 from engine.formats import revisitop
 from engine.formats.importers import import_annotations
 from engine.project import Project
-from engine.regions import Region, encode_rle
 
 W, H = 200, 160
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],

@@ -1,4 +1,4 @@
-"""Object memory and self-adaptation (engine.objects), on generated photos with known outlines.
+"""Object memory and self-adaptation (engine.annotate.objects), on generated photos with known outlines.
 
 The chain collection: a poster's left half in view A, the whole poster in B, its right half in C.
 A query on A's half finds B but not C (they share nothing); once B is accepted, searching for the
@@ -12,12 +12,13 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import objects, review
+from engine.annotate import objects, review
+from engine.base.errors import PixretError
+from engine.base.regions import Region
+from engine.base.types import Query
 from engine.demo import _save_jpeg, object_polygon, paste, random_homography, texture
-from engine.errors import PixretError
-from engine.pipeline import Query, search
+from engine.pipeline import search
 from engine.project import Project
-from engine.regions import Region
 
 TW, TH = 420, 300
 

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.base.errors import ProjectError
+from engine.base.progress import Cancelled, CancelToken
+from engine.base.regions import Region
+from engine.base.types import Query
 from engine.demo import make_collection
-from engine.errors import ProjectError
-from engine.pipeline import Query, search
-from engine.progress import CancelToken, Cancelled
+from engine.pipeline import search
 from engine.project import Project
-from engine.regions import Region
 
 
 def _bad_corpus(folder: Path, good_jpeg: Path) -> dict[str, str]:

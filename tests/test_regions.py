@@ -12,8 +12,16 @@ import pytest
 import shapely
 from shapely.geometry import Polygon
 
-from engine.regions import (Region, RegionDataError, box_iou, decode_rle, encode_rle, mask_iou, pair_ious,
-                            polygons_from_json)
+from engine.base.regions import (
+    Region,
+    RegionDataError,
+    box_iou,
+    decode_rle,
+    encode_rle,
+    mask_iou,
+    pair_ious,
+    polygons_from_json,
+)
 
 mask_util = pytest.importorskip("pycocotools.mask")
 

@@ -1,4 +1,4 @@
-"""engine.review: searches and review decisions in a real SQLite catalog."""
+"""engine.annotate.review: searches and review decisions in a real SQLite catalog."""
 from __future__ import annotations
 
 import shutil
@@ -6,11 +6,12 @@ import shutil
 import numpy as np
 import pytest
 
-import engine.review as review
-from engine.errors import ProjectError
-from engine.pipeline import Hit, Query, SearchResult, search
+import engine.annotate.review as review
+from engine.base.errors import ProjectError
+from engine.base.regions import Region
+from engine.base.types import Hit, Query, SearchResult
+from engine.pipeline import search
 from engine.project import Project
-from engine.regions import Region
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""engine.scan: a temp collection folder diffed against a catalog's view of it."""
+"""engine.ingest.scan: a temp collection folder diffed against a catalog's view of it."""
 from __future__ import annotations
 
 import hashlib
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import engine.scan as scan_module
-from engine.errors import ImageReadError, ProjectError
-from engine.progress import CancelToken, Cancelled
-from engine.scan import FileEntry, ScanResult, scan_folder
+import engine.ingest.scan as scan_module
+from engine.base.errors import ImageReadError, ProjectError
+from engine.base.progress import Cancelled, CancelToken
+from engine.ingest.scan import FileEntry, ScanResult, scan_folder
 
 
 def _write(root: Path, rel: str, data: bytes = b"pixels") -> Path:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.pipeline import METHODS, Query, search
-from engine.progress import CancelToken, Cancelled
-from engine.regions import Region
+from engine.base.progress import Cancelled, CancelToken
+from engine.base.regions import Region
+from engine.base.types import Query
+from engine.pipeline import METHODS, search
 
 
 @pytest.mark.parametrize("method", ["sv", "brute-sv"])
@@ -57,7 +58,7 @@ def test_cancel_stops_a_search(indexed_project, small_collection):
 
 
 def test_unknown_method_is_a_clear_error(indexed_project, small_collection):
-    from engine.errors import PixretError
+    from engine.base.errors import PixretError
 
     qrel, qpoly = small_collection.query("object1")
     with pytest.raises(PixretError, match="unknown method"):
@@ -65,7 +66,7 @@ def test_unknown_method_is_a_clear_error(indexed_project, small_collection):
 
 
 def test_asmk_self_similarity_is_one(indexed_project):
-    from engine.index import aggregate
+    from engine.index.asmk import aggregate
 
     image_id = indexed_project.indexed_images()[0]
     desc = indexed_project.features(image_id).rootsift()

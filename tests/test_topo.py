@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from engine.features import FeatureSet, extract
-from engine.localize import predicted_region
-from engine.regions import Region
-from engine.topo import MIN_TESTED, TopoConfig, find_patches, global_model, topo_verify
-from engine.verify import SVConfig, spatial_verify
+from engine.base.regions import Region
+from engine.features.extract import FeatureSet, extract
+from engine.verify.localize import predicted_region
+from engine.verify.spatial import SVConfig, spatial_verify
+from engine.verify.topological import MIN_TESTED, TopoConfig, find_patches, global_model, topo_verify
 
 QW, QH = 640, 480  # query image
 DW, DH = 800, 600  # database image
@@ -257,7 +257,8 @@ def test_global_model_keeps_the_homography_when_too_few_inliers_test_it():
 
 
 def test_topo_method_finds_and_outlines_every_view(indexed_project, small_collection):
-    from engine.pipeline import METHODS, Query, search
+    from engine.base.types import Query
+    from engine.pipeline import METHODS, search
 
     assert "topo" in METHODS
     project, coll = indexed_project, small_collection

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from engine.demo import make_collection  # noqa: E402
-from pixret_desktop.app import create_window, make_application  # noqa: E402
 from pixret_desktop.settings import AppSettings  # noqa: E402
+from pixret_desktop.startup import create_window, make_application  # noqa: E402
 
 OUT = Path(__file__).resolve().parent
 

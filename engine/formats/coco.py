@@ -7,7 +7,7 @@ an annotation belongs to, and its role and difficulty, ride along in a `pixret` 
 tools ignore; the objects' negatives (rejected images) are listed in a top-level `pixret` field.
 
 Coordinates. COCO puts pixel (c, r) on the square [c, c+1) x [r, r+1), its centre at (c+0.5,
-r+0.5); engine.regions puts pixel centres on integer coordinates. Polygons are shifted by +0.5 on
+r+0.5); engine.base.regions puts pixel centres on integer coordinates. Polygons are shifted by +0.5 on
 the way out and -0.5 on the way in, so the same pixels are meant in both.
 
 Reading (`read_coco`) checks every field the regions depend on and names the file and the field
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import FormatError
-from engine.imageio import DEFAULT_MAX_PIXELS
-from engine.regions import Region, RegionDataError, decode_rle, encode_rle
+from engine.base.errors import FormatError
+from engine.base.regions import Region, RegionDataError, decode_rle, encode_rle
+from engine.ingest.imageio import DEFAULT_MAX_PIXELS
 
 __all__ = ["COCO_SHIFT", "CocoImage", "CocoAnnotation", "CocoFile", "segmentation", "annotation_region",
            "read_coco", "MAX_COORD"]
@@ -135,7 +135,7 @@ def annotation_region(seg, bbox, path: Path, where: str, height: int | None, wid
     x, y, bw, bh = (_number(v, path, f"{where}.bbox[{j}]") for j, v in enumerate(bbox))
     if bw <= 0 or bh <= 0:
         raise FormatError(path, f"{where}.bbox", "no segmentation, and the box is empty")
-    # pixels x .. x+w-1 in engine.regions' pixel-centre coordinates
+    # pixels x .. x+w-1 in engine.base.regions' pixel-centre coordinates
     return Region.from_bbox(x, y, x + bw - 1.0, y + bh - 1.0)
 
 

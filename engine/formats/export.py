@@ -45,22 +45,22 @@ import cv2
 import numpy as np
 from sqlalchemy import func, select
 
-from engine import imageio
-from engine.catalog import AnnotationRow, ImageRow, ProjectRow, QueryRow
-from engine.errors import ImageReadError, PixretError
+from engine.base.atomic import atomic_copy, atomic_write_bytes, atomic_write_text
+from engine.base.errors import ImageReadError, PixretError
+from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.base.regions import Region
+from engine.catalog.tables import AnnotationRow, ImageRow, ProjectRow, QueryRow
 from engine.formats import coco as coco_format
 from engine.formats import revisitop
-from engine.atomic import atomic_copy, atomic_write_bytes, atomic_write_text
 from engine.formats.labelme import write_labelme
-from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
-from engine.regions import Region
+from engine.ingest import imageio
 
 __all__ = ["EXPORT_FORMATS", "ExportReport", "ReviewedSet", "ExportObject", "ExportImage", "Reviewed",
            "reviewed_set", "export_project", "flat_name", "publish_modes", "MANIFEST"]
 
 EXPORT_FORMATS = ("pixbench", "coco", "labelme", "masks")
 MANIFEST = "pixret-export.json"
-_KINDS = ("accepted", "corrected", "rejected", "unreviewed")   # engine.review's decision kinds
+_KINDS = ("accepted", "corrected", "rejected", "unreviewed")   # engine.annotate.review's decision kinds
 _POSITIVE = ("accepted", "corrected")
 
 

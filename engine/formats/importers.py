@@ -36,23 +36,23 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from engine.catalog import AnnotationRow, HitRow, ImageRow, QueryRow
-from engine.errors import FormatError, PixretError
+from engine.base.errors import FormatError, PixretError
+from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.base.regions import Region
+from engine.catalog.tables import AnnotationRow, HitRow, ImageRow, QueryRow
 from engine.formats import coco as coco_format
 from engine.formats import revisitop
 from engine.formats.export import MANIFEST, flat_name
 from engine.formats.labelme import AREA_TYPES, Shape, labelme_region, load_json, read_labelme, shape_region
 from engine.formats.pixbench import load_pixbench
-from engine.imageio import SUPPORTED_SUFFIXES, file_sha256
-from engine.progress import NEVER, NO_PROGRESS, CancelToken, Progress
-from engine.regions import Region
+from engine.ingest.imageio import SUPPORTED_SUFFIXES, file_sha256
 
 __all__ = ["IMPORT_FORMATS", "ImportReport", "import_annotations", "read_source", "SourceObject", "SourceItem",
            "ImageRef"]
 
 IMPORT_FORMATS = ("pixbench", "coco", "labelme", "revisitop")
 MAX_COORD = coco_format.MAX_COORD
-_STAGE_KEY = "_stage"    # engine.review keeps a hit's stage under this evidence key
+_STAGE_KEY = "_stage"    # engine.annotate.review keeps a hit's stage under this evidence key
 
 
 @dataclass(frozen=True)

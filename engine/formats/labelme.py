@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import atomic_write_text
-from engine.errors import FormatError
-from engine.regions import Region
+from engine.base.atomic import atomic_write_text
+from engine.base.errors import FormatError
+from engine.base.regions import Region
 
 __all__ = ["Shape", "LabelMeFile", "read_labelme", "labelme_region", "shape_region", "write_labelme",
            "load_json"]

@@ -11,9 +11,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import FormatError
+from engine.base.errors import FormatError
+from engine.base.regions import Region
 from engine.formats.labelme import labelme_region, load_json, read_labelme
-from engine.regions import Region
 
 __all__ = ["GndEntry", "PixBench", "load_pixbench", "PROTOCOLS"]
 

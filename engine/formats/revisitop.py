@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.atomic import atomic_write
-from engine.errors import FormatError
+from engine.base.atomic import atomic_write
+from engine.base.errors import FormatError
 
 __all__ = ["SafeUnpickler", "safe_load", "load_npy", "write_gnd_pkl", "write_pair2labelpath",
            "read_gnd_pkl", "read_pair2labelpath", "RevisitopGnd", "MAX_PICKLE_BYTES"]

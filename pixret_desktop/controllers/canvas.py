@@ -1,4 +1,4 @@
-"""What the canvas shows: one image (loaded through engine.imageio in a worker) and the
+"""What the canvas shows: one image (loaded through engine.ingest.imageio in a worker) and the
 RegionDocument the tools edit on it. The newest request wins; a slower older load is dropped."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage, QPainterPath, QUndoGroup
 
-from engine.imageio import load_image
+from engine.ingest.imageio import load_image
 from pixret_desktop.controllers.tools import ToolController
 from pixret_desktop.geometry import region_to_path
 from pixret_desktop.undo import RegionDocument

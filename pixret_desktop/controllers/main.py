@@ -14,8 +14,8 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QUndoGroup
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
+import engine.annotate.review as review
 import engine.pipeline as pipeline
-import engine.review as review
 from pixret_desktop import status as S
 from pixret_desktop.controllers.canvas import CanvasController
 from pixret_desktop.controllers.objects import ObjectsController

@@ -1,4 +1,4 @@
-"""Objects: the remembered objects of the project (engine.objects) in their dock.
+"""Objects: the remembered objects of the project (engine.annotate.objects) in their dock.
 
 The list is read from the catalog in a worker (`refresh`, after every decision and every finished
 search: the newest read wins). Renaming and forgetting are catalog writes, so they queue on the
@@ -11,7 +11,7 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QObject, Signal
 from PySide6.QtWidgets import QMessageBox
 
-import engine.objects as objects
+import engine.annotate.objects as objects
 from pixret_desktop.workers import JobManager, Worker
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+import engine.annotate.review as review
 import engine.demo as demo
-import engine.review as review
-from engine.features import FeatureConfig
+from engine.features.extract import FeatureConfig
 from engine.project import Project
 from pixret_desktop.workers import JobManager, Worker
 

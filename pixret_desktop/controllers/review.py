@@ -13,8 +13,9 @@ import datetime as dt
 
 from PySide6.QtCore import QObject, Signal
 
-import engine.review as review
-from engine.review import Decision
+import engine.annotate.review as review
+from engine.annotate.review import Decision
+from engine.base.types import DECIDED
 from pixret_desktop import status as S
 from pixret_desktop.geometry import same_shape
 from pixret_desktop.undo import DecisionCommand, RegionDocument
@@ -27,7 +28,7 @@ def remembered_decisions(result) -> dict[int, Decision]:
     out = {}
     for h in result.hits if result is not None else ():
         kind = (h.evidence or {}).get("decision")
-        if h.stage in ("reviewed", "rejected") and kind in review.DECIDED:
+        if h.stage in ("reviewed", "rejected") and kind in DECIDED:
             out[h.image_id] = Decision(h.image_id, kind, h.region if kind != "rejected" else None, "easy", "", None)
     return out
 

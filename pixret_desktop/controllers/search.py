@@ -2,9 +2,9 @@
 
 The query's RegionDocument (one per image, so going back to an image finds its outline and undo
 history) is drawn with the tools. `run` starts a worker that first asks whether the region is a
-remembered object (engine.objects.recall): when it is, the worker reports the recall and searches
-for the object with all its views (engine.objects.search_object), else it searches plainly
-(engine.pipeline.search); either way it stores the search (engine.review.save_search) before it
+remembered object (engine.annotate.objects.recall): when it is, the worker reports the recall and searches
+for the object with all its views (engine.annotate.objects.search_object), else it searches plainly
+(engine.pipeline.search); either way it stores the search (engine.annotate.review.save_search) before it
 reports. `run_object` searches for a chosen object again. A newer search cancels the older one,
 whose late signals are then ignored. The shortlist, or an object's reviewed images, arrive early
 through `partial`.
@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-import engine.objects as objects
+import engine.annotate.objects as objects
+import engine.annotate.review as review
 import engine.pipeline as pipeline
-import engine.review as review
 from pixret_desktop.undo import RegionDocument
 from pixret_desktop.workers import JobManager, Worker
 
 
 def run_search(project, query, method: str, top_k: int, *, recall: bool = True, progress, cancel, on_partial):
     """The worker's job: recall, search, save; returns (SearchResult, query id). A recall is passed
-    to on_partial (an engine.objects.Recall) before the object's search starts."""
+    to on_partial (an engine.annotate.objects.Recall) before the object's search starts."""
     progress(0, 0, "query features")
     ctx = pipeline.prepare(project, query)
     cancel.raise_if_set()
@@ -55,7 +55,7 @@ def _save(project, result, progress, cancel):
 class SearchController(QObject):
     started = Signal(object)  # the Worker
     partial = Signal(object)  # SearchResult of the shortlist (no regions yet), or an object's reviewed hits
-    recalled = Signal(object)  # engine.objects.Recall: the region is a remembered object, searched as such
+    recalled = Signal(object)  # engine.annotate.objects.Recall: the region is a remembered object, searched as such
     finished = Signal(object, int)  # SearchResult, query id (already saved)
     failed = Signal(str)
     cancelled = Signal()

@@ -3,7 +3,7 @@ from PySide6.QtCore import Qt
 
 ImageIdRole = Qt.UserRole + 1
 StatusRole = Qt.UserRole + 2  # review status (status.STATUSES) or 'unreadable'
-RegionRole = Qt.UserRole + 3  # engine.regions.Region to outline on the thumbnail, or None
+RegionRole = Qt.UserRole + 3  # engine.base.regions.Region to outline on the thumbnail, or None
 SizeRole = Qt.UserRole + 4  # (width, height) of the full image, or None
 ScoreRole = Qt.UserRole + 5
 CaptionRole = Qt.UserRole + 6  # second caption line (score, stage)

@@ -1,6 +1,6 @@
-"""The remembered objects (engine.objects) as a two-level tree: one row per object, its views below.
+"""The remembered objects (engine.annotate.objects) as a two-level tree: one row per object, its views below.
 
-Rows are the ObjectInfo values of engine.objects.list_objects (read in a worker by the
+Rows are the ObjectInfo values of engine.annotate.objects.list_objects (read in a worker by the
 ObjectsController). Editing a name writes nothing here: the model asks (`rename_requested`), the
 controller writes, and the list read back from the catalog shows the new name, or the old one with
 the error when the catalog refused it.
@@ -24,7 +24,7 @@ class ObjectsModel(QAbstractItemModel):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.objects: list = []  # engine.objects.ObjectInfo, most recently searched first
+        self.objects: list = []  # engine.annotate.objects.ObjectInfo, most recently searched first
         self._dots: dict[str, QPixmap] = {}
 
     def set_objects(self, objects: list) -> None:

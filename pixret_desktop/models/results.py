@@ -1,7 +1,7 @@
 """The ranked hits of one search, with each hit's current review decision.
 
 Rows are the hits in the chosen order: by score (the ranking), or by uncertainty (the doubtful
-ones first, engine.review.hit_uncertainty). The outline drawn on a row's thumbnail is the current
+ones first, engine.annotate.review.hit_uncertainty). The outline drawn on a row's thumbnail is the current
 one: the corrected region after a correction, the predicted region otherwise.
 """
 from __future__ import annotations
@@ -10,14 +10,22 @@ from pathlib import Path
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
 
-from engine.review import hit_uncertainty
+from engine.annotate.review import hit_uncertainty
 from pixret_desktop import status as S
-from pixret_desktop.models import (CaptionRole, HitRole, ImageIdRole, PathRole, RegionRole, ScoreRole,
-                                   SizeRole, StatusRole)
+from pixret_desktop.models import (
+    CaptionRole,
+    HitRole,
+    ImageIdRole,
+    PathRole,
+    RegionRole,
+    ScoreRole,
+    SizeRole,
+    StatusRole,
+)
 from pixret_desktop.models.thumbnails import ThumbnailCache
 
 SORTS = ("score", "uncertainty")
-# an object search's images decided before (engine.objects): their score only ranks them, so say what they are
+# an object search's images decided before (engine.annotate.objects): their score only ranks them, so say what they are
 REMEMBERED = {"reviewed": "reviewed before", "rejected": "rejected before"}
 
 
@@ -37,7 +45,7 @@ class ResultsModel(QAbstractListModel):
         self.result = None  # engine.pipeline.SearchResult
         self.query_id: int | None = None
         self.partial = False  # True while only the shortlist has arrived
-        self.decisions: dict[int, object] = {}  # image id -> engine.review.Decision
+        self.decisions: dict[int, object] = {}  # image id -> engine.annotate.review.Decision
         self.sort = "score"
         self._hits: list = []  # in display order
         self._rank: dict[int, int] = {}  # image id -> rank in the search (1-based)

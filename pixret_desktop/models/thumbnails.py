@@ -23,7 +23,7 @@ MAX_PENDING = 2000  # requests beyond this (scrolled far past) are dropped, olde
 
 
 def decode_thumbnail(path: Path, size: int) -> QImage:
-    """The image, upright per its EXIF orientation (as engine.imageio shows it), longer side = size.
+    """The image, upright per its EXIF orientation (as engine.ingest.imageio shows it), longer side = size.
 
     JPEGs are decoded at a reduced scale (Pillow's draft mode): ~10x faster than a full decode.
     """
@@ -36,7 +36,7 @@ def decode_thumbnail(path: Path, size: int) -> QImage:
             im.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
             arr = np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
     except Exception:  # anything Pillow's fast path cannot do: the engine's loader decides
-        from engine.imageio import load_image  # raises ImageReadError with the reason
+        from engine.ingest.imageio import load_image  # raises ImageReadError with the reason
 
         full = load_image(path)
         h, w = full.shape[:2]

@@ -6,15 +6,21 @@ goes to the active tool (controllers/tools.py) as scene coordinates. Overlays th
 the region (filled, outlined), the vertices of editable polygons, a preview path (a polygon being
 drawn, a rectangle being dragged, a brush stroke), and the brush cursor.
 
-Scene coordinates are engine.regions coordinates: x right, y down, integer points at pixel centres.
+Scene coordinates are engine.base.regions coordinates: x right, y down, integer points at pixel centres.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import (QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap,
-                           QTransform)
-from PySide6.QtWidgets import (QFrame, QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem,
-                               QGraphicsPixmapItem, QGraphicsScene, QGraphicsView)
+from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
+from PySide6.QtWidgets import (
+    QFrame,
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+)
 
 MIN_SCALE, MAX_SCALE = 0.01, 64.0
 HANDLE_PX = 7  # vertex handle size on screen, whatever the zoom
@@ -93,7 +99,7 @@ class ImageCanvas(QGraphicsView):
         self._pixmap = QGraphicsPixmapItem()
         self._pixmap.setShapeMode(QGraphicsPixmapItem.BoundingRectShape)
         self._pixmap.setTransformationMode(Qt.SmoothTransformation)
-        # engine.regions puts pixel centres on integer coordinates: pixel (c, r) covers
+        # engine.base.regions puts pixel centres on integer coordinates: pixel (c, r) covers
         # [c - 0.5, c + 0.5) x [r - 0.5, r + 0.5), so the image is drawn half a pixel up-left.
         self._pixmap.setOffset(-0.5, -0.5)
         self._scene.addItem(self._pixmap)

@@ -12,11 +12,12 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-import engine.review as review  # noqa: E402
+import engine.annotate.review as review  # noqa: E402
+from engine.base.regions import Region  # noqa: E402
+from engine.base.types import Query
 from engine.demo import make_collection  # noqa: E402
-from engine.pipeline import Query, search  # noqa: E402
+from engine.pipeline import search  # noqa: E402
 from engine.project import Project  # noqa: E402
-from engine.regions import Region  # noqa: E402
 
 WAIT_MS = int(os.environ.get("PIXRET_TEST_WAIT_MS", "60000"))
 
@@ -41,7 +42,7 @@ def settings(tmp_path):
 @pytest.fixture
 def make_window(qtbot, settings):
     """Build main windows (a test may close one and open another on the same settings)."""
-    from pixret_desktop.app import create_window
+    from pixret_desktop.startup import create_window
 
     made = []
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QImage, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from engine.regions import Region
+from engine.base.regions import Region
 from pixret_desktop.controllers.tools import ToolController
 from pixret_desktop.undo import RegionDocument, RegionEdit
 from pixret_desktop.views.canvas import ImageCanvas

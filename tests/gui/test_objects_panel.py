@@ -9,11 +9,12 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit, QMessageBox, QToolButton
 
-import engine.objects as objects
-import engine.review as review
-from engine.pipeline import Query, search
+import engine.annotate.objects as objects
+import engine.annotate.review as review
+from engine.base.regions import Region
+from engine.base.types import Query
+from engine.pipeline import search
 from engine.project import Project
-from engine.regions import Region
 from pixret_desktop.models import StatusTextRole
 from tests.gui.conftest import WAIT_MS, click_image
 from tests.gui.test_review_flow import click_row, draw_polygon, open_in_grid

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-import engine.review as review
+import engine.annotate.review as review
+from engine.base.regions import Region
 from engine.project import Project
-from engine.regions import Region
 from pixret_desktop.views.dialogs import FailuresDialog
 from tests.gui.conftest import WAIT_MS, click_image, drag_image, open_project_with_images
 

@@ -10,11 +10,11 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QMessageBox
 
+import engine.annotate.review as review
 import engine.pipeline as pipeline
-import engine.review as review
-from engine.errors import PixretError
+from engine.base.errors import PixretError
+from engine.base.regions import Region
 from engine.project import Project
-from engine.regions import Region
 from tests.gui.conftest import WAIT_MS, open_project_with_images
 
 

@@ -1,0 +1,2 @@
+"""Stage 2, local features: extraction (`extract`: RootSIFT) and the memory-mapped feature store
+(`store`)."""
