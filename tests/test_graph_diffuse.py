@@ -1,9 +1,11 @@
 """The collection graph (engine.propagate.graph) and what the search does with it (engine.propagate.diffuse).
 
-The chain collection: an object seen frontally (the query view Q), foreshortened 1.7x (view B) and
-2.9x (view C) along the same axis, next to a second textured patch that B and C share on the same
-plane. SIFT matches across 1.7x but not 2.9x: Q verifies B, B verifies C, Q does not verify C. The
-query region must travel Q -> B -> C.
+The chain collection: an object seen frontally (the query view Q), foreshortened 1.9x (view B) and
+3.4x (view C) along the same axis, next to a second textured patch that B and C share on the same
+plane. SIFT matches across 1.9x but not 3.4x: Q verifies B, B verifies C, Q does not verify C. The
+query region must travel Q -> B -> C. The fixture checks that premise on the data it made (with
+OpenCV 5.1: about 70 inliers Q-B, 0 Q-C, 110 B-C); at 2.9x, as before, Q-C came out at 0 to 8
+inliers depending on the seed, and 8 verifies.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def make_chain(root, seed: int = 0, n_distractors: int = 6) -> dict:
     Hq = _affine_view(TW, TH, 1.3, 1.3, 5)
     _save_jpeg(root / "q.jpg", paste(texture(rng, H, W, busy=25), obj, Hq, rng))
     truth["q.jpg"] = _outline(Hq)
-    for name, tilt, s, rot in (("b.jpg", 1.7, 1.0, -10), ("c.jpg", 2.9, 1.05, 8)):
+    for name, tilt, s, rot in (("b.jpg", 1.9, 1.0, -10), ("c.jpg", 3.4, 1.05, 8)):
         Hv = _affine_view(2 * TW, TH, s, s / tilt, rot)
         _save_jpeg(root / name, paste(texture(rng, H, W, busy=25), both, Hv, rng))
         truth[name] = _outline(Hv)
@@ -70,6 +72,12 @@ def chain(tmp_path_factory):
     truth = make_chain(root)
     project = Project.create(tmp_path_factory.mktemp("chain_project"), root=root)
     report = project.index_folder(root)
+    # The premise every propagation test below relies on, checked on the data itself.
+    direct = search(project, _query(project, truth), method="sv")
+    verified = {h.path for h in direct.hits if h.stage == "verified"}
+    if verified != {"b.jpg"}:
+        pytest.fail(f"chain premise broken: sv verifies {sorted(verified)} from Q, expected only b.jpg "
+                    "(a dependency changed what SIFT matches: make the C view harder, see the module docstring)")
     yield project, truth, report
     project.close()
 
@@ -101,9 +109,9 @@ def test_indexing_builds_the_graph_with_verified_hyperedges(chain):
 def test_sv_alone_does_not_verify_the_hard_view(chain):
     project, truth, _ = chain
     result = search(project, _query(project, truth), method="sv")
-    verified = {h.path for h in result.hits if h.stage == "verified"}
-    assert "b.jpg" in verified
-    assert "c.jpg" not in verified
+    by_path = {h.path: h for h in result.hits}
+    assert by_path["b.jpg"].stage == "verified"
+    assert by_path["c.jpg"].stage != "verified" and by_path["c.jpg"].region is None
 
 
 def test_hypergraph_finds_and_outlines_the_hard_view_through_the_easier_one(chain):
