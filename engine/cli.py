@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.base.atomic import atomic_write_text
-from engine.base.errors import PixretError
+from engine.base.errors import PixretError, shown
 from engine.base.progress import Cancelled, CancelToken
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
@@ -69,7 +69,10 @@ def cancel_on_interrupt():
 
 @contextmanager
 def project_job(args, create: bool = False):
-    """The project, a progress bar and a Ctrl+C cancel token for one command; all closed after."""
+    """The project, a progress bar and a Ctrl+C cancel token for one command; all closed after.
+
+    create: a project this command made and then failed in before storing any feature is removed
+    again (a folder that existed before keeps exactly what it held)."""
     from engine.project import Project
 
     progress = TqdmProgress(not args.quiet)
@@ -77,20 +80,31 @@ def project_job(args, create: bool = False):
         project = (Project.open_or_create if create else Project.open)(args.project, db_url=args.db)
         try:
             yield project, progress, cancel
+        except Exception:
+            progress.close()
+            if project.created_now and project.holds_no_features():
+                project.remove_created()
+            raise
         finally:
             progress.close()
             project.close()
 
 
 def cmd_index(args) -> int:
+    if not Path(args.images_dir).is_dir():  # before a project is made for it
+        raise PixretError(f"{args.images_dir}: no such folder" if not Path(args.images_dir).exists()
+                          else f"{args.images_dir}: not a folder")
     with project_job(args, create=True) as (project, progress, cancel):
         report = project.index_folder(args.images_dir, graph=not args.no_graph, progress=progress, cancel=cancel)
     print(report.summary())
     for path, reason in report.failed:
-        print(f"  skipped {path}: {reason}", file=sys.stderr)
+        print(f"  skipped {shown(path)}: {reason}", file=sys.stderr)
+    for folder in report.unreadable_dirs:
+        print(f"  could not read the folder {shown(Path(args.images_dir) / folder)} (permission denied?): "
+              "its images were left as they were", file=sys.stderr)
     t = report.seconds
     print(f"time: scan {t.get('scan', 0):.1f}s, features {t.get('features', 0):.1f}s, index {t.get('index', 0):.1f}s")
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return EXIT_FAILED if report.failed or report.unreadable_dirs else EXIT_OK
 
 
 def parse_bbox(text: str):
@@ -104,6 +118,7 @@ def parse_bbox(text: str):
 
 
 def query_region_from_args(args):
+    """The region of --polygon, --mask or --bbox, and the mask's (width, height) (else None)."""
     from engine.base.regions import Region
 
     if args.polygon:
@@ -112,31 +127,45 @@ def query_region_from_args(args):
         region = labelme_region(read_labelme(args.polygon))
         if region.is_empty:
             raise PixretError(f"{args.polygon}: no polygon or rectangle shape in this file")
-        return region
+        return region, None
     if args.mask:
         from engine.ingest import imageio
 
         mask = imageio.load_image(args.mask, gray=True) > 0
         if not mask.any():
             raise PixretError(f"{args.mask}: the mask is empty (no nonzero pixel)")
-        return Region.from_mask(mask)
-    return Region.from_bbox(*parse_bbox(args.bbox))
+        return Region.from_mask(mask), (mask.shape[1], mask.shape[0])
+    return Region.from_bbox(*parse_bbox(args.bbox)), None
+
+
+def query_file(given: str, root: Path | None) -> Path:
+    """--query as an absolute path: relative to the working directory, else to the collection.
+
+    Absolute, so that the query image is recognized as the collection image it is (and left out of
+    its own results), and a saved search names a file that later commands find wherever they run."""
+    path = Path(given).expanduser()
+    if not path.is_absolute() and not path.exists() and root is not None and (root / path).exists():
+        return root / path
+    return path.absolute()
 
 
 def cmd_search(args) -> int:
     from engine.annotate import objects, review
     from engine.base.types import Query
+    from engine.ingest import imageio
     from engine.pipeline import prepare, search
 
     if args.object is None and (args.query is None or not (args.polygon or args.mask or args.bbox)):
         raise PixretError("search: give --query with --polygon, --mask or --bbox, or --object NAME")
-    region = query_region_from_args(args) if args.query else None
+    region, mask_size = query_region_from_args(args) if args.query else (None, None)
     with project_job(args) as (project, progress, cancel):
         query = None
         if args.query:
-            query_path = Path(args.query)
-            if not query_path.exists() and project.root is not None and (project.root / args.query).exists():
-                query_path = project.root / args.query
+            query_path = query_file(args.query, project.root)
+            size = imageio.image_size(query_path)
+            if mask_size is not None and mask_size != size:
+                raise PixretError(f"{args.mask}: the mask is {mask_size[0]}x{mask_size[1]} pixels, but the query "
+                                  f"image {query_path} is {size[0]}x{size[1]}")
             query = Query(query_path, region)
         key, context = args.object, None
         if key is None and not args.no_recall:
@@ -184,9 +213,9 @@ def cmd_objects(args) -> int:
             o = objects.load_object(project, _one(args, 1))
             print(f"{o.id}  {o.name}: {len(o.queries)} searches · {o.status}")
             for v in o.views:
-                print(f"  {v.kind:9s} {v.image_path or v.image}")
+                print(f"  {v.kind:9s} {shown(v.image_path or v.image)}")
             for i in o.negatives:
-                print(f"  rejected  {project.image_info(i).path}")
+                print(f"  rejected  {shown(project.image_info(i).path)}")
         elif args.action == "rename":
             old, new = _one(args, 2)
             objects.rename_object(project, old, new)
@@ -249,7 +278,7 @@ def cmd_status(args) -> int:
               f"index {stats['index_bytes'] / 1e6:.1f} MB")
         bad = [im for im in images if im.status in ("error", "missing")]
         for im in bad:
-            print(f"  {im.status:8s} {im.path}: {im.error}")
+            print(f"  {im.status:8s} {shown(im.path)}: {im.error}")
     return EXIT_FAILED if any(im.status == "error" for im in images) else EXIT_OK
 
 
@@ -297,8 +326,11 @@ def cmd_eval(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from engine.pipeline import METHODS
 
+    from engine import __version__
+
     p = argparse.ArgumentParser(prog="pixret", description="Pixel retrieval: find and outline an object "
                                 "across a photo collection.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp, project_required=True):
@@ -381,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):  # a file name that is not UTF-8 is printed, not a crash
+        sys.stdout.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -133,6 +133,11 @@ def query_features(project, query: Query) -> tuple[FeatureSet, set[int]]:
             exclude.add(own)
     if query.region.is_empty:
         raise PixretError(f"{path}: the query region is empty")
+    w, h = imageio.image_size(path)
+    if query.region.clip(w, h).area < 1.0:
+        x1, y1, x2, y2 = query.region.bounds
+        raise PixretError(f"{path}: the query region ({x1:g},{y1:g})-({x2:g},{y2:g}) lies outside the image, "
+                          f"which is {w}x{h} pixels")
     cfg = project.feature_config
     cache = _query_cache_file(project, path, query.region, cfg)
     if cache is not None and cache.exists():

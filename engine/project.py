@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 from engine.base.atomic import atomic_write_text
 from engine.base.errors import ImageReadError, ProjectError
@@ -54,6 +54,7 @@ class IndexReport:
     unchanged: int = 0
     extracted: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for this run
+    unreadable_dirs: list[str] = field(default_factory=list)  # folders that could not be listed (kept as they were)
     n_indexed: int = 0
     vocabulary_trained: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
@@ -62,6 +63,9 @@ class IndexReport:
     def summary(self) -> str:
         s = (f"{self.new} new, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged; "
              f"{self.extracted} extracted, {len(self.failed)} failed; {self.n_indexed} images indexed")
+        if self.unreadable_dirs:
+            n = len(self.unreadable_dirs)
+            s += f"; {n} folder{'s' if n > 1 else ''} could not be read"
         return s
 
 
@@ -71,7 +75,10 @@ def _worker_count() -> int:
 
 class Project:
     def __init__(self, folder: Path, catalog: Catalog):
-        self.folder = Path(folder)
+        self.folder = Path(folder).absolute()  # a later chdir (or a dialog) must not move the project
+        # What Project.create found before making this project: (topmost folder it made, or None;
+        # the names already in the folder). None when the project was opened, not made.
+        self._created: tuple[Path | None, set[str]] | None = None
         self.catalog = catalog
         self.store = FeatureStore(self.folder / "features")
         self._index: InvertedFile | None = None
@@ -89,21 +96,39 @@ class Project:
             raise ProjectError(f"{folder}: a PixRet project already exists here")
         if folder.exists() and not folder.is_dir():
             raise ProjectError(f"{folder}: not a folder")
+        made = None  # the topmost folder this call makes
+        for f in (folder.absolute(), *folder.absolute().parents):
+            if f.exists():
+                break
+            made = f
+        existing = set(os.listdir(folder)) if made is None else set()
         folder.mkdir(parents=True, exist_ok=True)
-        catalog = Catalog(db_url or sqlite_url(folder))
-        with catalog.session() as s:
-            if s.scalar(select(ProjectRow)) is None:
-                s.add(ProjectRow(name=folder.resolve().name,
-                                 root=str(Path(root).resolve()) if root else None,
-                                 settings={"features": FeatureConfig().to_json(), **(settings or {})}))
-        atomic_write_text(folder / MARKER, json.dumps(
-            {"format": FORMAT_VERSION, "catalog": "sqlite" if db_url is None else "external"}, indent=1))
-        return cls(folder, catalog)
+        try:
+            catalog = Catalog(db_url or sqlite_url(folder))
+            with catalog.session() as s:
+                if s.scalar(select(ProjectRow)) is None:
+                    s.add(ProjectRow(name=folder.resolve().name,
+                                     root=str(Path(root).resolve()) if root else None,
+                                     settings={"features": FeatureConfig().to_json(), **(settings or {})}))
+            atomic_write_text(folder / MARKER, json.dumps(
+                {"format": FORMAT_VERSION, "catalog": "sqlite" if db_url is None else "external"}, indent=1))
+        except BaseException:
+            if "catalog" in locals():
+                catalog.close()
+            _remove_new(folder, made, existing)
+            raise
+        project = cls(folder, catalog)
+        project._created = (made, existing)
+        return project
 
     @classmethod
     def open(cls, folder, *, db_url: str | None = None) -> "Project":
         folder = Path(folder)
         marker = folder / MARKER
+        if not folder.exists():
+            raise ProjectError(f"{folder}: no such folder")
+        if not folder.is_dir():
+            raise ProjectError(f"{folder}: not a folder")
         if not marker.exists():
             raise ProjectError(f"{folder}: not a PixRet project (no {MARKER})")
         try:
@@ -128,6 +153,28 @@ class Project:
 
     def close(self) -> None:
         self.catalog.close()
+
+    @property
+    def created_now(self) -> bool:
+        """True when this object made the project (Project.create), rather than opening it."""
+        return self._created is not None
+
+    def holds_no_features(self) -> bool:
+        """True when no image's features are stored yet: removing the project loses no work."""
+        try:
+            with self.catalog.session() as s:
+                return not s.scalar(select(func.coalesce(func.sum(FeatureSetRow.count), 0)))
+        except Exception:
+            return False  # an unreadable catalog is not known to be empty
+
+    def remove_created(self) -> None:
+        """Undo Project.create after a failed first command: closes the project and removes exactly
+        what it made (a folder that existed before keeps the files it had)."""
+        if self._created is None:
+            raise ProjectError(f"{self.folder}: was opened, not made by this command; not removing it")
+        self.close()
+        _remove_new(self.folder, *self._created)
+        self._created = None
 
     def __enter__(self) -> "Project":
         return self
@@ -274,6 +321,7 @@ class Project:
         self._extract_pending(root, report, progress, cancel, workers or _worker_count())
         report.seconds["features"] = time.perf_counter() - t1
         t2 = time.perf_counter()
+        self._check_searchable(root)
         self._update_index(report, progress, cancel)
         report.seconds["index"] = time.perf_counter() - t2
         if graph:
@@ -304,6 +352,7 @@ class Project:
             known = {p: (r.size, r.mtime, r.sha256) for p, r in rows.items() if r.status != "missing"}
         scan = scan_folder(root, known, progress=progress, cancel=cancel)
         new, changed, removed, unchanged, touched = scan.new, scan.changed, scan.removed, scan.unchanged, scan.touched
+        report.unreadable_dirs = list(scan.unreadable_dirs)
         keep = include
         try:  # a project folder inside its own collection must not index its own files (masks, thumbnails)
             inner = self.folder.resolve().relative_to(root).as_posix() + "/"
@@ -383,6 +432,23 @@ class Project:
                 done += len(results)
                 progress(done, len(todo), "features")
         self._table = None
+
+    def _check_searchable(self, root: Path) -> None:
+        """A clear ProjectError instead of k-means failing on nothing: a collection without one
+        readable image that has local features cannot get its first vocabulary."""
+        table = self._image_table()
+        if sum(t[5] for t in table.values()) > 0 or (self.folder / "index" / "meta.json").exists():
+            return
+        failed = self.failed_images()
+        if table:
+            raise ProjectError(f"{root}: its {len(table)} image{'s hold' if len(table) > 1 else ' holds'} no local "
+                               "features (blank or featureless pictures?), so there is nothing to search with")
+        if failed:
+            first = "; ".join(f"{im.path}: {im.error}" for im in failed[:3])
+            raise ProjectError(f"{root}: no image file could be read ({first}"
+                               f"{'; ...' if len(failed) > 3 else ''})")
+        raise ProjectError(f"{root}: no images found (looked for {', '.join(sorted(imageio.SUPPORTED_SUFFIXES))} "
+                           "files; hidden files and folders are skipped)")
 
     def _used_packs(self) -> set[str]:
         with self.catalog.session() as s:
@@ -470,6 +536,26 @@ class Project:
             if (self.folder / "index").exists() else 0
         return {"images": len(table), "features": n_feat, "feature_store_bytes": self.store.nbytes(),
                 "index_bytes": index_bytes}
+
+
+def _remove_new(folder: Path, made: Path | None, existing: set[str]) -> None:
+    """Remove what was added to folder besides `existing`, then the folders up to `made` if empty."""
+    import shutil
+
+    for name in set(os.listdir(folder)) - existing:
+        p = folder / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    if made is not None:
+        for f in (folder.absolute(), *folder.absolute().parents):
+            try:
+                f.rmdir()  # only ever an empty folder
+            except OSError:
+                break
+            if f == made:
+                break
 
 
 def _reset_image(s, r: ImageRow, e) -> None:

@@ -232,3 +232,37 @@ def test_a_0001_catalog_with_searches_upgrades_to_objects_keeping_everything(tmp
             assert s.execute(text("SELECT object_id FROM queries")).scalar() is None
     finally:
         catalog.close()
+
+
+def test_a_catalog_at_head_opens_while_another_process_writes(tmp_path):
+    """Opening takes no write lock when there is nothing to migrate: `pixret status` works while the
+    app indexes (or on a medium that cannot be written)."""
+    Catalog(sqlite_url(tmp_path)).close()
+    writer = sqlite3.connect(tmp_path / "catalog.sqlite", isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    writer.execute("INSERT INTO objects (name, created_at) VALUES ('being written', '2024-01-01')")
+    try:
+        catalog = Catalog(sqlite_url(tmp_path))
+        with catalog.session() as s:
+            assert s.scalar(select(ProjectRow)) is None
+            assert current_revision(catalog.engine) == head_revision()
+        catalog.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+@pytest.mark.parametrize("path", ["a/b.jpg", "caf\udce9/\udcff.jpg", "//server/share/x.jpg", "%2F.jpg", "/abs/ü.jpg"])
+def test_file_paths_round_trip_whatever_their_bytes(catalog, path):
+    """File names that are not UTF-8 (surrogate escapes) are stored as valid text and come back as they were."""
+    with catalog.session() as s:
+        image = _add_image(s, path)
+        s.add(QueryRow(image_id=image.id, image_path=path, region={}, method="sv"))
+    with catalog.session() as s:
+        assert s.scalar(select(ImageRow.path)) == path
+        assert s.scalar(select(ImageRow.id).where(ImageRow.path == path)) == image.id
+        assert s.scalar(select(QueryRow.image_path)) == path
+    with catalog.engine.connect() as conn:  # stored as valid UTF-8; readable paths as they are
+        stored = conn.exec_driver_sql("SELECT path FROM images").scalar()
+    stored.encode("utf-8")
+    assert (stored == path) == (path in ("a/b.jpg", "%2F.jpg", "/abs/ü.jpg"))

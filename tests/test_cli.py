@@ -8,6 +8,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from engine.base.regions import Region
 from engine.cli import main
@@ -73,7 +74,7 @@ def test_bad_input_names_the_file_and_exits_2(cli_project, small_collection, tmp
     assert r.returncode == 2 and "broken.json" in r.stderr and "line" in r.stderr
     r = run("search", "--project", str(tmp_path / "nowhere"), "--query", "x.jpg", "--bbox", "1,2,3,4", "--out",
             str(tmp_path / "o.json"))
-    assert r.returncode == 2 and "not a PixRet project" in r.stderr
+    assert r.returncode == 2 and "nowhere: no such folder" in r.stderr
     r = run("search", "--project", str(cli_project), "--query", "x.jpg", "--bbox", "5,5,1,1", "--out", "o.json")
     assert r.returncode == 2 and "--bbox" in r.stderr
 
@@ -163,3 +164,99 @@ def test_objects_and_search_by_object_and_recall(cli_project, small_collection, 
     assert main(["objects", *args, "forget", "poster"]) == 0
     assert main(["objects", *args]) == 0
     assert "no objects yet" in capsys.readouterr().out
+
+
+# -- issue 12: the smaller ones ------------------------------------------------------------------
+
+
+def test_version_is_printed(capsys):
+    from engine import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"pixret {__version__}"
+
+
+def test_a_relative_query_is_left_out_of_its_own_results_and_exports(cli_project, small_collection, tmp_path,
+                                                                       monkeypatch):
+    """--query relative to the working directory (not to the collection): the query image is the
+    collection image it is, so it is not its own hit #1, and a saved search exports with it."""
+    import shutil
+
+    from engine.annotate import review
+    from engine.formats.export import export_project
+    from engine.project import Project
+
+    folder = tmp_path / "proj"
+    shutil.copytree(cli_project, folder)
+    root = small_collection.root
+    qrel, qpoly = small_collection.query("object1")
+    monkeypatch.chdir(root.parent)
+    given = f"{root.name}/{qrel}"
+    assert not (root / given).exists()  # the premise: only the working directory makes sense of it
+    x1, y1, x2, y2 = Region.from_polygons([qpoly]).bounds
+    out = tmp_path / "r.json"
+    assert main(["search", "--project", str(folder), "--query", given, "--bbox", f"{x1},{y1},{x2},{y2}",
+                 "--out", str(out), "--save", "--no-recall", "-q"]) == 0
+    results = [r["image"] for r in json.loads(out.read_text())["results"]]
+    assert qrel not in results
+    assert set(results[:3]) == {rel for rel, _ in small_collection.views["object1"][1:]}
+
+    monkeypatch.chdir(tmp_path)  # a later command, elsewhere
+    with Project.open(folder) as project:
+        hit = review.load_search(project, 1).hits[0]
+        review.set_decision(project, 1, hit.image_id, "accepted", hit.region)
+        report = export_project(project, tmp_path / "export", "coco")
+    assert report.n_objects == 1 and not report.warnings
+    names = {im["file_name"] for im in json.loads((tmp_path / "export" / "annotations.json").read_text())["images"]}
+    assert qrel in names
+
+
+def test_a_failed_index_leaves_no_project_behind(tmp_path, capsys):
+    project = tmp_path / "P"
+    assert main(["index", str(tmp_path / "nonexistent"), "--project", str(project), "-q"]) == 2
+    assert "nonexistent: no such folder" in capsys.readouterr().err
+    assert not project.exists()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no photos here")
+    deep = tmp_path / "a" / "b" / "P"
+    assert main(["index", str(empty), "--project", str(deep), "-q"]) == 2
+    assert "no images found" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()  # the folders made for it are gone too
+
+    mine = tmp_path / "mine"  # a folder the user had: kept, with exactly what it held
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    assert main(["index", str(empty), "--project", str(mine), "-q"]) == 2
+    assert sorted(p.name for p in mine.iterdir()) == ["keep.txt"] and (mine / "keep.txt").read_text() == "mine"
+
+
+def test_regions_outside_the_query_image_are_refused_with_its_size(cli_project, small_collection, tmp_path,
+                                                                   capsys):
+    qrel, _ = small_collection.query("object1")
+    w, h = Image.open(small_collection.root / qrel).size
+    args = ["search", "--project", str(cli_project), "--query", qrel, "--out", str(tmp_path / "o.json"), "-q"]
+    assert main([*args, "--bbox", f"{w + 10},{h + 10},{w + 100},{h + 100}"]) == 2
+    err = capsys.readouterr().err
+    assert "outside the image" in err and f"{w}x{h} pixels" in err
+    poly = tmp_path / "q.json"
+    poly.write_text(json.dumps({"shapes": [{"label": "o", "shape_type": "polygon",
+                                            "points": [[-50, -50], [-10, -50], [-10, -10]]}]}))
+    assert main([*args, "--polygon", str(poly)]) == 2
+    assert f"{w}x{h} pixels" in capsys.readouterr().err
+    mask = tmp_path / "m.png"
+    cv2.imwrite(str(mask), np.full((h // 2, w // 2), 255, np.uint8))
+    assert main([*args, "--mask", str(mask)]) == 2
+    assert f"the mask is {w // 2}x{h // 2} pixels" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
+    assert main([*args, "--bbox", f"{w - 50},{h - 50},{w + 50},{h + 50}"]) == 0  # partly inside: searched
+
+
+def test_a_missing_project_folder_is_said_as_such(tmp_path, capsys):
+    assert main(["status", "--project", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere: no such folder" in err and "not a PixRet project" not in err
+    assert main(["status", "--project", str(tmp_path)]) == 2  # a folder, but no project in it
+    assert "not a PixRet project" in capsys.readouterr().err

@@ -121,3 +121,88 @@ def test_a_different_collection_folder_is_refused(tmp_path):
 def test_opening_a_folder_that_is_not_a_project_is_a_clear_error(tmp_path):
     with pytest.raises(ProjectError, match="not a PixRet project"):
         Project.open(tmp_path)
+
+
+def test_a_file_name_that_is_not_utf8_is_indexed_searched_and_printed(tmp_path, capsys):
+    """A Latin-1 name from an old archive: indexed with the rest, found by a search, listed by status."""
+    import os
+
+    from engine.cli import main
+
+    root = tmp_path / "photos"
+    coll = make_collection(root, n_objects=1, views=3, n_distractors=2, seed=8)
+    view, poly = coll.views["object1"][1]
+    odd = os.fsencode(root / "object1") + b"/caf\xe9.jpg"
+    (root / view).rename(os.fsdecode(odd))
+    assert os.fsdecode(b"caf\xe9.jpg").encode("utf-8", "surrogateescape") == b"caf\xe9.jpg"
+    with pytest.raises(UnicodeEncodeError):  # the premise: no UTF-8 text holds this name
+        os.fsdecode(b"caf\xe9.jpg").encode("utf-8")
+    odd_rel = "object1/" + os.fsdecode(b"caf\xe9.jpg")
+    with Project.create(tmp_path / "proj") as project:
+        report = project.index_folder(root)
+        assert report.failed == [] and report.extracted == 5
+        assert project.image_id(odd_rel) in project.indexed_images()
+        qrel, qpoly = coll.query("object1")
+        result = search(project, Query(root / qrel, Region.from_polygons([qpoly])))
+        hit = next(h for h in result.hits if h.path == odd_rel)
+        assert hit.stage == "verified"
+        assert hit.region.iou(Region.from_polygons([poly]), 480, 640) > 0.8
+    assert main(["status", "--project", str(tmp_path / "proj")]) == 0
+    assert "5 ok" in capsys.readouterr().out
+    (root / "object1" / "view03.jpg").write_bytes(b"broken")  # a failure next to it is printed, named
+    (root / os.fsdecode(odd)).write_bytes(b"also broken")
+    assert main(["index", str(root), "--project", str(tmp_path / "proj"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "skipped object1/caf\\xe9.jpg" in err and "skipped object1/view03.jpg" in err
+
+
+def test_empty_and_featureless_collections_get_a_message(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with Project.create(tmp_path / "p1") as project:
+        with pytest.raises(ProjectError, match="no images found"):
+            project.index_folder(empty)
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    for i in range(3):
+        Image.new("RGB", (200, 150), (120, 130, 140)).save(blank / f"b{i}.png")
+    with Project.create(tmp_path / "p2") as project:
+        with pytest.raises(ProjectError, match="3 images hold no local features"):
+            project.index_folder(blank)
+        assert [im.status for im in project.images()] == ["ok"] * 3  # the premise: read, just featureless
+    for p in blank.iterdir():
+        p.write_bytes(b"not an image")
+    with Project.create(tmp_path / "p3") as project:
+        with pytest.raises(ProjectError, match="no image file could be read"):
+            project.index_folder(blank)
+
+
+def test_an_unreadable_subfolder_is_reported(tmp_path, monkeypatch, capsys):
+    import os
+
+    import engine.ingest.scan as scan_module
+    from engine.cli import main
+
+    root = tmp_path / "photos"
+    make_collection(root, n_objects=1, views=3, n_distractors=2, seed=9)
+    locked = root / "other"
+    locked.chmod(0)
+    try:
+        os.listdir(locked)
+        real = os.scandir  # running as root: permissions do not stop us, so the walk is refused the folder
+
+        def scandir(path=None):
+            if isinstance(path, (str, os.PathLike)) and Path(path) == locked:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        monkeypatch.setattr(scan_module.os, "scandir", scandir)
+    except PermissionError:
+        pass
+    try:
+        assert main(["index", str(root), "--project", str(tmp_path / "proj"), "-q"]) == 1
+    finally:
+        locked.chmod(0o755)
+    captured = capsys.readouterr()
+    assert "1 folder could not be read" in captured.out
+    assert f"could not read the folder {locked}" in captured.err

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 from sqlalchemy import func, select
 
-from engine.base.errors import PixretError, ProjectError
+from engine.base.errors import PixretError, ProjectError, shown
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
 from engine.base.types import DECIDED, KINDS, Hit, PairResult, Query, SearchResult
@@ -120,7 +120,7 @@ def attach_object(s, query: QueryRow) -> int:
     """The object of a search, created (named after its query image) if it has none yet."""
     if query.object_id is not None:
         return query.object_id
-    stem = Path(query.image_path).stem or "object"
+    stem = shown(Path(query.image_path).stem) or "object"
     taken = set(s.scalars(select(ObjectRow.name).where(ObjectRow.name.like(f"{stem}%"))))
     name, n = stem, 1
     while name in taken:

@@ -1,6 +1,18 @@
 """Errors the engine raises on bad input. Each names the file (and field or line) at fault."""
 from __future__ import annotations
 
+import errno
+
+
+def shown(path) -> str:
+    """A path as text fit for a message or a name: bytes of a file name that are not UTF-8 (held by
+    Python as surrogate escapes) are written as \\xNN instead of breaking whatever prints them."""
+    text = str(path)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no file name decoding made
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 class PixretError(Exception):
     """Base class: a user-facing problem with a clear message (the CLI prints it and exits 2)."""

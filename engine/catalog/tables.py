@@ -7,9 +7,11 @@ SQLite runs in WAL mode with foreign keys on; any SQLAlchemy URL works (PostgreS
 from __future__ import annotations
 
 import datetime as dt
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote_from_bytes, unquote_to_bytes
 
 from sqlalchemy import (
     JSON,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
 
@@ -49,6 +52,41 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class FilePath(TypeDecorator):
+    """A file path as Python holds it, stored as valid text.
+
+    On Linux a file name is bytes; one that is not UTF-8 (a Latin-1 'café.jpg' from an old archive)
+    reaches Python with surrogate escapes, which neither SQLite nor PostgreSQL can store. Such a
+    path is stored as '//' + its bytes percent-encoded; every other path as it is. Stored paths
+    never otherwise start with '//' (collection paths are relative, pathlib collapses '//' inside
+    a path; a path that does start with it is encoded too), so the two never mix.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = str(value)
+        if value.startswith("//") or _has_surrogates(value):
+            return "//" + quote_from_bytes(os.fsencode(value), safe="/")
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None or not value.startswith("//"):
+            return value
+        return os.fsdecode(unquote_to_bytes(value[2:]))
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
 class ProjectRow(Base):
     """One row: the project's settings (collection root, feature parameters)."""
 
@@ -65,7 +103,7 @@ class ImageRow(Base):
 
     __tablename__ = "images"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)  # relative to the collection root, '/' separators
+    path: Mapped[str] = mapped_column(FilePath, unique=True)  # relative to the collection root, '/' separators
     size: Mapped[int] = mapped_column(BigInteger)  # bytes; INTEGER is 32-bit on PostgreSQL
     mtime: Mapped[float] = mapped_column(Float)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -112,7 +150,7 @@ class QueryRow(Base):
     __tablename__ = "queries"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), nullable=True)
-    image_path: Mapped[str] = mapped_column(Text)  # as given (collection-relative or absolute)
+    image_path: Mapped[str] = mapped_column(FilePath)  # as given (collection-relative or absolute)
     region: Mapped[dict] = mapped_column(JSON)  # Region.to_json()
     method: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -185,10 +223,14 @@ class Catalog:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        from engine.catalog.migrations import upgrade_to_head  # local: alembic is only needed when opening
+        # local: alembic is only needed when opening
+        from engine.catalog.migrations import current_revision, head_revision, upgrade_to_head
 
         try:
-            upgrade_to_head(self.engine)
+            # Migrating takes the write lock; a catalog already at head is opened without writing,
+            # so reading works while another process writes, on a full disk or a read-only medium.
+            if current_revision(self.engine) != head_revision():
+                upgrade_to_head(self.engine)
         except BaseException:
             self.engine.dispose()  # release the file, so a refused catalog can be moved or deleted
             raise
