@@ -47,6 +47,7 @@ class Worker(QRunnable):
         self.signals = WorkerSignals()
         self.thread_ident: int | None = None  # the thread it ran on (tests check it is not the GUI's)
         self.done = threading.Event()
+        self.result = self.error = None  # set before `done`: read them after waiting for the pool
         self._last_progress = 0.0
         self._last_stage = ""
 
@@ -84,12 +85,14 @@ class Worker(QRunnable):
         except Cancelled:
             self.signals.cancelled.emit()
         except BaseException as e:  # noqa: BLE001 - every failure must reach the GUI
+            self.error = e
             if self.token.is_set:
                 self.signals.cancelled.emit()
             else:
                 e.__pixret_traceback__ = traceback.format_exc()
                 self.signals.failed.emit(e)
         else:
+            self.result = result
             if self.token.is_set:
                 self.signals.cancelled.emit()
             else:

@@ -69,9 +69,10 @@ def test_migrated_schema_has_the_declared_constraints_and_indexes(catalog):
     assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("objects")} == {("name",)}
     assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("hits")} == {("query_id", "image_id")}
     assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("images")} == {("path",)}
+    assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("drafts")} == {("query_id", "image_id")}
     ondelete = {
         (table, fk["referred_table"], fk["constrained_columns"][0]): fk["options"].get("ondelete")
-        for table in ("feature_sets", "queries", "hits", "annotations")
+        for table in ("feature_sets", "queries", "hits", "annotations", "drafts")
         for fk in insp.get_foreign_keys(table)
     }
     assert ondelete == {
@@ -82,11 +83,13 @@ def test_migrated_schema_has_the_declared_constraints_and_indexes(catalog):
         ("hits", "images", "image_id"): "CASCADE",
         ("annotations", "queries", "query_id"): "CASCADE",
         ("annotations", "images", "image_id"): "CASCADE",
+        ("drafts", "queries", "query_id"): "CASCADE",
+        ("drafts", "images", "image_id"): "CASCADE",
     }
 
 
 def test_revision_is_head_after_open(catalog):
-    assert current_revision(catalog.engine) == head_revision() == "0002"
+    assert current_revision(catalog.engine) == head_revision() == "0003"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(catalog):
@@ -221,7 +224,7 @@ def test_a_0001_catalog_with_searches_upgrades_to_objects_keeping_everything(tmp
         engine.dispose()
     catalog = Catalog(sqlite_url(tmp_path))
     try:
-        assert current_revision(catalog.engine) == "0002"
+        assert current_revision(catalog.engine) == head_revision()
         with catalog.session() as s:
             assert s.execute(text("SELECT id, image_path, object_id FROM queries")).all() == [(7, "a.jpg", None)]
             assert s.execute(text("SELECT count(*) FROM hits WHERE query_id = 7")).scalar() == 1

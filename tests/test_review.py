@@ -142,6 +142,61 @@ def test_bad_decisions_are_refused_and_nothing_is_written(project, result):
     assert review.decisions(project, qid) == {}
 
 
+def test_a_draft_is_committed_replaced_and_read_back_by_another_connection(project, result):
+    qid = review.save_search(project, result)
+    hit = result.hits[1]
+    first = hit.region.union(Region.from_bbox(0, 0, 30, 30))
+    second = hit.region.union(Region.from_bbox(0, 0, 60, 40))
+    review.save_draft(project, qid, hit.image_id, first)
+    review.save_draft(project, qid, hit.image_id, second)  # replaces, never piles up
+    other = reopened(project)
+    try:
+        back = review.drafts(other, qid)
+        assert review.draft_count(other) == 1
+    finally:
+        other.close()
+    assert [(d.query_id, d.image_id) for d in back] == [(qid, hit.image_id)]
+    assert back[0].region == second and back[0].region != hit.region
+    assert review.decisions(project, qid) == {}  # a draft is not a decision
+
+
+def test_deciding_a_hit_drops_its_draft_and_only_its_own(project, result):
+    qid = review.save_search(project, result)
+    a, b = result.hits[0], result.hits[1]
+    for h in (a, b):
+        review.save_draft(project, qid, h.image_id, h.region.union(Region.from_bbox(0, 0, 30, 30)))
+    review.set_decision(project, qid, a.image_id, "rejected")
+    assert [d.image_id for d in review.drafts(project, qid)] == [b.image_id]
+    review.discard_draft(project, qid, b.image_id)
+    assert review.drafts(project) == [] and review.draft_count(project) == 0
+
+
+def test_accept_drafts_makes_each_a_correction_and_keeps_empty_ones(project, result):
+    qid = review.save_search(project, result)
+    a, b, c = result.hits[0], result.hits[1], result.hits[2]
+    edited = a.region.union(Region.from_bbox(0, 0, 30, 30))
+    review.set_decision(project, qid, a.image_id, "accepted", a.region)
+    review.save_draft(project, qid, a.image_id, edited)
+    review.save_draft(project, qid, b.image_id, b.region)  # edited back to the prediction
+    review.save_draft(project, qid, c.image_id, Region.empty())  # everything erased
+    assert review.accept_drafts(project, author="ann") == 2
+    d = review.decisions(project, qid)
+    assert (d[a.image_id].kind, d[a.image_id].region) == ("corrected", edited)
+    assert (d[b.image_id].kind, d[b.image_id].author) == ("accepted", "ann")
+    assert c.image_id not in d
+    assert [x.image_id for x in review.drafts(project)] == [c.image_id]
+    assert review.discard_drafts(project) == 1 and review.draft_count(project) == 0
+
+
+def test_a_draft_for_an_unknown_search_or_image_is_refused(project, result):
+    qid = review.save_search(project, result)
+    with pytest.raises(ProjectError, match="no search"):
+        review.save_draft(project, qid + 100, result.hits[0].image_id, result.hits[0].region)
+    with pytest.raises(ProjectError, match="no image"):
+        review.save_draft(project, qid, 10**6, result.hits[0].region)
+    assert review.draft_count(project) == 0
+
+
 def test_hit_uncertainty_puts_doubtful_hits_first():
     r = Region.from_bbox(0, 0, 10, 10)
     strong = Hit(1, "a", 200, r, {"inliers": 200}, "verified")

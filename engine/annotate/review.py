@@ -4,6 +4,10 @@ Every call is one transaction, committed before it returns, so whatever the scre
 is on disk. A decision never overwrites: each call appends an AnnotationRow, the latest row for a
 (query, image) pair is the current decision and the older ones are its history. Undoing a decision
 appends a row of kind 'unreviewed'.
+
+A draft is an outline edited in review and not yet accepted (one DraftRow per hit, replaced on each
+edit): committed as it is made, so it survives a quit or a crash, and dropped in the same
+transaction as the hit's next decision.
 """
 from __future__ import annotations
 
@@ -13,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from engine.base.errors import ProjectError
 from engine.base.regions import Region
 from engine.base.types import DECIDED, DIFFICULTIES, KINDS, Hit, Query, SearchResult
-from engine.catalog.tables import AnnotationRow, HitRow, ImageRow, QueryRow
+from engine.catalog.tables import AnnotationRow, DraftRow, HitRow, ImageRow, QueryRow
 
 _STAGE_KEY = "_stage"  # a hit's stage, kept inside its evidence JSON
 
@@ -30,6 +34,14 @@ class Decision:
     region: Region | None
     difficulty: str
     author: str
+    time: dt.datetime
+
+
+@dataclass(frozen=True)
+class Draft:
+    query_id: int
+    image_id: int
+    region: Region  # the edited outline (may be empty: everything erased)
     time: dt.datetime
 
 
@@ -113,8 +125,9 @@ def load_search(project, query_id: int) -> SearchResult:
 
 def set_decision(project, query_id: int, image_id: int, kind: str, region: Region | None = None,
                  difficulty: str = "easy", author: str = "") -> None:
-    """Record the person's verdict on one hit (appended; the latest row is the current decision).
-    A search's first decision makes it an object (engine.annotate.objects), remembered for later searches."""
+    """Record the person's verdict on one hit (appended; the latest row is the current decision) and
+    drop the hit's draft. A search's first decision makes it an object (engine.annotate.objects),
+    remembered for later searches."""
     if kind not in KINDS:
         raise ValueError(f"decision kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if difficulty not in DIFFICULTIES:
@@ -122,18 +135,88 @@ def set_decision(project, query_id: int, image_id: int, kind: str, region: Regio
     if kind in ("accepted", "corrected") and region is None:
         raise ValueError(f"an {kind} decision needs a region")
     with project.catalog.session() as s:
-        query = s.get(QueryRow, query_id)
-        if query is None:
-            raise ProjectError(f"{project.folder}: no search with id {query_id}")
-        if s.get(ImageRow, image_id) is None:
-            raise ProjectError(f"{project.folder}: no image with id {image_id}")
-        if kind in DECIDED:
-            from engine.annotate.objects import attach_object
+        _add_decision(s, _hit_query(project, s, query_id, image_id), image_id, kind, region, difficulty, author)
 
-            attach_object(s, query)
-        s.add(AnnotationRow(query_id=query_id, image_id=image_id, kind=kind,
-                            region=_region_json(region) if kind != "rejected" else None,
-                            difficulty=difficulty, author=author))
+
+def _hit_query(project, s, query_id: int, image_id: int) -> QueryRow:
+    query = s.get(QueryRow, query_id)
+    if query is None:
+        raise ProjectError(f"{project.folder}: no search with id {query_id}")
+    if s.get(ImageRow, image_id) is None:
+        raise ProjectError(f"{project.folder}: no image with id {image_id}")
+    return query
+
+
+def _add_decision(s, query: QueryRow, image_id: int, kind: str, region: Region | None, difficulty: str,
+                  author: str) -> None:
+    if kind in DECIDED:
+        from engine.annotate.objects import attach_object
+
+        attach_object(s, query)
+    s.add(AnnotationRow(query_id=query.id, image_id=image_id, kind=kind,
+                        region=_region_json(region) if kind != "rejected" else None,
+                        difficulty=difficulty, author=author))
+    s.execute(delete(DraftRow).where(DraftRow.query_id == query.id, DraftRow.image_id == image_id))
+
+
+# -- drafts: edited outlines not yet accepted ---------------------------------------------------------
+
+
+def save_draft(project, query_id: int, image_id: int, region: Region) -> None:
+    """Keep a hit's edited outline (replacing its earlier draft), committed before returning."""
+    if not isinstance(region, Region):
+        raise ValueError(f"a draft needs a Region, not {type(region).__name__}")
+    with project.catalog.session() as s:
+        _hit_query(project, s, query_id, image_id)
+        row = s.scalar(select(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id))
+        if row is None:
+            s.add(DraftRow(query_id=query_id, image_id=image_id, region=region.to_json()))
+        else:
+            row.region = region.to_json()
+
+
+def discard_draft(project, query_id: int, image_id: int) -> None:
+    """Forget a hit's draft (nothing happens when it has none)."""
+    with project.catalog.session() as s:
+        s.execute(delete(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id))
+
+
+def drafts(project, query_id: int | None = None) -> list[Draft]:
+    """The drafts of one search (or of the whole project), oldest first."""
+    with project.catalog.session() as s:
+        q = select(DraftRow).order_by(DraftRow.id)
+        if query_id is not None:
+            q = q.where(DraftRow.query_id == query_id)
+        return [Draft(r.query_id, r.image_id, Region.from_json(r.region), r.updated_at) for r in s.scalars(q)]
+
+
+def draft_count(project) -> int:
+    with project.catalog.session() as s:
+        return s.scalar(select(func.count()).select_from(DraftRow)) or 0
+
+
+def accept_drafts(project, author: str = "") -> int:
+    """Accept every draft of the project as its hit's outline, in one transaction: 'corrected' (or
+    'accepted' when it is the prediction again). Empty drafts (everything erased) stay drafts: there is
+    no outline to accept. Returns how many were accepted."""
+    with project.catalog.session() as s:
+        n = 0
+        for r in list(s.scalars(select(DraftRow).order_by(DraftRow.id))):
+            region = Region.from_json(r.region)
+            if region.is_empty:
+                continue
+            predicted = s.scalar(select(HitRow.region).where(HitRow.query_id == r.query_id,
+                                                             HitRow.image_id == r.image_id))
+            kind = "accepted" if predicted is not None and Region.from_json(predicted) == region else "corrected"
+            _add_decision(s, s.get(QueryRow, r.query_id), r.image_id, kind, region, "easy", author)
+            n += 1
+        return n
+
+
+def discard_drafts(project) -> int:
+    """Forget every draft of the project; returns how many there were."""
+    with project.catalog.session() as s:
+        return s.execute(delete(DraftRow)).rowcount or 0
 
 
 def _current_rows(s, query_id: int | None = None):

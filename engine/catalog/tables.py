@@ -198,6 +198,19 @@ class AnnotationRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class DraftRow(Base):
+    """A hit's outline edited in review and not yet accepted: one per (query, image), replaced on
+    each edit, deleted when the hit is decided. Kept so an edit survives a quit or a crash."""
+
+    __tablename__ = "drafts"
+    __table_args__ = (UniqueConstraint("query_id", "image_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query_id: Mapped[int] = mapped_column(ForeignKey("queries.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    region: Mapped[dict] = mapped_column(JSON)  # Region.to_json()
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

@@ -29,7 +29,7 @@ from pixret_desktop.models.objects import ObjectsModel
 from pixret_desktop.models.results import ResultsModel, score_text
 from pixret_desktop.models.thumbnails import ThumbnailCache
 from pixret_desktop.settings import AppSettings
-from pixret_desktop.views.dialogs import FailuresDialog, JobRow, SettingsDialog, ShortcutsDialog
+from pixret_desktop.views.dialogs import FailuresDialog, JobRow, SettingsDialog, ShortcutsDialog, ask_about_drafts
 from pixret_desktop.views.main_window import MainWindow
 from pixret_desktop.workers import JobManager, Worker
 
@@ -174,7 +174,8 @@ class MainController(QObject):
         w.history.activated.connect(self._history_chosen)
         r.current_changed.connect(self._current_hit_changed)
         r.result_shown.connect(self._result_shown)
-        r.decision_changed.connect(lambda _i, _k: (self._update_summary(), w.saved_label.setText("Saving…")))
+        r.decision_changed.connect(lambda _i, _k: self._update_summary())
+        r.saving_changed.connect(lambda: w.saved_label.setText(r.saving_text()))
         r.decision_saved.connect(self._decision_saved)
         r.queries_loaded.connect(self._queries_loaded)
         r.error.connect(self.show_error)
@@ -252,6 +253,8 @@ class MainController(QObject):
         return self.project_ctl.import_folder(folder)
 
     def close_project(self) -> None:
+        if not self.settle_drafts():
+            return
         self.search_ctl.cancel()
         self.review_ctl.wait_saved()
         self.project_ctl.close()
@@ -608,7 +611,6 @@ class MainController(QObject):
             self._reload_statuses()
         else:
             self.images.set_status(image_id, kind)
-        self.window.saved_label.setText("All changes saved" if self.review_ctl.unsaved == 0 else "Saving…")
         self.objects_ctl.refresh()  # a first decision makes an object; every decision changes its counts
         self._update_header()
         self._update_summary()
@@ -738,7 +740,33 @@ class MainController(QObject):
 
     # -- closing -------------------------------------------------------------------------------------------
 
+    def settle_drafts(self) -> bool:
+        """Before the project goes: every write committed, then, if corrections were left unaccepted,
+        ask what to do with them (Keep as drafts is the default). False: stay (Cancel, or a failed write)."""
+        project = self.project
+        if project is None:
+            return True
+        count = self.jobs.start(Worker(review.draft_count, project, engine_call=False, name="Counting drafts"),
+                                pool="writer")
+        self.review_ctl.wait_saved(30000)  # the writes asked for before it, then the count
+        if not count.result:
+            return True  # none (or the catalog cannot be read: what was committed stays as it is)
+        answer = ask_about_drafts(self.window, count.result)
+        if answer in ("keep", "cancel"):
+            return answer == "keep"
+        settle = (Worker(review.accept_drafts, project, self.review_ctl.author, engine_call=False,
+                         name="Accepting the corrections") if answer == "accept" else
+                  Worker(review.discard_drafts, project, engine_call=False, name="Discarding the corrections"))
+        self.jobs.start(settle, pool="writer")
+        self.review_ctl.wait_saved(30000)
+        if settle.error is not None:
+            self.show_error("The corrections were left as drafts", str(settle.error))
+            return False
+        return True
+
     def on_close(self) -> bool:
+        if not self.settle_drafts():
+            return False
         self.settings.set("window/geometry", self.window.saveGeometry())
         self.search_ctl.cancel()
         self.review_ctl.wait_saved(30000)  # every decision is on disk before the window goes

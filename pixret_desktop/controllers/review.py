@@ -6,6 +6,13 @@ is the predicted one and 'corrected' (with the new outline) when it was edited. 
 undoable step of that hit's document (undo appends an 'unreviewed' or earlier-state row: the
 catalog keeps the history). Writes run one at a time, in order, on the JobManager's writer pool;
 the hit's badge changes when the row is committed.
+
+Drafts: whenever a hit's outline differs from its current decision's (an edit not accepted yet),
+it is saved as the hit's draft, after each edit, undo or redo, on the same writer pool; a decision
+drops it (engine.annotate.review). Reopening the hit starts from its draft, one undo step away
+from the saved outline. Rejecting puts the outline back to the prediction in the same undo step:
+a rejected hit has no outline to keep. Searches are loaded on the writer pool too, so a load
+sees every decision and draft asked for before it.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ import engine.annotate.review as review
 from engine.annotate.review import Decision
 from engine.base.types import DECIDED
 from pixret_desktop import status as S
-from pixret_desktop.geometry import same_shape
+from pixret_desktop.geometry import same_shape, shape_of
 from pixret_desktop.undo import DecisionCommand, RegionDocument
 from pixret_desktop.workers import JobManager, Worker
 
@@ -34,7 +41,18 @@ def remembered_decisions(result) -> dict[int, Decision]:
 
 
 def _load(project, query_id: int):
-    return review.load_search(project, query_id), review.decisions(project, query_id)
+    drafts = {d.image_id: d.region for d in review.drafts(project, query_id)}
+    return review.load_search(project, query_id), review.decisions(project, query_id), drafts
+
+
+def _then_count(write, project, *args) -> int:
+    """A catalog write, then the project's number of drafts (what the status bar says after it)."""
+    write(project, *args)
+    return review.draft_count(project)
+
+
+def draft_text(n: int) -> str:
+    return f"{n} unaccepted correction{'s' * (n != 1)}"
 
 
 class ReviewController(QObject):
@@ -43,6 +61,7 @@ class ReviewController(QObject):
     decision_saved = Signal(int, str)  # image id, kind: committed to the catalog
     decision_changed = Signal(int, str)  # image id, kind: shown (saving may still be under way)
     queries_loaded = Signal(object)  # [QueryInfo]
+    saving_changed = Signal()  # writes pending or the number of drafts changed (saving_text)
     error = Signal(str, str)
     message = Signal(str)
 
@@ -56,18 +75,26 @@ class ReviewController(QObject):
         self.documents: dict[int, RegionDocument] = {}
         self.current = None  # Hit
         self.author = ""
-        self.unsaved = 0  # decisions not yet committed
+        self.unsaved = 0  # decisions and drafts not yet committed
+        self.drafts: dict[int, object] = {}  # image id -> draft Region of the shown search, as written
+        self.n_drafts = 0  # drafts in the whole project, as of the last committed write
         view.selectionModel().currentChanged.connect(self._current_row_changed)
 
     # -- project and searches ------------------------------------------------------------------------
 
     def set_project(self, project) -> None:
         self.project = project
+        self.n_drafts = 0
         self.clear()
+        if project is not None:
+            self.jobs.start(Worker(review.draft_count, project, engine_call=False, name="Counting drafts"),
+                            pool="writer", on_finished=lambda n: project is self.project and self._set_drafts(n))
+        self.saving_changed.emit()
 
     def clear(self) -> None:
         self._drop_documents()
         self.current = None
+        self.drafts = {}
         self.model.clear()
         self.current_changed.emit(None)
 
@@ -87,14 +114,16 @@ class ReviewController(QObject):
     def show_partial(self, result) -> None:
         self._drop_documents()
         self.current = None
+        self.drafts = {}
         self.model.set_result(result, None, remembered_decisions(result), partial=True)
         self.current_changed.emit(None)
         self.result_shown.emit(None)
 
-    def show_result(self, result, query_id: int, decisions: dict | None = None) -> None:
+    def show_result(self, result, query_id: int, decisions: dict | None = None, drafts: dict | None = None) -> None:
         keep = self.current.image_id if self.current is not None and self.model.query_id == query_id else None
         self._drop_documents()
         self.current = None
+        self.drafts = dict(drafts or {})
         self.model.set_result(result, query_id, {**remembered_decisions(result), **(decisions or {})})
         self.current_changed.emit(None)
         self.result_shown.emit(query_id)
@@ -106,8 +135,8 @@ class ReviewController(QObject):
             return None
         project = self.project
         return self.jobs.start(Worker(_load, project, query_id, engine_call=False, name="Loading a search"),
-                               pool="io",
-                               on_finished=lambda r: project is self.project and self.show_result(r[0], query_id, r[1]),
+                               pool="writer",  # after the writes asked for before it
+                               on_finished=lambda r: project is self.project and self.show_result(r[0], query_id, *r[1:]),
                                on_failed=lambda e: self.error.emit("Could not load the search", str(e)))
 
     def load_history(self) -> Worker | None:
@@ -149,8 +178,11 @@ class ReviewController(QObject):
     def document_for(self, hit) -> RegionDocument:
         doc = self.documents.get(hit.image_id)
         if doc is None:
-            doc = RegionDocument(hit.image_id, self.model.current_region(hit), kind="hit",
-                                 predicted=hit.region, parent=self)
+            saved = self.model.current_region(hit)
+            doc = RegionDocument(hit.image_id, saved, kind="hit", predicted=hit.region, parent=self)
+            draft = self.drafts.get(hit.image_id)
+            if draft is not None:  # the edit left unaccepted last time: one undo step from the saved outline
+                doc.edit("Unaccepted correction", shape_of(draft), shape_of(saved), shape_of(draft))
             doc.changed.connect(lambda i=hit.image_id: self._document_edited(i))
             self.documents[hit.image_id] = doc
         return doc
@@ -165,8 +197,56 @@ class ReviewController(QObject):
         self.current_changed.emit(hit)
 
     def _document_edited(self, image_id: int) -> None:
+        self._sync_draft(image_id)
         if self.current is not None and self.current.image_id == image_id:
             self.current_changed.emit(self.current)
+
+    # -- drafts: edits not accepted yet, kept in the catalog -------------------------------------------
+
+    def _sync_draft(self, image_id: int) -> None:
+        """Write the hit's draft when its outline differs from the saved one, drop it when it no longer does."""
+        doc, hit, query_id = self.documents.get(image_id), self.model.hit_of(image_id), self.model.query_id
+        if doc is None or hit is None or query_id is None or self.project is None:
+            return  # (a shortlist still being verified has no search to attach a draft to)
+        want = None if same_shape(doc.region, self.model.current_region(hit)) else doc.region
+        have = self.drafts.get(image_id)
+        if (want is None and have is None) or (want is not None and have is not None and same_shape(want, have)):
+            return
+        if want is None:
+            del self.drafts[image_id]
+            self._write(review.discard_draft, query_id, image_id)
+        else:
+            self.drafts[image_id] = want
+            self._write(review.save_draft, query_id, image_id, want)
+
+    def _write(self, write, query_id: int, *args, on_saved=None) -> None:
+        """A catalog write on the writer pool (in order); the draft count comes back with it."""
+        self.unsaved += 1
+        self.saving_changed.emit()
+        project = self.project
+        w = Worker(_then_count, write, project, query_id, *args, engine_call=False, name="Saving")
+        self.jobs.start(w, pool="writer", on_finished=lambda n: self._written(project, n, on_saved),
+                        on_failed=lambda e: self._save_failed(project, query_id, e))
+
+    def _written(self, project, n_drafts: int, on_saved) -> None:
+        self.unsaved -= 1
+        if project is self.project:
+            self.n_drafts = n_drafts
+            if on_saved is not None:
+                on_saved()
+        self.saving_changed.emit()
+
+    def _set_drafts(self, n: int) -> None:
+        self.n_drafts = n
+        self.saving_changed.emit()
+
+    def saving_text(self) -> str:
+        """The status bar's word on saving: every edit is either committed or said not to be."""
+        if self.project is None:
+            return ""
+        if self.unsaved:
+            return "Saving…"
+        return draft_text(self.n_drafts) if self.n_drafts else "All changes saved"
 
     # -- decisions --------------------------------------------------------------------------------------
 
@@ -208,8 +288,17 @@ class ReviewController(QObject):
         self._decide(doc, kind, doc.region, "Accept" if kind == "accepted" else "Accept correction")
 
     def reject(self) -> None:
-        if self._can_decide():
-            self._decide(self.document_for(self.current), "rejected", None, "Reject")
+        if not self._can_decide():
+            return
+        if self.status(self.current.image_id) == "rejected":
+            self.message.emit("Already rejected")
+            return
+        doc = self.document_for(self.current)
+        doc.stack.beginMacro(f"Reject {self.current.path}")
+        doc.edit("Back to the prediction", shape_of(self.current.region), doc.geometry,
+                 shape_of(self.current.region))  # a rejected hit keeps no edited outline (nor draft)
+        self._decide(doc, "rejected", None, "Reject")
+        doc.stack.endMacro()
 
     def unreview(self) -> None:
         if self._can_decide() and self.status(self.current.image_id) != "unreviewed":
@@ -227,7 +316,8 @@ class ReviewController(QObject):
                                        lambda state, q=query_id: self._apply(q, state), before, after))
 
     def _apply(self, query_id: int, state: dict) -> None:
-        """Show a decision and commit it (in order, off the GUI thread)."""
+        """Show a decision and commit it (in order, off the GUI thread); the catalog drops the hit's
+        draft with it, and a draft is written again if the outline still differs (e.g. after undo)."""
         project = self.project
         if project is None or query_id != self.model.query_id:
             return
@@ -236,23 +326,23 @@ class ReviewController(QObject):
                                                            self.author, dt.datetime.now())
         self.model.set_decision(image_id, shown)
         self.decision_changed.emit(image_id, kind)
-        self.unsaved += 1
-        w = Worker(review.set_decision, project, query_id, image_id, kind, region,
-                   state.get("difficulty", "easy"), self.author, engine_call=False, name="Saving a decision")
-        self.jobs.start(w, pool="writer", on_finished=lambda _r: self._saved(image_id, kind),
-                        on_failed=lambda e: self._save_failed(query_id, e))
+        self.drafts.pop(image_id, None)
+        self._write(review.set_decision, query_id, image_id, kind, region, state.get("difficulty", "easy"),
+                    self.author, on_saved=lambda: self._saved(image_id, kind))
+        self._sync_draft(image_id)
         if self.current is not None and self.current.image_id == image_id:
             self.current_changed.emit(self.current)
 
     def _saved(self, image_id: int, kind: str) -> None:
-        self.unsaved -= 1
         self.decision_saved.emit(image_id, kind)
         self.message.emit(f"Saved: {S.LABELS.get(kind, kind).lower()}")
 
-    def _save_failed(self, query_id: int, exc) -> None:
+    def _save_failed(self, project, query_id: int, exc) -> None:
         self.unsaved -= 1
-        self.error.emit("The decision was not saved", str(exc))
-        self.load_query(query_id)  # show what the catalog really holds
+        self.saving_changed.emit()
+        if project is self.project:
+            self.error.emit("The change was not saved", str(exc))
+            self.load_query(query_id)  # show what the catalog really holds
 
     def wait_saved(self, ms: int = 10000) -> bool:
         return self.jobs.writer.waitForDone(ms)

@@ -113,6 +113,9 @@ class ResultsModel(QAbstractListModel):
     def row_of(self, image_id: int) -> int | None:
         return self._row_of.get(image_id)
 
+    def hit_of(self, image_id: int):
+        return self.hit_at(self._row_of.get(image_id, -1))
+
     def rank_of(self, image_id: int) -> int | None:
         return self._rank.get(image_id)
 

@@ -1,4 +1,5 @@
-"""Dialogs and small panels: unreadable files, settings, keyboard shortcuts, evidence, jobs."""
+"""Dialogs and small panels: unreadable files, settings, keyboard shortcuts, evidence, jobs, and the
+questions asked before leaving drafts or replacing an export (the safe answer is the default)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
@@ -10,6 +11,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSizePolicy,
@@ -204,3 +206,24 @@ class JobRow(QWidget):
     def set_cancelling(self) -> None:
         self.cancel.setEnabled(False)
         self.label.setText(f"{self.title}: cancelling…")
+
+
+def ask_about_drafts(parent, n: int) -> str:
+    """Leaving with unaccepted corrections: 'accept', 'keep' (the default), 'discard' or 'cancel' (Esc)."""
+    these = "it" if n == 1 else "them"
+    box = QMessageBox(QMessageBox.Question, "Unaccepted corrections",
+                      f"{n} corrected outline{'s' * (n != 1)} {'has' if n == 1 else 'have'} not been accepted yet.",
+                      QMessageBox.NoButton, parent)
+    box.setObjectName("drafts_box")
+    box.setInformativeText(f"Keep as drafts: {these} stay{'s' * (n == 1)} saved and come{'s' * (n == 1)} back "
+                           f"when you open the project again.\nAccept all: each becomes the hit's corrected "
+                           f"outline.\nDiscard: the edit{'s' * (n != 1)} {'is' if n == 1 else 'are'} thrown away.")
+    buttons = {box.addButton("Accept all", QMessageBox.YesRole): "accept",
+               box.addButton("Keep as drafts", QMessageBox.AcceptRole): "keep",
+               box.addButton("Discard", QMessageBox.DestructiveRole): "discard",
+               box.addButton(QMessageBox.Cancel): "cancel"}
+    keep = next(b for b, a in buttons.items() if a == "keep")
+    box.setDefaultButton(keep)
+    box.setEscapeButton(next(b for b, a in buttons.items() if a == "cancel"))
+    box.exec()
+    return buttons.get(box.clickedButton(), "cancel")

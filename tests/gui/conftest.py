@@ -5,11 +5,13 @@ import os
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before Qt is imported anywhere
 
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 import engine.annotate.review as review  # noqa: E402
@@ -60,9 +62,29 @@ def make_window(qtbot, settings):
     yield make
     for w in made:
         try:
+            answer_question("drafts_box", "Keep as drafts")  # a test that left a draft is not asked
             w.close()
         except RuntimeError:
             pass
+
+
+def answer_question(name: str, button: str | None = None, seen: list | None = None, tries: int = 250) -> None:
+    """Answer the next modal message box called `name` (the code under test waits in its exec()):
+    click the button with that text, or press Enter (the default button) when `button` is None.
+    The box's text and informative text go into `seen`. Gives up after `tries` x 20 ms."""
+    def poll(left=tries):
+        box = QApplication.activeModalWidget()
+        if box is None or box.objectName() != name:
+            if left > 0:
+                QTimer.singleShot(20, lambda: poll(left - 1))
+            return
+        if seen is not None:
+            seen.append(f"{box.text()}\n{box.informativeText()}")
+        if button is None:
+            QTest.keyClick(box, Qt.Key_Return)
+        else:
+            next(b for b in box.buttons() if b.text() == button).click()
+    QTimer.singleShot(0, poll)
 
 
 # -- driving the canvas ------------------------------------------------------------------------------
@@ -107,10 +129,10 @@ def open_project_with_images(qtbot, ctl, project_dir: Path, images_root: Path | 
             pass  # the list after the import (queued behind import_finished)
 
 
-@pytest.fixture
-def reviewed_project(collection, tmp_path):
-    """A project with one search: its first hit accepted, its second rejected."""
-    p = Project.create(tmp_path / "project")
+@pytest.fixture(scope="session")
+def reviewed_template(collection, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reviewed") / "project"
+    p = Project.create(folder)
     p.index_folder(collection.root)
     rel, poly = collection.query("object1")
     result = search(p, Query(p.image_id(rel), Region.from_polygons([poly])), top_k=10)
@@ -118,4 +140,13 @@ def reviewed_project(collection, tmp_path):
     review.set_decision(p, qid, result.hits[0].image_id, "accepted", result.hits[0].region)
     review.set_decision(p, qid, result.hits[1].image_id, "rejected")
     p.close()
+    return folder, result
+
+
+@pytest.fixture
+def reviewed_project(reviewed_template, tmp_path):
+    """A project with one search: its first hit accepted, its second rejected (a private copy of one
+    made once per session: indexing is the slow part)."""
+    template, result = reviewed_template
+    shutil.copytree(template, tmp_path / "project")
     return tmp_path / "project", result
