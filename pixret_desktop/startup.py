@@ -9,10 +9,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from pixret_desktop.controllers.main import MainController
-from pixret_desktop.settings import AppSettings
-from pixret_desktop.views.main_window import MainWindow
-
 
 def make_application(argv: list[str] | None = None) -> QApplication:
     # Workers run Python too: hand the GIL back to the GUI thread every 2 ms instead of 5 ms, so
@@ -27,8 +23,13 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def create_window(settings: AppSettings | None = None) -> tuple[MainWindow, MainController]:
-    """The main window with its controllers (tests build it this way too)."""
+def create_window(settings=None):
+    """The main window with its controllers, (MainWindow, MainController); tests build it this way too.
+    (Imported here: the application object can be made, or fail to, before the engine is loaded.)"""
+    from pixret_desktop.controllers.main import MainController
+    from pixret_desktop.settings import AppSettings
+    from pixret_desktop.views.main_window import MainWindow
+
     settings = settings or AppSettings()
     window = MainWindow(thumb_size=settings.get("thumbnail_size"))
     controller = MainController(window, settings, parent=window)

@@ -1,6 +1,11 @@
 """The application shell: command line, demo, settings, recent projects, shortcuts, export menu."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction
@@ -134,3 +139,33 @@ def test_views_never_import_the_engine():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] == "engine"]
     assert offenders == []
+
+
+# -- no display: the app's own words, exit 2 (not Qt's abort, 134) ------------------------------------
+
+
+def _run_desktop(tmp_path, **display):
+    """`pixret-desktop` as a user starts it, with only the given display variables set."""
+    script = Path(sys.executable).with_name("pixret-desktop")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "pixret_desktop"]
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    return subprocess.run(command, env={**env, **display}, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="Windows and macOS always have a screen")
+def test_without_a_display_the_app_says_so_and_exits_2(tmp_path):
+    run = _run_desktop(tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert "there is no display to open the window on" in run.stderr
+    assert "xvfb-run" in run.stderr and "--self-test" in run.stderr  # what to do instead
+    assert "platform plugin" not in run.stderr  # Qt never got to abort
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="X11 displays only")
+def test_a_display_qt_cannot_open_is_said_in_words_not_an_abort(tmp_path):
+    assert not Path("/tmp/.X11-unix/X97").exists()  # the premise: nothing serves display :97
+    run = _run_desktop(tmp_path, DISPLAY=":97")
+    assert run.returncode == 2, run.stderr
+    assert "pixret-desktop: cannot open a window (DISPLAY=:97)" in run.stderr
+    assert "Qt: " in run.stderr and "xvfb-run" in run.stderr
