@@ -169,3 +169,14 @@ def test_a_display_qt_cannot_open_is_said_in_words_not_an_abort(tmp_path):
     assert run.returncode == 2, run.stderr
     assert "pixret-desktop: cannot open a window (DISPLAY=:97)" in run.stderr
     assert "Qt: " in run.stderr and "xvfb-run" in run.stderr
+
+
+def test_opening_a_missing_project_folder_says_no_such_folder(qtbot, make_window, tmp_path):
+    window, ctl = make_window()
+    missing = tmp_path / "gone"
+    assert not missing.exists()
+    with qtbot.waitSignal(ctl.project_ctl.error, timeout=WAIT_MS):
+        ctl.open_project(missing)
+    box = next(d for d in ctl.dialogs if d.objectName() == "error_box")
+    assert box.text() == f"{missing}: no such folder"
+    assert ctl.project is None and not missing.exists()  # nothing made there
