@@ -76,7 +76,6 @@ class ReviewController(QObject):
         self.current = None  # Hit
         self.author = ""
         self.unsaved = 0  # decisions and drafts not yet committed
-        self.drafts: dict[int, object] = {}  # image id -> draft Region of the shown search, as written
         self.n_drafts = 0  # drafts in the whole project, as of the last committed write
         view.selectionModel().currentChanged.connect(self._current_row_changed)
 
@@ -94,7 +93,6 @@ class ReviewController(QObject):
     def clear(self) -> None:
         self._drop_documents()
         self.current = None
-        self.drafts = {}
         self.model.clear()
         self.current_changed.emit(None)
 
@@ -114,7 +112,6 @@ class ReviewController(QObject):
     def show_partial(self, result) -> None:
         self._drop_documents()
         self.current = None
-        self.drafts = {}
         self.model.set_result(result, None, remembered_decisions(result), partial=True)
         self.current_changed.emit(None)
         self.result_shown.emit(None)
@@ -123,8 +120,7 @@ class ReviewController(QObject):
         keep = self.current.image_id if self.current is not None and self.model.query_id == query_id else None
         self._drop_documents()
         self.current = None
-        self.drafts = dict(drafts or {})
-        self.model.set_result(result, query_id, {**remembered_decisions(result), **(decisions or {})})
+        self.model.set_result(result, query_id, {**remembered_decisions(result), **(decisions or {})}, drafts=drafts)
         self.current_changed.emit(None)
         self.result_shown.emit(query_id)
         if keep is not None and self.model.row_of(keep) is not None:
@@ -180,7 +176,7 @@ class ReviewController(QObject):
         if doc is None:
             saved = self.model.current_region(hit)
             doc = RegionDocument(hit.image_id, saved, kind="hit", predicted=hit.region, parent=self)
-            draft = self.drafts.get(hit.image_id)
+            draft = self.model.drafts.get(hit.image_id)
             if draft is not None:  # the edit left unaccepted last time: one undo step from the saved outline
                 doc.edit("Unaccepted correction", shape_of(draft), shape_of(saved), shape_of(draft))
             doc.changed.connect(lambda i=hit.image_id: self._document_edited(i))
@@ -209,14 +205,13 @@ class ReviewController(QObject):
         if doc is None or hit is None or query_id is None or self.project is None:
             return  # (a shortlist still being verified has no search to attach a draft to)
         want = None if same_shape(doc.region, self.model.current_region(hit)) else doc.region
-        have = self.drafts.get(image_id)
+        have = self.model.drafts.get(image_id)
         if (want is None and have is None) or (want is not None and have is not None and same_shape(want, have)):
             return
+        self.model.set_draft(image_id, want)
         if want is None:
-            del self.drafts[image_id]
             self._write(review.discard_draft, query_id, image_id)
         else:
-            self.drafts[image_id] = want
             self._write(review.save_draft, query_id, image_id, want)
 
     def _write(self, write, query_id: int, *args, on_saved=None) -> None:
@@ -326,7 +321,7 @@ class ReviewController(QObject):
                                                            self.author, dt.datetime.now())
         self.model.set_decision(image_id, shown)
         self.decision_changed.emit(image_id, kind)
-        self.drafts.pop(image_id, None)
+        self.model.set_draft(image_id, None)  # the decision drops it
         self._write(review.set_decision, query_id, image_id, kind, region, state.get("difficulty", "easy"),
                     self.author, on_saved=lambda: self._saved(image_id, kind))
         self._sync_draft(image_id)

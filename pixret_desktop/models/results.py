@@ -46,6 +46,7 @@ class ResultsModel(QAbstractListModel):
         self.query_id: int | None = None
         self.partial = False  # True while only the shortlist has arrived
         self.decisions: dict[int, object] = {}  # image id -> engine.annotate.review.Decision
+        self.drafts: dict[int, object] = {}  # image id -> Region: an edited outline not accepted yet
         self.sort = "score"
         self._hits: list = []  # in display order
         self._rank: dict[int, int] = {}  # image id -> rank in the search (1-based)
@@ -54,10 +55,11 @@ class ResultsModel(QAbstractListModel):
         cache.ready.connect(self._thumbnail_ready)
 
     def set_result(self, result, query_id: int | None, decisions: dict | None = None, *,
-                   partial: bool = False) -> None:
+                   partial: bool = False, drafts: dict | None = None) -> None:
         self.beginResetModel()
         self.result, self.query_id, self.partial = result, query_id, partial
         self.decisions = dict(decisions or {})
+        self.drafts = dict(drafts or {})
         hits = list(result.hits) if result is not None else []
         self._rank = {h.image_id: k for k, h in enumerate(hits, 1)}
         self._uncertainty = {h.image_id: hit_uncertainty(h) for h in hits}
@@ -94,6 +96,17 @@ class ResultsModel(QAbstractListModel):
         if r is not None:
             idx = self.index(r)
             self.dataChanged.emit(idx, idx, [StatusRole, RegionRole, Qt.ToolTipRole])
+
+    def set_draft(self, image_id: int, region) -> None:
+        """A hit's draft as written to the catalog (None: it has none)."""
+        if region is None:
+            self.drafts.pop(image_id, None)
+        else:
+            self.drafts[image_id] = region
+        r = self._row_of.get(image_id)
+        if r is not None:
+            idx = self.index(r)
+            self.dataChanged.emit(idx, idx, [CaptionRole, Qt.ToolTipRole])
 
     def status_of(self, image_id: int) -> str:
         d = self.decisions.get(image_id)
@@ -135,7 +148,7 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.DisplayRole:
             return f"#{self._rank[hit.image_id]}  {hit.path.rsplit('/', 1)[-1]}"  # full path: tooltip
         if role == CaptionRole:
-            return score_text(hit)
+            return ("draft · " if hit.image_id in self.drafts else "") + score_text(hit)  # first: never elided
         if role == Qt.DecorationRole:
             pm = self.cache.pixmap(hit.image_id)
             if pm is None and self.root is not None:
@@ -162,6 +175,8 @@ class ResultsModel(QAbstractListModel):
                      f"uncertainty {self._uncertainty[hit.image_id]:.2f}", S.LABELS.get(st, st)]
             if "inliers" in ev:
                 lines.append(f"{ev['inliers']} inlier matches")
+            if hit.image_id in self.drafts:
+                lines.append("edited outline not accepted yet (a draft): open it and press A to accept")
             return "\n".join(lines)
         return None
 

@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 
 import engine.annotate.review as review
 from engine.project import Project
+from pixret_desktop.models import CaptionRole
 from tests.gui.conftest import WAIT_MS, answer_question, drag_image
 from tests.gui.test_review_flow import click_row
 
@@ -44,6 +45,10 @@ def paint_correction(qtbot, window, ctl, hit):
     edited = ctl.review_ctl.documents[hit.image_id].region
     assert edited.area > hit.region.area + 100  # the premise: the outline really changed
     return edited
+
+
+def caption(ctl, hit) -> str:
+    return ctl.results.index(ctl.results.row_of(hit.image_id)).data(CaptionRole)
 
 
 def saved_label(window) -> str:
@@ -88,6 +93,7 @@ def test_an_unaccepted_correction_is_saved_asked_about_on_quit_and_back_on_reope
     qtbot.waitUntil(lambda: saved_label(window) == "1 unaccepted correction", timeout=WAIT_MS)
     assert catalog_drafts(folder)[hit.image_id] == edited
     assert ctl.results.status_of(hit.image_id) == "unreviewed"  # a draft is not a decision
+    assert caption(ctl, hit).startswith("draft · ")  # and the results list marks it
 
     # move on: still one unaccepted correction
     with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
@@ -120,6 +126,7 @@ def test_an_unaccepted_correction_is_saved_asked_about_on_quit_and_back_on_reope
     with qtbot.waitSignal(ctl2.review_ctl.decision_saved, timeout=WAIT_MS):
         qtbot.keyClick(window2.canvas, Qt.Key_A)
     qtbot.waitUntil(lambda: saved_label(window2) == "All changes saved", timeout=WAIT_MS)
+    assert "draft" not in caption(ctl2, hit)
     assert catalog_drafts(folder) == {}
     assert catalog_decision(folder, hit.image_id) == ("corrected", edited)
 
