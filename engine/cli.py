@@ -384,8 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("export", help="write the reviewed annotations as a dataset (PixBench, COCO, LabelMe, masks)")
     common(sp)
     sp.add_argument("--format", required=True, choices=EXPORT_FORMATS)
-    sp.add_argument("--out", required=True, help="export folder (replaced as a whole)")
-    sp.add_argument("--overwrite", action="store_true", help="replace OUT if it exists and is not empty")
+    sp.add_argument("--out", required=True, help="export folder: a new or empty one, or an earlier PixRet export")
+    sp.add_argument("--overwrite", action="store_true",
+                    help="replace OUT when it holds an earlier PixRet export (any other non-empty folder is refused)")
     sp.add_argument("--name", default=None, help="dataset name (gnd_<name>.pkl; default: the project's)")
     sp.add_argument("--include-unreviewed", action="store_true",
                     help="also export searches nobody has reviewed yet (as queries without positives)")

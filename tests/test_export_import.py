@@ -20,7 +20,8 @@ from engine.base.types import Query
 from engine.catalog.tables import AnnotationRow, HitRow, QueryRow
 from engine.cli import main
 from engine.demo import make_collection
-from engine.formats.export import export_project, reviewed_set
+from engine.formats.destination import check_export_destination
+from engine.formats.export import NothingToExport, export_project, reviewed_set
 from engine.formats.importers import import_annotations
 from engine.formats.pixbench import load_pixbench
 from engine.pipeline import search
@@ -389,22 +390,95 @@ def test_masks_are_8bit_pngs_255_inside_one_per_image_and_object(reviewed, tmp_p
 # -- the export folder -----------------------------------------------------------------------------
 
 
-def test_export_needs_overwrite_for_a_folder_with_files_and_replaces_it_whole(reviewed, tmp_path):
+def user_folder(path):
+    """A folder of the user's: a photo, notes, a subfolder. Returns {relative path: bytes}."""
+    files = {"notes.txt": b"my notes", "holiday/beach.jpg": b"\xff\xd8 not really a jpeg", ".hidden": b"x"}
+    for rel, data in files.items():
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_bytes(data)
+    return files
+
+
+def contents(path) -> dict:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def test_a_users_folder_is_refused_whatever_overwrite_says(reviewed, tmp_path):
     project, _ = reviewed
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "stale.txt").write_text("old export")
-    with pytest.raises(PixretError, match="not empty"):
-        export_project(project, out, "coco")
-    assert (out / "stale.txt").exists()
-    export_project(project, out, "coco", overwrite=True)
-    assert not (out / "stale.txt").exists() and (out / "annotations.json").is_file()
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]        # no staging folder left
-    assert oct((out / "annotations.json").stat().st_mode & 0o044) == oct(0o044)  # readable by others
-    with pytest.raises(PixretError, match="refusing"):
+    out = tmp_path / "mine"
+    files = user_folder(out)
+    for overwrite in (False, True):
+        dest = check_export_destination(project, out)
+        assert dest.state == "refused" and not dest.allowed and "not a folder a PixRet export made" in dest.message
+        with pytest.raises(PixretError, match="nothing in it is replaced"):
+            export_project(project, out, "coco", overwrite=overwrite)
+        assert contents(out) == files
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]         # no staging folder left
+    with pytest.raises(PixretError, match="project or|collection folder"):
         export_project(project, project.root, "coco", overwrite=True)
     with pytest.raises(PixretError, match="unknown export format"):
         export_project(project, tmp_path / "x", "voc")
+
+
+def test_new_empty_and_earlier_export_folders(reviewed, tmp_path):
+    project, _ = reviewed
+    out = tmp_path / "out"
+    assert check_export_destination(project, out).state == "new"
+    out.mkdir()
+    assert check_export_destination(project, out).state == "empty"
+    export_project(project, out, "coco")
+    marker = json.loads((out / "pixret-export.json").read_text())
+    assert sorted(marker["files"]) == sorted(p for p in contents(out) if p != "pixret-export.json")
+    dest = check_export_destination(project, out)
+    assert dest.state == "earlier_export" and dest.replaces
+    coco_files = contents(out)
+    with pytest.raises(PixretError, match="earlier PixRet export.*--overwrite"):
+        export_project(project, out, "labelme")
+    assert contents(out) == coco_files
+    export_project(project, out, "labelme", overwrite=True)            # replaces it whole
+    json_only = {p for p in coco_files if p.endswith(".json") and p != "pixret-export.json"}
+    assert json_only and not json_only & set(contents(out)) and any(out.rglob("*.json"))
+    assert oct((out / "pixret-export.json").stat().st_mode & 0o044) == oct(0o044)  # readable by others
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    # a file of the user's added to an earlier export makes the folder the user's
+    (out / "my_notes.txt").write_text("keep me")
+    dest = check_export_destination(project, out)
+    assert dest.state == "refused" and "my_notes.txt" in dest.message
+    with pytest.raises(PixretError, match="my_notes.txt"):
+        export_project(project, out, "coco", overwrite=True)
+    assert (out / "my_notes.txt").read_text() == "keep me"
+    # a marker without the file list (or damaged) is not trusted
+    (out / "my_notes.txt").unlink()
+    (out / "pixret-export.json").write_text('{"pixret_export": 1, "format": "coco"}')
+    assert check_export_destination(project, out).state == "refused"
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    assert check_export_destination(project, link).state == "refused"
+
+
+def test_a_file_that_appears_during_the_export_stops_the_swap(reviewed, tmp_path):
+    project, _ = reviewed
+    out = tmp_path / "out"
+    export_project(project, out, "masks")
+    before = contents(out)
+
+    def progress(done, total, stage):
+        if stage.startswith("export"):
+            (out / "dropped_in.txt").write_text("mine")
+
+    with pytest.raises(PixretError, match="dropped_in.txt"):
+        export_project(project, out, "masks", overwrite=True, progress=progress)
+    assert contents(out) == {**before, "dropped_in.txt": b"mine"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_nothing_to_export_is_an_error_that_says_what_to_do(fresh, tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(NothingToExport, match="no saved searches"):
+        export_project(fresh, out, "coco")
+    assert main(["export", "--project", str(fresh.folder), "--format", "pixbench", "--out", str(out), "-q"]) == 2
+    assert "nothing to export" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_cancelled_export_leaves_the_old_export_untouched(reviewed, tmp_path):
@@ -464,12 +538,18 @@ def test_cli_export_and_import(reviewed, fresh, tmp_path, capsys):
     assert main(["export", "--project", project_dir, "--format", "coco", "--out", str(out), "-q"]) == 0
     assert "2 objects" in capsys.readouterr().out
     assert main(["export", "--project", project_dir, "--format", "coco", "--out", str(out), "-q"]) == 2
-    assert "not empty" in capsys.readouterr().err
+    assert "--overwrite" in capsys.readouterr().err
     assert main(["export", "--project", project_dir, "--format", "coco", "--out", str(out), "-q",
                  "--overwrite"]) == 0
     assert main(["import", "--project", str(fresh.folder), "--format", "coco", str(out / "annotations.json"),
                  "-q"]) == 0
     assert "imported 2 objects" in capsys.readouterr().out
+    mine = tmp_path / "Documents"
+    files = user_folder(mine)
+    assert main(["export", "--project", project_dir, "--format", "pixbench", "--out", str(mine), "-q",
+                 "--overwrite"]) == 2
+    assert "nothing in it is replaced" in capsys.readouterr().err
+    assert contents(mine) == files
     bad = tmp_path / "bad.json"
     bad.write_text('{"images": [{"id": 1}], "annotations": []}')
     assert main(["import", "--project", str(fresh.folder), "--format", "coco", str(bad), "-q"]) == 2

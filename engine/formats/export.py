@@ -10,17 +10,25 @@ that is not easy, hard or junk; COCO: listed in the top-level `pixret` field). A
 without a region (imported from image-level ground truth) counts as a positive in PixBench and as
 nothing in the pixel formats.
 
+Where. Only into a new folder, an empty one, or one an earlier PixRet export made (its marker
+file, pixret-export.json, lists the files it wrote; replacing it needs overwrite=True): see
+engine.formats.destination, whose `check_export_destination` the GUI asks first. Any other folder
+is refused and nothing in it is touched.
+
 How. Everything is written into a hidden staging folder next to OUT, each file atomically; only
-when all of it is written does the staging folder replace OUT (an existing OUT that is not empty
-needs overwrite=True). A cancel or an error removes the staging folder: OUT is either the old
-export or the new one, never half of each.
+when all of it is written does the staging folder replace OUT. A cancel or an error removes the
+staging folder: OUT is either the old export or the new one, never half of each. Nothing to export
+(no reviewed search) is an error (NothingToExport), not an empty dataset.
+
+Labels. Every exporter writes the label of the object (`ExportObject.label`), decided in one
+place, `object_label`.
 
 Layouts (the file and field names each format's own tools expect):
 
 pixbench   jpg/<name>.jpg, gnd.json, queries/<q>.json, labels/<q>_<i>.json, SOURCES.md
            (../shared/bench/FORMAT.md), plus gnd_<set>.pkl (revisitop's pickle) and
            <set>_pair2labelpath.npy (PROxford: {"<q>_<i>": "labels/<q>_<i>.json"}, paths relative
-           to OUT: PROxford's GND_folder), and pixret-export.json (each name's source path).
+           to OUT: PROxford's GND_folder), and pixret-export.json (the marker: each name's source).
            Names are the collection paths flattened ("a/b/c.jpg" -> "a__b__c"); the database is
            the whole collection except query images nobody decided on; a query image that is
            in the database is junk for its own query (it would match itself).
@@ -37,7 +45,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,14 +59,16 @@ from engine.base.regions import Region
 from engine.catalog.tables import AnnotationRow, ImageRow, ProjectRow, QueryRow
 from engine.formats import coco as coco_format
 from engine.formats import revisitop
+from engine.formats.destination import check_export_destination, swap_in, write_marker
 from engine.formats.labelme import write_labelme
 from engine.ingest import imageio
 
 __all__ = ["EXPORT_FORMATS", "ExportReport", "ReviewedSet", "ExportObject", "ExportImage", "Reviewed",
-           "reviewed_set", "export_project", "flat_name", "publish_modes", "MANIFEST"]
+           "reviewed_set", "export_project", "flat_name", "publish_modes", "NothingToExport",
+           "object_label", "DEFAULT_LABEL"]
 
 EXPORT_FORMATS = ("pixbench", "coco", "labelme", "masks")
-MANIFEST = "pixret-export.json"
+DEFAULT_LABEL = "object"
 _KINDS = ("accepted", "corrected", "rejected", "unreviewed")   # engine.annotate.review's decision kinds
 _POSITIVE = ("accepted", "corrected")
 
@@ -73,13 +82,16 @@ class ExportImage:
     height: int
 
 
+class NothingToExport(PixretError):
+    """No search has a reviewed result: an export would be an empty dataset."""
+
+
 @dataclass(frozen=True)
 class Reviewed:
     image_id: int
     kind: str               # accepted | corrected | rejected
     region: Region | None
     difficulty: str         # easy | hard | junk
-    label: str
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,7 @@ class ExportObject:
     query_ids: tuple[int, ...]
     query: ExportImage
     region: Region
-    label: str
+    label: str                       # what every exporter writes as its label: see object_label
     decisions: dict[int, Reviewed]   # image id -> current decision (never the query image itself)
 
     def positives(self) -> list[Reviewed]:
@@ -140,6 +152,16 @@ def _unique(name: str, used: set[str]) -> str:
 
 # ------------------------------------------------------------------------------------------------
 # what to export, read from the catalog
+
+
+def object_label(decided: list[AnnotationRow]) -> str:
+    """The label exporters write for an object: the one place it is decided. Today: the label of
+    its latest positive decision that carries one (an imported dataset's category), else
+    DEFAULT_LABEL."""
+    for r in sorted(decided, key=lambda r: r.id, reverse=True):
+        if r.kind in _POSITIVE and r.label:
+            return r.label
+    return DEFAULT_LABEL
 
 
 def _current_rows(s) -> list[AnnotationRow]:
@@ -219,7 +241,6 @@ def reviewed_set(project, *, include_unreviewed: bool = False) -> ReviewedSet:
             warnings.append(f"search #{q.id}: unreadable query region ({e}); left out")
             continue
         decisions: dict[int, Reviewed] = {}
-        label = "object"
         for iid, r in sorted(decided.items(), key=lambda t: t[1].id):
             if iid == q.image_id:
                 continue
@@ -237,34 +258,14 @@ def reviewed_set(project, *, include_unreviewed: bool = False) -> ReviewedSet:
                 if reg.is_empty:
                     reg = None
             decisions[iid] = Reviewed(iid, r.kind, reg, r.difficulty if r.difficulty in ("easy", "hard", "junk")
-                                      else "easy", r.label or "object")
-            if r.kind in _POSITIVE and r.label:
-                label = r.label
-        objects.append(ExportObject(len(objects), tuple(g["ids"]), qimage, region, label, decisions))
+                                      else "easy")
+        objects.append(ExportObject(len(objects), tuple(g["ids"]), qimage, region,
+                                    object_label(list(decided.values())), decisions))
     return ReviewedSet(name, images, objects, warnings)
 
 
 # ------------------------------------------------------------------------------------------------
 # the export folder: staged, then swapped in
-
-
-def _check_out(project, out: Path, overwrite: bool) -> None:
-    out_r = out.resolve()
-    guarded = [project.folder.resolve()]
-    if project.root is not None:
-        guarded.append(project.root.resolve())
-    for g in guarded:
-        if out_r == g or out_r in g.parents:
-            raise PixretError(f"{out}: refusing to export over {g} (the project or its collection)")
-    if project.root is not None and project.root.resolve() in out_r.parents \
-            and project.folder.resolve() not in out_r.parents:
-        raise PixretError(f"{out}: inside the collection folder {project.root}; the exported images would "
-                          "be indexed as new photos. Choose a folder outside it")
-    if out.exists():
-        if not out.is_dir():
-            raise PixretError(f"{out}: exists and is not a folder")
-        if any(out.iterdir()) and not overwrite:
-            raise PixretError(f"{out}: exists and is not empty; pass overwrite (--overwrite) to replace it")
 
 
 def _umask() -> int:
@@ -288,21 +289,6 @@ def publish_modes(path: Path) -> None:
         if p.is_symlink():
             continue
         os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~mask)
-
-
-def _swap_in(stage: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-    try:
-        os.replace(stage, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_json(path: Path, doc, indent: int | None = 1) -> None:
@@ -352,9 +338,15 @@ def export_project(project, out, fmt: str, *, overwrite: bool = False, name: str
     if fmt not in EXPORT_FORMATS:
         raise PixretError(f"unknown export format {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
-    _check_out(project, out, overwrite)
+    dest = check_export_destination(project, out)
+    if not dest.allowed:
+        raise PixretError(dest.message)
+    if dest.replaces and not overwrite:
+        raise PixretError(f"{dest.message}; pass overwrite (--overwrite) to replace it")
     progress(0, 1, "collecting reviews")
     rs = reviewed_set(project, include_unreviewed=include_unreviewed)
+    if not rs.objects:
+        raise NothingToExport(_nothing_to_export(project, rs, include_unreviewed))
     if name:
         rs.name = name
     rs.name = re.sub(r"[^A-Za-z0-9_.-]+", "_", rs.name).strip("._") or "pixret"
@@ -362,16 +354,14 @@ def export_project(project, out, fmt: str, *, overwrite: bool = False, name: str
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
     report = ExportReport(fmt, out, warnings=list(rs.warnings))
-    if not rs.objects:
-        report.warnings.append("no reviewed search to export: decide on some results first "
-                               "(or include unreviewed searches)")
     try:
         writer = {"pixbench": _pixbench, "coco": _coco, "labelme": _labelme, "masks": _masks}[fmt]
-        writer(rs, stage, report, copy_images, progress, cancel)
+        extra = writer(rs, stage, report, copy_images, progress, cancel) or {}
         cancel.raise_if_set()
+        write_marker(stage, _manifest(rs, fmt, **extra))
         report.files = sum(1 for p in stage.rglob("*") if p.is_file())
         publish_modes(stage)
-        _swap_in(stage, out)
+        report.warnings += swap_in(project, stage, out, overwrite)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -379,8 +369,23 @@ def export_project(project, out, fmt: str, *, overwrite: bool = False, name: str
     return report
 
 
+def _nothing_to_export(project, rs: ReviewedSet, include_unreviewed: bool) -> str:
+    with project.catalog.session() as s:
+        n_searches = s.scalar(select(func.count()).select_from(QueryRow)) or 0
+    if n_searches == 0:
+        what = ("the project has no saved searches. Search for an object, save the search and review its "
+                "results (accept, correct or reject) first")
+    elif include_unreviewed:
+        what = f"none of the {n_searches} saved searches could be exported"
+    else:
+        what = (f"none of the {n_searches} saved searches has a reviewed result. Review some results "
+                "(accept, correct or reject) first, or export them unreviewed (--include-unreviewed)")
+    left_out = f" ({rs.warnings[0]}{'; ...' if len(rs.warnings) > 1 else ''})" if rs.warnings else ""
+    return f"nothing to export: {what}{left_out}"
+
+
 def _manifest(rs: ReviewedSet, fmt: str, **extra) -> dict:
-    return {"pixret_export": 1, "format": fmt, "set": rs.name,
+    return {"format": fmt, "set": rs.name,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "objects": [{"index": o.index, "searches": list(o.query_ids), "label": o.label,
                          "query_image": o.query.rel} for o in rs.objects], **extra}
@@ -423,7 +428,7 @@ def _pixbench(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: b
             im = rs.images[d.image_id]
             label = f"labels/{len(qimlist)}_{i}.json"
             write_labelme(stage / label, f"../jpg/{db_name[d.image_id]}.jpg", im.width, im.height, d.region,
-                          label=d.label)
+                          label=o.label)
             pair2label[(len(qimlist), i)] = label
             report.n_regions += 1
         if o.query.id in index_of and o.query.id not in o.decisions:
@@ -454,12 +459,12 @@ def _pixbench(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: b
     sources = {n: im.rel for im in db for n in (db_name[im.id],)}
     sources.update({qname: str(o.query.source) if o.query.id is None else o.query.rel
                     for o, qname in zip(rs.objects, qnames)})
-    _write_json(stage / MANIFEST, _manifest(rs, "pixbench", sources=sources))
     lines = [f"# {rs.name}: sources", "",
              "Exported by PixRet from the collection below; every image keeps the license of its source.", "",
              "| name | source (collection path) |", "|---|---|"]
     lines += [f"| {n} | {src} |" for n, src in sources.items()]
     atomic_write_text(stage / "SOURCES.md", "\n".join(lines) + "\n")
+    return {"sources": sources}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -479,13 +484,13 @@ def _coco(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool,
             files[key] = im
         return images[key]["id"]
 
-    labels = sorted({o.label for o in rs.objects} | {d.label for o in rs.objects for d in o.positives()})
+    labels = sorted({o.label for o in rs.objects})
     cat_id = {lab: k + 1 for k, lab in enumerate(labels)}
     anns, objects = [], []
     for o in rs.objects:
         cancel.raise_if_set()
         entries = [(o.query, o.region, "query", "easy", o.label)]
-        entries += [(rs.images[d.image_id], d.region, "positive", d.difficulty, d.label) for d in o.positives()
+        entries += [(rs.images[d.image_id], d.region, "positive", d.difficulty, o.label) for d in o.positives()
                     if d.region is not None]
         query_ann = None
         for im, region, role, difficulty, label in entries:
@@ -535,7 +540,7 @@ def _labelme(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bo
         add(o.query, o, o.region, "query", "easy", o.label)
         for d in o.positives():
             if d.region is not None:
-                add(rs.images[d.image_id], o, d.region, "positive", d.difficulty, d.label)
+                add(rs.images[d.image_id], o, d.region, "positive", d.difficulty, o.label)
                 report.n_regions += 1
         report.n_negatives += len(o.negatives())
     used: set[str] = set()
@@ -569,7 +574,6 @@ def _labelme(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bo
         _write_json(json_path, doc)
         progress(k + 1, len(per_image), "export labelme")
     report.n_images = len(per_image)
-    _write_json(stage / MANIFEST, _manifest(rs, "labelme"))
 
 
 # ------------------------------------------------------------------------------------------------

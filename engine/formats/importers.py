@@ -42,7 +42,8 @@ from engine.base.regions import Region
 from engine.catalog.tables import AnnotationRow, HitRow, ImageRow, QueryRow
 from engine.formats import coco as coco_format
 from engine.formats import revisitop
-from engine.formats.export import MANIFEST, flat_name
+from engine.formats.destination import MARKER
+from engine.formats.export import flat_name
 from engine.formats.labelme import AREA_TYPES, Shape, labelme_region, load_json, read_labelme, shape_region
 from engine.formats.pixbench import load_pixbench
 from engine.ingest.imageio import SUPPORTED_SUFFIXES, file_sha256
@@ -151,7 +152,7 @@ def _dataset_image(folder: Path, name: str) -> Path | None:
 
 
 def _manifest_sources(folder: Path) -> dict[str, str]:
-    path = folder / MANIFEST
+    path = folder / MARKER
     if not path.is_file():
         return {}
     d = _json(path)
@@ -340,7 +341,7 @@ def _labelme_ref(path: Path, root: Path, image_path: str) -> ImageRef:
 def _read_labelme(path: Path, report: ImportReport, cancel: CancelToken, progress: Progress) -> list[SourceObject]:
     root = path if path.is_dir() else path.parent
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.json") if p.name != MANIFEST and not p.name.startswith("."))
+        files = sorted(p for p in path.rglob("*.json") if p.name != MARKER and not p.name.startswith("."))
         if not files:
             raise FormatError(path, "", "no LabelMe .json files in this folder")
     else:
