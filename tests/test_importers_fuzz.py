@@ -8,7 +8,11 @@ import os
 import pickle
 import pickletools
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -394,3 +398,236 @@ def test_memory_bombs_in_pickles_are_refused(project, tmp_path):
     for k, payload in enumerate(bombs):
         with pytest.raises(FormatError):
             revisitop.safe_load(write_pkl(tmp_path, payload))
+
+
+# -- the failures of the reliability run (issue 12), each reproduced --------------------------------------
+
+
+@contextmanager
+def within(seconds: float):
+    """Fail (instead of hanging the suite) when Python code in the block runs longer than `seconds`."""
+    def timeout(signum, frame):
+        raise TimeoutError(f"took longer than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, timeout)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+READER = r"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+from engine.base.errors import FormatError
+from engine.formats import coco, revisitop
+from engine.formats.labelme import load_json
+read = {"pickle": revisitop.safe_load, "gnd": revisitop.read_gnd_pkl,
+        "coco": lambda p: coco.read_coco(p, load_json(p))}[sys.argv[1]]
+for path in sys.argv[2:]:
+    try:
+        read(path)
+        print("read", flush=True)
+    except FormatError as e:
+        print("FormatError", e.where, "|", e.problem, flush=True)
+"""
+
+
+def read_in_child(kind: str, paths, seconds: float = 60) -> list[str]:
+    """Read hostile files in a child process (3 GB of address space): a hang, a crash or a memory
+    blow-up fails the test instead of taking the suite down. One line per file."""
+    r = subprocess.run([sys.executable, "-c", READER, kind, *map(str, paths)], capture_output=True, text=True,
+                       timeout=seconds)
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and len(lines) == len(paths), (r.returncode, r.stdout, r.stderr[-2000:])
+    return lines
+
+
+def test_rle_counts_that_wrap_int64_are_a_format_error(project, tmp_path):
+    """Runs of 2**62 summed to H*W modulo 2**64: the size check passed and np.repeat overran (segfault)."""
+    paths = []
+    for k, counts in enumerate(([2**62, 2**62, 2**62, 2**62 + H * W], [0, 2**63 - 1, 2**63 - 1, 2 + H * W],
+                                "0" + "o" * 11 + "1" + "o" * 11 + "1")):     # compressed: deltas of 2**59 and more
+        doc = coco_doc(project)
+        doc["annotations"][1]["segmentation"] = {"size": [H, W], "counts": counts}
+        paths.append(tmp_path / f"c{k}.json")
+        paths[-1].write_text(json.dumps(doc))
+    for line in read_in_child("coco", paths):
+        assert line.startswith("FormatError annotations[1].segmentation"), line
+    assert not attempt(project, paths[0], "coco")
+
+
+def shared_lists(levels: int) -> list:
+    node: list = []
+    for _ in range(levels):
+        node = [node, node]      # pickled once per level (memo), 2**levels leaves when walked
+    return node
+
+
+def test_gnd_pickle_of_shared_nested_lists_is_refused_at_once(project, tmp_path):
+    """400 bytes whose repr (built for the error message, then cut) doubles at every level."""
+    g = gnd_doc(project)
+    g["gnd"][0]["easy"] = [shared_lists(40)]
+    blob = pickle.dumps(g, protocol=4)
+    assert len(blob) < 600
+    path = write_pkl(tmp_path, blob)
+    assert read_in_child("gnd", [path]) == ["FormatError gnd[0].easy[0] | not an integer index: <list of 2 items>"]
+    assert not attempt(project, path, "revisitop")
+
+
+def test_pickles_whose_hash_or_str_explodes_are_refused(tmp_path):
+    key = b"\x80\x02})q\x000"                          # {}, then a tuple key built from shared halves
+    for k in range(60):
+        key += b"h" + bytes([k]) + b"h" + bytes([k]) + b"\x86q" + bytes([k + 1]) + (b"0" if k < 59 else b"")
+    members = key[:3] + b"c__builtin__\nset\n" + key[7:-3] + b"\x85\x85R."      # set([tuple])
+    payloads = [key + b"K\x01s.", members, pickle.dumps(Reduce(str, shared_lists(60)), protocol=4)]
+    paths = []
+    for k, payload in enumerate(payloads):
+        (tmp_path / str(k)).mkdir()
+        paths.append(write_pkl(tmp_path / str(k), payload))
+    for line in read_in_child("pickle", paths):
+        assert line.startswith("FormatError  | not a safe pickle"), line
+
+
+def test_pickles_that_ask_for_gigabytes_are_refused(tmp_path):
+    """73 bytes: numpy.ndarray((10**9,)) was an allowed call (8 GB); an array state claiming 10**9
+    items for 24 bytes of data. A memo index of 2**31 (the C unpickler sized its memo to it) reads."""
+    big_array = b"cnumpy\nndarray\n((I1000000000\ntS'f8'\ntR."
+    assert len(big_array) < 80
+    state = pickle.dumps(np.zeros(3))
+    claim = state.replace(b"K\x03\x85", b"J\x00\xca\x9a;\x85")   # shape (3,) -> (10**9,), data still 24 bytes
+    assert claim != state
+    paths = []
+    for k, payload in enumerate((big_array, claim, b"\x80\x04]r\xff\xff\xff\x7f.")):
+        (tmp_path / str(k)).mkdir()
+        paths.append(write_pkl(tmp_path / str(k), payload))
+    lines = read_in_child("pickle", paths)
+    assert all(line.startswith("FormatError  | not a safe pickle") for line in lines[:2]), lines
+    assert lines[2] == "read"
+
+
+LONG = "n" * 300                                      # file names hold 255 bytes at most
+
+
+def test_names_over_255_bytes_are_names_that_match_nothing(project, tmp_path):
+    coco = coco_doc(project)
+    coco["images"][1]["file_name"] = f"images/{LONG}.jpg"
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    r = import_annotations(project, tmp_path / "c.json", "coco")
+    assert any(LONG in u for u in r.unmatched)
+    lm = labelme_doc(project)
+    lm["imagePath"] = LONG + ".jpg"
+    (tmp_path / "lm").mkdir()
+    (tmp_path / "lm" / "a.json").write_text(json.dumps(lm))
+    assert any(LONG in u for u in import_annotations(project, tmp_path / "lm", "labelme").unmatched)
+    g = gnd_doc(project)
+    g["imlist"][2] = LONG
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "gnd.json").write_text(json.dumps(g))
+    assert any(LONG in u for u in import_annotations(project, tmp_path / "pb", "pixbench").unmatched)
+    (tmp_path / "rv").mkdir()
+    assert any(LONG in u for u in import_annotations(project, write_pkl(tmp_path / "rv", pickle.dumps(g)),
+                                                      "revisitop").unmatched)
+    assert not attempt(project, tmp_path / LONG, "coco")
+    revisitop.write_pair2labelpath(tmp_path / "rv" / "x_pair2labelpath.npy", {(0, 0): f"labels/{LONG}.json"})
+    with pytest.raises(FormatError, match="missing"):                  # a clear error, not ENAMETOOLONG
+        import_annotations(project, tmp_path / "rv" / "gnd_x.pkl", "revisitop")
+
+
+def outside_image(project, tmp_path) -> Path:
+    """A photo outside the collection and outside the dataset (a user's private file)."""
+    secret = tmp_path / "private" / "secret.jpg"
+    secret.parent.mkdir()
+    shutil.copy(project.root / project.col.distractors[0], secret)
+    with open(secret, "ab") as f:
+        f.write(b"not the collection's bytes")
+    return secret
+
+
+def no_trace_of(project, secret: Path, tmp_path) -> None:
+    with project.catalog.session() as s:
+        assert not any("secret" in (q.image_path or "") for q in s.scalars(select(QueryRow)))
+
+
+@pytest.mark.parametrize("how", ["absolute", "climbing"])
+def test_coco_file_names_out_of_the_dataset_are_never_opened(project, tmp_path, how):
+    secret = outside_image(project, tmp_path)
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    doc = coco_doc(project)
+    doc["images"][0]["file_name"] = str(secret) if how == "absolute" else "../private/secret.jpg"
+    (dataset / "c.json").write_text(json.dumps(doc))
+    r = import_annotations(project, dataset / "c.json", "coco")
+    assert r.n_objects == 0 and any("secret.jpg" in u for u in r.unmatched)       # not kept by its path
+    assert any("images[0].file_name" in w and "never opened" in w for w in r.warnings)
+    no_trace_of(project, secret, tmp_path)
+
+
+@pytest.mark.parametrize("how", ["absolute", "climbing"])
+def test_labelme_image_paths_out_of_the_dataset_are_never_opened(project, tmp_path, how):
+    secret = outside_image(project, tmp_path)
+    folder = tmp_path / "dataset" / "sub"
+    folder.mkdir(parents=True)
+    lm = labelme_doc(project)
+    lm["imagePath"] = str(secret) if how == "absolute" else "../../private/secret.jpg"
+    (folder / "secret.json").write_text(json.dumps(lm))
+    r = import_annotations(project, tmp_path / "dataset", "labelme")
+    assert r.n_objects == 0 and r.unmatched
+    assert any("imagePath" in w and "never opened" in w for w in r.warnings)
+    no_trace_of(project, secret, tmp_path)
+
+
+def test_a_label_path_out_of_the_dataset_is_an_error(project, tmp_path):
+    g = gnd_doc(project)
+    (tmp_path / "set").mkdir()
+    revisitop.write_gnd_pkl(tmp_path / "set" / "gnd_s.pkl", g["imlist"], g["qimlist"], g["gnd"])
+    revisitop.write_pair2labelpath(tmp_path / "set" / "s_pair2labelpath.npy", {(0, 0): "/etc/passwd"})
+    with pytest.raises(FormatError, match="0_0.*climbs out"):
+        import_annotations(project, tmp_path / "set" / "gnd_s.pkl", "revisitop")
+
+
+def hostile_names():
+    return st.sampled_from([LONG, LONG + ".jpg", "/etc/passwd", "../../../../etc/passwd", "..", ".", "",
+                            "a\x00b.jpg", "C:\\Windows\\win.ini", "\\\\server\\share\\x.jpg", "images/../../x.jpg",
+                            "~/x.jpg", "jpg/" + "../" * 50, "x" * 5000, "\udcff.jpg", "a/" * 200 + "b.jpg"])
+
+
+NAME_FIELDS = {"coco": [("images", 0, "file_name"), ("images", 1, "file_name")],
+               "labelme": [("imagePath",)], "pixbench": [("imlist", 0), ("qimlist", 0), ("imlist", 2)]}
+
+
+@FUZZ
+@given(fmt=st.sampled_from(sorted(NAME_FIELDS)), name=hostile_names(), data=st.data())
+def test_hostile_names_in_every_name_field(project, fmt, name, data):
+    d = scratch()
+    try:
+        doc = {"coco": coco_doc, "labelme": labelme_doc, "pixbench": gnd_doc}[fmt](project)
+        field = data.draw(st.sampled_from(NAME_FIELDS[fmt]))
+        doc = replaced(doc, field, name)
+        target = {"coco": d / "c.json", "labelme": d / "a.json", "pixbench": d / "gnd.json"}[fmt]
+        target.write_text(json.dumps(doc))
+        attempt(project, d if fmt == "pixbench" else target, fmt)
+        with project.catalog.session() as s:
+            assert all(q.image_path is None or not Path(q.image_path).is_absolute()
+                       or Path(q.image_path).is_relative_to(d) for q in s.scalars(select(QueryRow)))
+    finally:
+        shutil.rmtree(d)
+
+
+@FUZZ
+@given(protocol=st.integers(0, 5), edits=st.lists(st.tuples(st.floats(0, 0.999), st.binary(min_size=0, max_size=3)),
+                                                  min_size=1, max_size=4))
+def test_byte_edited_gnd_pickles(project, protocol, edits):
+    """Valid pickles with bytes overwritten or inserted: refused or read, never anything else."""
+    d = scratch()
+    try:
+        blob = bytearray(pickle.dumps(with_arrays(gnd_doc(project)), protocol=protocol))
+        for where, junk in edits:
+            k = int(len(blob) * where)
+            blob[k:k + (len(junk) % 2)] = junk
+        with within(10):
+            attempt(project, write_pkl(d, bytes(blob)), "revisitop")
+    finally:
+        shutil.rmtree(d)

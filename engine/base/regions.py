@@ -165,7 +165,9 @@ def _counts_to_string(cnts: np.ndarray) -> str:
     return codes[keep].astype(np.uint8).tobytes().decode("ascii")
 
 
-def _string_to_counts(s: str) -> np.ndarray:
+def _string_to_counts(s: str, limit: int) -> np.ndarray:
+    """Run lengths of a compressed RLE string; `limit` (the image's pixel count) bounds each delta,
+    so that undoing the deltas cannot overflow int64 (a wrapped sum once passed the size check)."""
     try:
         b = np.frombuffer(s.encode("ascii"), dtype=np.uint8).astype(np.int64) - 48
     except UnicodeEncodeError:
@@ -186,6 +188,8 @@ def _string_to_counts(s: str) -> np.ndarray:
     nk = k[ends] + 1
     neg = (b[ends] & 0x10) != 0
     x[neg] |= np.left_shift(np.int64(-1), 5 * nk[neg])   # sign extension
+    if x.size and int(np.abs(x).max()) > limit:
+        raise RegionDataError("counts", "a run longer than the image")
     cnts = x.copy()
     cnts[1::2] = np.cumsum(x[1::2])            # undo the deltas: index 3 adds 1, 5 adds 3, ...
     cnts[2::2] = np.cumsum(x[2::2])            # ... and 4 adds 2 (index 0 stands alone)
@@ -213,7 +217,7 @@ def decode_rle(rle: dict) -> np.ndarray:
     if isinstance(counts, bytes):
         counts = counts.decode("ascii", errors="replace")
     if isinstance(counts, str):
-        cnts = _string_to_counts(counts)
+        cnts = _string_to_counts(counts, h * w)
     elif isinstance(counts, list):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts):
             raise RegionDataError("counts", "not a list of integers")
@@ -222,6 +226,9 @@ def decode_rle(rle: dict) -> np.ndarray:
         raise RegionDataError("counts", "missing, or neither a string nor a list of integers")
     if (cnts < 0).any():
         raise RegionDataError("counts", "negative run length")
+    if cnts.size and int(cnts.max()) > h * w:
+        # checked before the sum: int64 sums of huge runs wrap around (and np.repeat then overruns)
+        raise RegionDataError("counts", "a run longer than the image")
     if int(cnts.sum()) != h * w:
         raise RegionDataError("counts", f"runs cover {int(cnts.sum())} pixels, size {h}x{w} has {h * w}")
     values = np.zeros(cnts.size, dtype=bool)

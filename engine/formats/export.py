@@ -40,6 +40,7 @@ masks      masks/<name>__obj<k>.png, 8-bit, 255 inside, one per image and object
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -77,6 +78,7 @@ _POSITIVE = ("accepted", "corrected")
 class ExportImage:
     id: int | None          # catalog id; None for a query image outside the collection
     rel: str                # collection-relative path ('/' separators); the file name when outside
+                            # (what metadata may say: never an absolute path)
     source: Path            # the file
     width: int
     height: int
@@ -134,12 +136,19 @@ class ExportReport:
                 f"negatives, {self.n_images} images; {self.files} files in {self.out}")
 
 
+_MAX_NAME_BYTES = 200     # a file name holds 255 bytes; room for ".jpg", "__q12", "~2"
+
+
 def flat_name(rel: str) -> str:
-    """A collection path as a flat PixBench name: folders joined by '__', no extension."""
+    """A collection path as a flat PixBench name: folders joined by '__', no extension; a name too
+    long for a file name keeps its start and gets a hash of the whole."""
     rel = rel.replace("\\", "/").strip("/")
     stem = rel.rsplit(".", 1)[0] if "." in rel.rsplit("/", 1)[-1] else rel
-    name = stem.replace("/", "__")
-    return re.sub(r"[\x00-\x1f:*?\"<>|]", "_", name) or "image"
+    name = re.sub(r"[\x00-\x1f:*?\"<>|]", "_", stem.replace("/", "__")) or "image"
+    if len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME_BYTES:
+        digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        name = name.encode("utf-8", "surrogateescape")[:_MAX_NAME_BYTES - 13].decode("utf-8", "ignore") + "~" + digest
+    return name
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -457,8 +466,7 @@ def _pixbench(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: b
     revisitop.write_gnd_pkl(stage / f"gnd_{rs.name}.pkl", imlist, qimlist, gnd)
     revisitop.write_pair2labelpath(stage / f"{rs.name}_pair2labelpath.npy", pair2label)
     sources = {n: im.rel for im in db for n in (db_name[im.id],)}
-    sources.update({qname: str(o.query.source) if o.query.id is None else o.query.rel
-                    for o, qname in zip(rs.objects, qnames)})
+    sources.update({qname: o.query.rel for o, qname in zip(rs.objects, qnames)})   # never an absolute path
     lines = [f"# {rs.name}: sources", "",
              "Exported by PixRet from the collection below; every image keeps the license of its source.", "",
              "| name | source (collection path) |", "|---|---|"]
@@ -594,7 +602,7 @@ def _masks(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool
         base = flat_name(im.rel) if im.id is not None else f"query__{flat_name(im.rel)}"
         rel = "masks/" + _unique(f"{base}__obj{o.index}", used) + ".png"
         _write_png(stage / rel, region.to_mask(im.height, im.width))
-        index.append({"mask": rel, "image": im.rel if im.id is not None else str(im.source), "object": o.index,
+        index.append({"mask": rel, "image": im.rel, "object": o.index,
                       "label": o.label, "role": role, "difficulty": difficulty,
                       "width": im.width, "height": im.height})
         seen.add(im.id if im.id is not None else str(im.source))

@@ -23,6 +23,12 @@ of the path given), by flat PixBench name ('a__b__c' for a/b/c.jpg; our exports 
 name's source path), by a file name stem that is unique in the collection, and last by content
 (sha256 of the file the source points to). Images that match nothing are reported and skipped.
 
+Only files inside the source dataset's folder are ever opened: a file name (COCO `file_name`,
+LabelMe `imagePath`, a gnd name, a pair2labelpath entry) that is absolute or climbs out of the
+folder with '..' is used as a name to look for in the collection and nothing else (a warning says
+so; a label path is an error), so no outside file is hashed, kept as a query image or copied by a
+later export. Names too long for the file system are names that match nothing, not tracebacks.
+
 Nothing is written until the whole source has been read and checked: a malformed file raises
 FormatError naming the file and the field; the rows of an import go in one catalog transaction, so
 a failure or a cancel leaves the project as it was.
@@ -30,6 +36,7 @@ a failure or a cancel leaves the project as it was.
 from __future__ import annotations
 
 import os
+import posixpath
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +53,7 @@ from engine.formats.destination import MARKER
 from engine.formats.export import flat_name
 from engine.formats.labelme import AREA_TYPES, Shape, labelme_region, load_json, read_labelme, shape_region
 from engine.formats.pixbench import load_pixbench
+from engine.formats.revisitop import short_repr
 from engine.ingest.imageio import SUPPORTED_SUFFIXES, file_sha256
 
 __all__ = ["IMPORT_FORMATS", "ImportReport", "import_annotations", "read_source", "SourceObject", "SourceItem",
@@ -144,16 +152,47 @@ def _labelme_file_region(path: Path) -> Region | None:
     return None if region.is_empty else region
 
 
+def _climbs_out(rel: str) -> bool:
+    """An absolute path (POSIX, Windows drive or UNC), or one whose '..' lead out of its folder."""
+    rel = rel.replace("\\", "/")
+    if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":") or "\x00" in rel:
+        return True
+    norm = posixpath.normpath(rel)
+    return norm == ".." or norm.startswith("../")
+
+
+def _file_in(folder: Path, rel: str) -> Path | None:
+    """The file `rel` names inside `folder`, or None: no such file, a name the file system cannot
+    hold, or a path out of the folder (absolute, '..', or a symbolic link leading out)."""
+    if _climbs_out(rel):
+        return None
+    try:
+        p = folder / rel.replace("\\", "/")
+        if not p.is_file() or not p.resolve().is_relative_to(folder.resolve()):
+            return None
+        return p
+    except (OSError, ValueError):
+        return None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _dataset_image(folder: Path, name: str) -> Path | None:
-    for cand in (folder / "jpg" / f"{name}.jpg", folder / f"{name}.jpg", folder / "jpg" / name, folder / name):
-        if cand.is_file():
-            return cand
+    for rel in (f"jpg/{name}.jpg", f"{name}.jpg", f"jpg/{name}", name):
+        found = _file_in(folder, rel)
+        if found is not None:
+            return found
     return None
 
 
 def _manifest_sources(folder: Path) -> dict[str, str]:
     path = folder / MARKER
-    if not path.is_file():
+    if not _is_file(path):
         return {}
     d = _json(path)
     src = d.get("sources", {}) if isinstance(d, dict) else None
@@ -218,7 +257,11 @@ def _read_revisitop(path: Path, report: ImportReport, cancel: CancelToken, progr
     if not npys[0].is_file():
         npys = sorted(folder.glob("*_pair2labelpath.npy"))
     if len(npys) == 1 and npys[0].is_file():
-        pair2label = {k: folder / v for k, v in revisitop.read_pair2labelpath(npys[0]).items()}
+        for k, v in revisitop.read_pair2labelpath(npys[0]).items():
+            if _climbs_out(v):
+                raise FormatError(npys[0], f"{k[0]}_{k[1]}", f"label path {short_repr(v)} is absolute or climbs "
+                                  "out of the dataset folder: refused")
+            pair2label[k] = folder / v
     elif len(npys) > 1:
         report.warnings.append(f"{folder}: several *_pair2labelpath.npy and none named {set_name}; using labels/")
     sources = _manifest_sources(folder)
@@ -236,7 +279,7 @@ def _read_revisitop(path: Path, report: ImportReport, cancel: CancelToken, progr
         for diff, idx in (("easy", g.easy[q]), ("hard", g.hard[q]), ("junk", g.junk[q])):
             for i in idx:
                 lpath = pair2label.get((q, i), folder / "labels" / f"{q}_{i}.json")
-                reg = _labelme_file_region(lpath) if lpath.is_file() else None
+                reg = _labelme_file_region(lpath) if _is_file(lpath) else None
                 if reg is None and diff != "junk" and (q, i) in pair2label:
                     raise FormatError(lpath, "", f"missing (the pair2labelpath file lists it for {q}_{i})")
                 obj.items.append(SourceItem(_ref(g.imlist[i], folder, sources), reg, diff))
@@ -247,9 +290,13 @@ def _read_revisitop(path: Path, report: ImportReport, cancel: CancelToken, progr
 
 def _coco_ref(folder: Path, file_name: str) -> ImageRef:
     file_name = file_name.replace("\\", "/")
-    cands = [folder / "images" / file_name, folder / file_name]
-    file = next((c for c in cands if c.is_file()), None)
+    file = next((f for f in (_file_in(folder / "images", file_name), _file_in(folder, file_name)) if f), None)
     return ImageRef((file_name,), file)
+
+
+def _refused(path: Path, where: str, name: str, report: ImportReport) -> None:
+    report.warnings.append(f"{path}: {where}: {short_repr(name)} is absolute or climbs out of the dataset folder: "
+                           "that file is never opened; the name is only looked for in the collection")
 
 
 def _read_coco(path: Path, report: ImportReport, cancel: CancelToken, progress: Progress) -> list[SourceObject]:
@@ -259,6 +306,9 @@ def _read_coco(path: Path, report: ImportReport, cancel: CancelToken, progress: 
         cf = coco_format.read_coco(path, _json(path))
     for a in cf.annotations:
         _checked(a.region, path, f"annotations[{a.index}].segmentation")
+    for k, im in enumerate(cf.images.values()):
+        if _climbs_out(im.file_name):
+            _refused(path, f"images[{k}].file_name", im.file_name, report)
     groups: dict[object, list[coco_format.CocoAnnotation]] = {}
     for a in cf.annotations:
         key = ("object", a.pixret["object"]) if "object" in a.pixret else a.group
@@ -320,22 +370,22 @@ def _labelme_shapes(path: Path) -> tuple[str, list[tuple[tuple, Region, dict]]]:
 
 
 def _labelme_ref(path: Path, root: Path, image_path: str) -> ImageRef:
-    names = []
-    file = None
-    if image_path:
-        p = Path(image_path.replace("\\", "/"))
-        file = p if p.is_absolute() else Path(os.path.normpath(path.parent / p))
-        try:
-            names.append(file.resolve().relative_to(root.resolve()).as_posix())
-        except (ValueError, OSError):
-            pass
-        names.append(image_path.replace("\\", "/"))
+    """imagePath is relative to the LabelMe file's folder; it is opened only inside `root`."""
     try:
-        rel = path.resolve().relative_to(root.resolve()).as_posix()
-    except (ValueError, OSError):
+        rel = path.relative_to(root).as_posix()
+    except ValueError:
         rel = path.name
+    names, file = [], None
+    if image_path:
+        image_path = image_path.replace("\\", "/")
+        in_root = image_path if _climbs_out(image_path) else posixpath.join(posixpath.dirname(rel), image_path)
+        if not _climbs_out(in_root):
+            in_root = posixpath.normpath(in_root)
+            file = _file_in(root, in_root)
+            names.append(in_root)
+        names.append(image_path)
     names.append(rel.rsplit(".", 1)[0])      # a.json annotates a.<image> (matched by stem)
-    return ImageRef(tuple(dict.fromkeys(names)), file if file is not None and file.is_file() else None)
+    return ImageRef(tuple(dict.fromkeys(names)), file)
 
 
 def _read_labelme(path: Path, report: ImportReport, cancel: CancelToken, progress: Progress) -> list[SourceObject]:
@@ -357,6 +407,9 @@ def _read_labelme(path: Path, report: ImportReport, cancel: CancelToken, progres
                 continue
         image_path, shapes = _labelme_shapes(f)
         ref = _labelme_ref(f, root, image_path)
+        if image_path and ref.file is None and _climbs_out(
+                posixpath.join(posixpath.dirname(f.relative_to(root).as_posix()), image_path.replace("\\", "/"))):
+            _refused(f, "imagePath", image_path, report)
         for key, region, flags in shapes:
             groups.setdefault(key, []).append((n, ref, region, flags))
         progress(n + 1, len(files), "reading")
@@ -394,8 +447,11 @@ def read_source(path, fmt: str, *, report: ImportReport | None = None, progress:
     if fmt not in IMPORT_FORMATS:
         raise PixretError(f"unknown import format {fmt!r}: expected one of {', '.join(IMPORT_FORMATS)}")
     path = Path(path)
-    if not path.exists():
-        raise FormatError(path, "", "no such file or folder")
+    try:
+        if not path.exists():
+            raise FormatError(path, "", "no such file or folder")
+    except (OSError, ValueError) as e:
+        raise FormatError(path, "", f"cannot be read: {getattr(e, 'strerror', None) or e}") from None
     report = report or ImportReport(fmt, path)
     return _READERS[fmt](path, report, cancel, progress)
 

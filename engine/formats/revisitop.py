@@ -7,10 +7,15 @@ with zero-based index lists; PROxford/PRParis (An et al., ICCV 2023) add
 the folder holding it) pointing at one LabelMe file per query-positive pair. We write both in that
 layout, with plain Python lists (no numpy objects) so any reader loads them.
 
-Reading is for untrusted files: a pickle can run arbitrary code while it loads, so it goes through
-`SafeUnpickler`, which resolves only the builtin containers and what numpy needs to rebuild arrays
-and scalars; any other global (os.system, eval, subprocess...) raises FormatError before anything
-is called. Every other failure of a damaged file is a FormatError naming the file and the field.
+Reading is for untrusted files: a pickle can run arbitrary code while it loads, and a few hundred
+bytes of one can ask for gigabytes or hours (shared sub-lists whose repr or hash doubles at every
+level, memo indices of 2**31, numpy.ndarray((10**9,))). `SafeUnpickler` runs the pure-Python
+unpickler with its dangerous opcodes replaced: only the builtin containers and what numpy needs to
+rebuild arrays and scalars resolve, each allowed callable is checked before it is called, dict keys
+and set members must be flat values (no tuples to hash), arrays are size-checked before they are
+filled. Its work and memory are bounded by the file's size (MAX_PICKLE_BYTES). Every failure is a
+FormatError naming the file and the field; error messages show values through `short_repr`, which
+never walks a structure.
 """
 from __future__ import annotations
 
@@ -27,22 +32,69 @@ from engine.base.atomic import atomic_write
 from engine.base.errors import FormatError
 
 __all__ = ["SafeUnpickler", "safe_load", "load_npy", "write_gnd_pkl", "write_pair2labelpath",
-           "read_gnd_pkl", "read_pair2labelpath", "RevisitopGnd", "MAX_PICKLE_BYTES"]
+           "read_gnd_pkl", "read_pair2labelpath", "RevisitopGnd", "MAX_PICKLE_BYTES", "short_repr"]
 
-MAX_PICKLE_BYTES = 1 << 30   # a ground-truth file of 1 GiB is not a ground-truth file
-_MAX_ARRAY_ITEMS = 1 << 28
+MAX_PICKLE_BYTES = 64 << 20   # a million image names fit in half of this
+_MAX_ARRAY_ITEMS = 1 << 26
 
-_BUILTINS = frozenset({"list", "dict", "tuple", "set", "frozenset", "str", "int", "float", "complex", "bool",
-                       "slice"})
-_NUMPY_CORE = ("numpy.core.multiarray", "numpy._core.multiarray")
-_NUMPY_NUMERIC = ("numpy.core.numeric", "numpy._core.numeric")
+
+def short_repr(v, limit: int = 60) -> str:
+    """A value for an error message, built in constant time: scalars and the start of a string as
+    they are, anything else by its type (and length); never the repr of a structure."""
+    if v is None or isinstance(v, (bool, int, float, complex, np.generic)) and not isinstance(v, np.void):
+        text = repr(v) if not isinstance(v, int) or abs(v) < 10 ** 30 else f"<int of {v.bit_length()} bits>"
+    elif isinstance(v, (str, bytes)):
+        text = repr(v[:limit]) + ("..." if len(v) > limit else "")
+    elif isinstance(v, (list, tuple, dict, set, frozenset, np.ndarray)):
+        text = f"<{type(v).__name__} of {len(v) if not isinstance(v, np.ndarray) else v.size} items>"
+    else:
+        text = f"<{type(v).__name__}>"
+    return text[: limit + 20]
+
+
+class _NdarrayRef:
+    """What a pickle's `numpy.ndarray` resolves to: accepted only as the first argument of numpy's
+    _reconstruct. Calling it (numpy.ndarray((10**9,)) would allocate 8 GB) is refused."""
+
+    def __new__(cls, *args, **kwargs):
+        raise pickle.UnpicklingError("numpy.ndarray(...) is not allowed")
+
+
+def _flat(values) -> None:
+    """Dict keys and set members: flat values only (hashing nested shared tuples takes forever)."""
+    for v in values:
+        if not (v is None or isinstance(v, (str, bytes, int, float, complex))
+                or isinstance(v, np.generic) and not isinstance(v, np.void)):
+            raise pickle.UnpicklingError(f"a dict key or set member that is a {type(v).__name__}")
 
 
 def _reconstruct(cls, shape, dtype):
-    # numpy's ndarray.__reduce__ rebuilds an empty array of the right type, then __setstate__ fills it
-    if cls is not np.ndarray:
+    # numpy's ndarray.__reduce__ rebuilds an empty array of the right type, then BUILD fills it
+    if cls is not _NdarrayRef:
         raise pickle.UnpicklingError("array reconstruction of something that is not a numpy.ndarray")
-    return np.ndarray.__new__(np.ndarray, (0,), dtype)
+    if not isinstance(dtype, (np.dtype, bytes, str)):
+        raise pickle.UnpicklingError("array reconstruction with a bad dtype")
+    return np.ndarray.__new__(np.ndarray, (0,), np.dtype(dtype) if isinstance(dtype, np.dtype) else "b")
+
+
+def _check_array_state(state) -> None:
+    """The state ndarray.__setstate__ gets: its size must match its data, within _MAX_ARRAY_ITEMS."""
+    if not isinstance(state, tuple) or len(state) not in (4, 5):
+        raise pickle.UnpicklingError("array state is not (version, shape, dtype, fortran, data)")
+    shape, dtype, data = state[-4], state[-3], state[-1]
+    if (not isinstance(shape, tuple) or len(shape) > 32
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        raise pickle.UnpicklingError("array shape is not a tuple of sizes")
+    n = math.prod(shape)
+    if n > _MAX_ARRAY_ITEMS:
+        raise pickle.UnpicklingError(f"array of {n} items is too large")
+    if not isinstance(dtype, np.dtype):
+        raise pickle.UnpicklingError("array dtype is not a numpy.dtype")
+    if dtype.hasobject:
+        if not isinstance(data, list) or len(data) != n:
+            raise pickle.UnpicklingError("object array whose items do not match its shape")
+    elif not isinstance(data, (bytes, bytearray, str)) or len(data) != n * dtype.itemsize:
+        raise pickle.UnpicklingError("array whose data does not match its shape")
 
 
 def _scalar(dtype, data=None):
@@ -59,71 +111,149 @@ def _frombuffer(buf, dtype, shape, order):
     return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
 
 
-def _no_size(kind):
-    # bytes(n) / bytearray(n) would allocate n zero bytes: a one-line memory bomb
-    def make(*args):
-        if args and isinstance(args[0], int):
-            raise pickle.UnpicklingError(f"{kind.__name__}(<int>) is not allowed")
-        return kind(*args)
-    return make
-
-
-_SIZED = {"bytes": _no_size(bytes), "bytearray": _no_size(bytearray)}
-
-
 def _dtype(obj, align=False, copy=False):
+    if not isinstance(obj, str) or len(obj) > 16:
+        raise pickle.UnpicklingError("numpy dtype from something that is not a short type code")
     return np.dtype(obj, align=bool(align), copy=bool(copy))
 
 
 def _latin1_encode(obj, encoding="utf-8", errors="strict"):
     # protocol-2 pickles from Python 3 carry bytes as _codecs.encode(text, "latin1")
-    if str(encoding).lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1"):
-        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r}")
+    if not isinstance(obj, str) or not isinstance(encoding, str) or not isinstance(errors, str) \
+            or encoding.lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1"):
+        raise pickle.UnpicklingError("_codecs.encode of something other than text to latin-1")
     return _codecs.encode(obj, "latin1", errors)
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """An Unpickler that resolves only containers and numpy array/scalar reconstruction.
+def _only(kind, check):
+    def make(*args):
+        check(args)
+        return kind(*args)
+    make.__name__ = kind.__name__
+    return make
 
-    Allowed: builtins (or Python 2's __builtin__) list, dict, tuple, set, frozenset, bytearray,
-    bytes, str, int, float, complex, bool, slice; numpy.core/_core.multiarray._reconstruct and
-    .scalar, numpy.ndarray, numpy.dtype, numpy.core/_core.numeric._frombuffer (protocol 5); and
-    _codecs.encode restricted to latin-1 (how Python 3 writes bytes in protocol 2). The numpy
-    callables are wrapped: _reconstruct builds nothing but a numpy.ndarray, scalar and _frombuffer
-    only non-object dtypes (the items of an object array come through this same filter); bytes(n)
-    and bytearray(n) are refused (memory bombs). Anything else raises pickle.UnpicklingError, before
-    it is looked up, let alone called.
+
+def _text_args(args) -> None:
+    # str(x) of a structure would build its repr (exponential for shared sub-lists)
+    if not all(isinstance(a, (str, bytes, bytearray)) for a in args):
+        raise pickle.UnpicklingError("str() of something that is not text")
+
+
+def _no_size(args) -> None:
+    # bytes(n) / bytearray(n) would allocate n zero bytes: a one-line memory bomb
+    if args and isinstance(args[0], int):
+        raise pickle.UnpicklingError("bytes(<int>) / bytearray(<int>) is not allowed")
+
+
+def _members(args) -> None:
+    if args:
+        if not isinstance(args[0], (list, tuple, set, frozenset, str, bytes)):
+            raise pickle.UnpicklingError("a set built from something that is not a list")
+        _flat(args[0])
+
+
+def _dict_args(args) -> None:
+    if args:
+        if isinstance(args[0], dict):
+            return
+        if not isinstance(args[0], (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2
+                                                              for p in args[0]):
+            raise pickle.UnpicklingError("a dict built from something that is not a list of pairs")
+        _flat(p[0] for p in args[0])
+
+
+def _any(args) -> None:
+    pass
+
+
+_BUILTINS = {
+    "list": _only(list, _any), "tuple": _only(tuple, _any), "int": _only(int, _any), "float": _only(float, _any),
+    "complex": _only(complex, _any), "bool": _only(bool, _any), "slice": _only(slice, _any),
+    "str": _only(str, _text_args), "bytes": _only(bytes, _no_size), "bytearray": _only(bytearray, _no_size),
+    "set": _only(set, _members), "frozenset": _only(frozenset, _members), "dict": _only(dict, _dict_args),
+}
+_NUMPY = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct, ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "scalar"): _scalar, ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer, ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy", "dtype"): _dtype, ("numpy", "ndarray"): _NdarrayRef, ("_codecs", "encode"): _latin1_encode,
+}
+_CALLABLE = {id(f) for f in [*_BUILTINS.values(), *_NUMPY.values()] if f is not _NdarrayRef}
+
+
+def _keys_checked(load, every: bool):
+    """An opcode that inserts the items since the last MARK into a dict (key, value, ...) or a set
+    (every item), with the keys checked first."""
+    def checked(self):
+        _flat(self.stack if every else self.stack[0::2])
+        load(self)
+    return checked
+
+
+class SafeUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler, restricted to containers and numpy arrays and scalars.
+
+    Globals resolve only to: builtins (or Python 2's __builtin__) list, dict, tuple, set, frozenset,
+    str, bytes, bytearray, int, float, complex, bool, slice, each wrapped to refuse what explodes
+    (str of a structure, bytes(n), sets and dict keys of anything but flat values); numpy's
+    _reconstruct, scalar, dtype (type codes only), _frombuffer (never object dtypes), and
+    numpy.ndarray as a reference that cannot be called; _codecs.encode to latin-1 only. REDUCE calls
+    only those; BUILD fills only arrays (size-checked first) and dtypes; NEWOBJ, OBJ, INST, EXT and
+    persistent ids are refused. Anything else raises pickle.UnpicklingError before it runs.
     """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module, name):
         if module in ("builtins", "__builtin__") and name in _BUILTINS:
-            return getattr(__import__("builtins"), name)
-        if module in ("builtins", "__builtin__") and name in _SIZED:
-            return _SIZED[name]
-        if module in _NUMPY_CORE and name == "_reconstruct":
-            return _reconstruct
-        if module in _NUMPY_CORE and name == "scalar":
-            return _scalar
-        if module in _NUMPY_NUMERIC and name == "_frombuffer":
-            return _frombuffer
-        if module == "numpy" and name == "ndarray":
-            return np.ndarray
-        if module == "numpy" and name == "dtype":
-            return _dtype
-        if module == "_codecs" and name == "encode":
-            return _latin1_encode
-        raise pickle.UnpicklingError(f"refused to load {module}.{name} (only containers and numpy arrays "
-                                     "may appear in a ground-truth pickle)")
+            return _BUILTINS[name]
+        if (module, name) in _NUMPY:
+            return _NUMPY[(module, name)]
+        raise pickle.UnpicklingError(f"refused to load {short_repr(module)}.{short_repr(name)} (only containers "
+                                     "and numpy arrays may appear in a ground-truth pickle)")
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("persistent references are not allowed")
+
+    def _refuse(self):
+        raise pickle.UnpicklingError("object construction (NEWOBJ, OBJ, INST, EXT) is not allowed")
+
+    def _load_reduce(self):
+        args = self.stack.pop()
+        func = self.stack[-1]
+        if id(func) not in _CALLABLE or not isinstance(args, tuple):
+            raise pickle.UnpicklingError(f"a call of {short_repr(func)} is not allowed")
+        self.stack[-1] = func(*args)
+
+    def _load_build(self):
+        state, inst = self.stack[-1], self.stack[-2]
+        if isinstance(inst, np.ndarray):
+            _check_array_state(state)
+        elif not isinstance(inst, np.dtype):
+            raise pickle.UnpicklingError(f"setting the state of a {type(inst).__name__} is not allowed")
+        pickle._Unpickler.load_build(self)
+
+    def _load_setitem(self):
+        _flat(self.stack[-2:-1])
+        pickle._Unpickler.load_setitem(self)
+
+    for _op in (pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.OBJ, pickle.INST, pickle.EXT1, pickle.EXT2, pickle.EXT4):
+        dispatch[_op[0]] = _refuse
+    dispatch[pickle.REDUCE[0]] = _load_reduce
+    dispatch[pickle.BUILD[0]] = _load_build
+    dispatch[pickle.SETITEM[0]] = _load_setitem
+    for _op in (pickle.SETITEMS, pickle.DICT, pickle.ADDITEMS, pickle.FROZENSET):
+        dispatch[_op[0]] = _keys_checked(pickle._Unpickler.dispatch[_op[0]], every=_op in (pickle.ADDITEMS,
+                                                                                            pickle.FROZENSET))
+    del _op
 
 
 def _read_limited(path: Path) -> bytes:
     try:
         size = path.stat().st_size
         if size > MAX_PICKLE_BYTES:
-            raise FormatError(path, "", f"{size} bytes: too large for a ground-truth file")
+            raise FormatError(path, "", f"{size} bytes: too large for a ground-truth file "
+                                        f"(at most {MAX_PICKLE_BYTES >> 20} MiB)")
         return path.read_bytes()
     except FileNotFoundError:
         raise FormatError(path, "", "no such file") from None
@@ -145,7 +275,8 @@ def _unpickle(stream, path: Path, where: str = ""):
     except MemoryError:
         raise FormatError(path, where, "not a pickle we can read: asks for more memory than there is") from None
     except Exception as e:  # noqa: BLE001 - any failure to decode an untrusted file is a format error
-        raise FormatError(path, where, f"damaged or not a pickle ({type(e).__name__}: {e})") from None
+        raise FormatError(path, where, f"damaged or not a pickle ({type(e).__name__}: "
+                                       f"{short_repr(str(e)[:200], 120)})") from None
     if stream.read(1):
         raise FormatError(path, where, "trailing data after the pickle")
     return obj
@@ -170,13 +301,13 @@ def load_npy(path) -> np.ndarray:
         else:
             raise ValueError(f"unsupported .npy version {version}")
     except Exception as e:  # noqa: BLE001 - numpy's header parser raises many kinds of errors
-        raise FormatError(path, "header", f"not a .npy file ({e})") from None
+        raise FormatError(path, "header", f"not a .npy file ({short_repr(str(e)[:200], 120)})") from None
     if dtype.hasobject:
         arr = _unpickle(f, path, "data")
         if not isinstance(arr, np.ndarray):
             raise FormatError(path, "data", "the pickled data is not an array")
         return arr
-    n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    n = math.prod(shape)                      # Python ints: a shape cannot overflow the check
     if n > _MAX_ARRAY_ITEMS:
         raise FormatError(path, "header", f"shape {shape} is too large")
     data = f.read()
@@ -261,7 +392,7 @@ def _index_list(e: dict, key: str, where: str, n: int, path: Path) -> tuple[int,
         elif isinstance(i, (float, np.floating)) and math.isfinite(i) and float(i).is_integer():
             i = int(i)
         if isinstance(i, bool) or not isinstance(i, int):
-            raise FormatError(path, f"{where}.{key}[{k}]", f"not an integer index: {i!r}"[:200])
+            raise FormatError(path, f"{where}.{key}[{k}]", f"not an integer index: {short_repr(i)}")
         if not 0 <= i < n:
             raise FormatError(path, f"{where}.{key}[{k}]", f"index {i} out of range for imlist of {n}")
         out.append(i)
@@ -326,7 +457,7 @@ def read_pair2labelpath(path) -> dict[tuple[int, int], str]:
     for key, value in d.items():
         parts = str(key).split("_")
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise FormatError(path, repr(key)[:80], "keys must read '<q>_<i>'")
+            raise FormatError(path, short_repr(key), "keys must read '<q>_<i>'")
         if not isinstance(value, str) or not value:
             raise FormatError(path, str(key), "not a label path")
         out[(int(parts[0]), int(parts[1]))] = value
