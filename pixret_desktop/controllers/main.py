@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 import engine.annotate.review as review
 import engine.pipeline as pipeline
+from engine.formats.destination import check_export_destination
 from pixret_desktop import status as S
 from pixret_desktop.controllers.canvas import CanvasController
 from pixret_desktop.controllers.objects import ObjectsController
@@ -29,7 +30,14 @@ from pixret_desktop.models.objects import ObjectsModel
 from pixret_desktop.models.results import ResultsModel, score_text
 from pixret_desktop.models.thumbnails import ThumbnailCache
 from pixret_desktop.settings import AppSettings
-from pixret_desktop.views.dialogs import FailuresDialog, JobRow, SettingsDialog, ShortcutsDialog, ask_about_drafts
+from pixret_desktop.views.dialogs import (
+    FailuresDialog,
+    JobRow,
+    SettingsDialog,
+    ShortcutsDialog,
+    ask_about_drafts,
+    ask_replace_export,
+)
 from pixret_desktop.views.main_window import MainWindow
 from pixret_desktop.workers import JobManager, Worker
 
@@ -707,16 +715,31 @@ class MainController(QObject):
         if self.project is None:
             return
         folder = QFileDialog.getExistingDirectory(self.window, "Export into a folder (a new or empty one)")
-        if not folder:
+        if folder:
+            self.export_into(fmt, folder)
+
+    def export_into(self, fmt: str, folder) -> Worker | None:
+        """Export into a folder the person chose: the engine first says what is there (in a worker: it
+        reads the folder); a new or empty folder is used, an earlier PixRet export is replaced only if
+        the person says so (No is the default), any other folder is refused and left untouched."""
+        if self.project is None:
+            return None
+        project = self.project
+        return self.jobs.start(Worker(check_export_destination, project, Path(folder), engine_call=False,
+                                      name="Checking the export folder"), pool="io",
+                               on_finished=lambda dest: project is self.project and self._export_to(fmt, dest),
+                               on_failed=lambda e: self.show_error("Cannot export there", str(e)))
+
+    def _export_to(self, fmt: str, dest) -> None:
+        if not dest.allowed:
+            self.show_error("Cannot export into this folder",
+                            f"{dest.message}.\n\nPixRet exports only into a new or empty folder, or over an "
+                            "export it made earlier; nothing in this folder was touched.")
             return
-        overwrite = False
-        if any(Path(folder).iterdir()):
-            answer = QMessageBox.question(self.window, "Replace the folder's contents?",
-                                          f"{folder} is not empty. Replace what is in it with the export?")
-            if answer != QMessageBox.Yes:
-                return
-            overwrite = True
-        self.export(fmt, folder, overwrite=overwrite)
+        if dest.replaces and not ask_replace_export(self.window, dest.message):
+            self.show_message("Export cancelled: the earlier export is left as it was")
+            return
+        self.export(fmt, dest.path, overwrite=dest.replaces)
 
     def export(self, fmt: str, folder, *, overwrite: bool = False) -> Worker | None:
         """Write the reviewed annotations in one of the engine's formats (in a worker)."""

@@ -227,3 +227,14 @@ def ask_about_drafts(parent, n: int) -> str:
     box.setEscapeButton(next(b for b, a in buttons.items() if a == "cancel"))
     box.exec()
     return buttons.get(box.clickedButton(), "cancel")
+
+
+def ask_replace_export(parent, what: str) -> bool:
+    """The chosen folder holds an earlier PixRet export (`what` says so): replace it? No is the default."""
+    box = QMessageBox(QMessageBox.Question, "Replace the earlier export?", f"{what}.",
+                      QMessageBox.Yes | QMessageBox.No, parent)
+    box.setObjectName("replace_export_box")
+    box.setInformativeText("Replace it with this export? Only the files that export wrote are replaced.")
+    box.setDefaultButton(QMessageBox.No)
+    box.setEscapeButton(QMessageBox.No)
+    return box.exec() == QMessageBox.Yes
