@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from engine.base.atomic import atomic_write_text
-from engine.base.errors import PixretError, shown
+from engine.base.errors import DiskFullError, PixretError, shown
 from engine.base.progress import Cancelled, CancelToken
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
@@ -78,6 +78,9 @@ def project_job(args, create: bool = False):
     progress = TqdmProgress(not args.quiet)
     with cancel_on_interrupt() as cancel:
         project = (Project.open_or_create if create else Project.open)(args.project, db_url=args.db)
+        if project.read_only:
+            print(f"note: {args.project} is open read-only ({project.read_only}): nothing can be saved",
+                  file=sys.stderr)
         try:
             yield project, progress, cancel
         except Exception:
@@ -425,6 +428,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)
         return EXIT_CANCELLED
+    except DiskFullError as e:  # not bad input: the work ran out of room
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except PixretError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -13,19 +13,28 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, insert, select
 
-from engine.base.atomic import atomic_write_text
+from engine.base.atomic import atomic_write_text, remove_leftovers
 from engine.base.errors import ImageReadError, ProjectError
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.catalog.tables import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
 from engine.features.extract import FeatureConfig, FeatureSet, extract, rootsift
 from engine.features.store import FeatureStore
-from engine.index.asmk import InvertedFile, Quantizer, build_entries, train_vocabulary, vocabulary_size
+from engine.index.asmk import (
+    VOCABULARY_ITERATIONS,
+    InvertedFile,
+    Quantizer,
+    build_entries,
+    train_vocabulary,
+    vocabulary_size,
+)
+from engine.index.checkpoint import IndexWork, training_key, vocabulary_key
 from engine.ingest import imageio
 from engine.ingest.scan import scan_folder
 
@@ -34,6 +43,7 @@ FORMAT_VERSION = 1
 BATCH = 32  # images per feature pack / catalog transaction
 RETRAIN_GROWTH = 4.0  # retrain the vocabulary once the collection has 4x the features it was trained on
 TRAIN_SAMPLE_PER_WORD = 32  # k-means cost is sample x k per iteration: enough, and bounded
+WORDS_CHECKPOINT = 256  # images aggregated between two saves of index work in progress
 
 
 @dataclass(frozen=True)
@@ -153,6 +163,11 @@ class Project:
 
     def close(self) -> None:
         self.catalog.close()
+
+    @property
+    def read_only(self) -> str | None:
+        """Why the project could only be opened for reading (a full disk, a read-only medium), or None."""
+        return self.catalog.read_only
 
     @property
     def created_now(self) -> bool:
@@ -313,21 +328,43 @@ class Project:
         (only `diffusion`, `hypergraph` and `full` use it; the next run with it catches up).
         """
         report = IndexReport()
-        t0 = time.perf_counter()
-        root = self._bind_root(root)
-        self._sync_catalog(root, include, report, progress, cancel)
-        report.seconds["scan"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        self._extract_pending(root, report, progress, cancel, workers or _worker_count())
-        report.seconds["features"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        self._check_searchable(root)
-        self._update_index(report, progress, cancel)
-        report.seconds["index"] = time.perf_counter() - t2
-        if graph:
-            self._update_graph(report, progress, cancel, workers or _worker_count())
-        self.store.collect_garbage(self._used_packs())
+        with self._indexing():
+            t0 = time.perf_counter()
+            root = self._bind_root(root)
+            self._sync_catalog(root, include, report, progress, cancel)
+            report.seconds["scan"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            self._extract_pending(root, report, progress, cancel, workers or _worker_count())
+            report.seconds["features"] = time.perf_counter() - t1
+            t2 = time.perf_counter()
+            self._check_searchable(root)
+            self._update_index(report, progress, cancel)
+            report.seconds["index"] = time.perf_counter() - t2
+            if graph:
+                self._update_graph(report, progress, cancel, workers or _worker_count())
+            self.store.collect_garbage(self._used_packs())
         return report
+
+    @contextmanager
+    def _indexing(self):
+        """One indexer per project at a time (an OS lock on the marker, released even when the process
+        is killed); holding it, the temporaries a killed indexer left behind are removed."""
+        if self.read_only:
+            raise ProjectError(f"{self.folder}: open read-only ({self.read_only}); it cannot be indexed now")
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; leftovers stay until the next collect
+            yield
+            return
+        with open(self.folder / MARKER, "rb") as marker:
+            try:
+                fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ProjectError(f"{self.folder}: another PixRet is indexing this project right now; "
+                                   "wait for it to finish") from None
+            for sub in ("", "features", "index-work", "graph", "graph/pending", "cache/queries"):
+                remove_leftovers(self.folder / sub)
+            yield
 
     def _bind_root(self, root) -> Path:
         with self.catalog.session() as s:
@@ -417,17 +454,22 @@ class Project:
                 results = list(pool.map(work, todo[start:start + BATCH]))
                 ok = [(i, fs, size) for i, fs, size, err in results if err is None]
                 pack, spans = self.store.write_pack([fs for _, fs, _ in ok]) if ok else (None, [])
-                with self.catalog.session() as s:
-                    for (image_id, fs, (w, h)), (offset, count) in zip(ok, spans):
-                        r = s.get(ImageRow, image_id)
-                        r.width, r.height, r.status, r.error = w, h, "ok", None
-                        s.add(FeatureSetRow(image_id=image_id, kind=config.kind, pack=pack, offset=offset,
-                                            count=count, scale=1.0))
-                    for image_id, _, _, err in results:
-                        if err is not None:
+                try:
+                    with self.catalog.session() as s:
+                        for (image_id, fs, (w, h)), (offset, count) in zip(ok, spans):
                             r = s.get(ImageRow, image_id)
-                            r.status, r.error = "error", err
-                            report.failed.append((r.path, err))
+                            r.width, r.height, r.status, r.error = w, h, "ok", None
+                            s.add(FeatureSetRow(image_id=image_id, kind=config.kind, pack=pack, offset=offset,
+                                                count=count, scale=1.0))
+                        for image_id, _, _, err in results:
+                            if err is not None:
+                                r = s.get(ImageRow, image_id)
+                                r.status, r.error = "error", err
+                                report.failed.append((r.path, err))
+                except BaseException:
+                    if pack is not None and pack not in self._used_packs_or_all():
+                        self.store.remove_pack(pack)  # the commit failed (a full disk): no debris
+                    raise
                 report.extracted += len(ok)
                 done += len(results)
                 progress(done, len(todo), "features")
@@ -454,10 +496,21 @@ class Project:
         with self.catalog.session() as s:
             return set(s.scalars(select(FeatureSetRow.pack).distinct()))
 
+    def _used_packs_or_all(self) -> set[str]:
+        """The packs the catalog points to; every pack when the catalog cannot say (then none is unused)."""
+        try:
+            return self._used_packs()
+        except Exception:
+            return set(self.store.packs())
+
     def _update_index(self, report: IndexReport, progress: Progress, cancel: CancelToken) -> None:
+        """Train the vocabulary when there is none or the collection outgrew it, aggregate the images
+        the index lacks, save. Both long steps checkpoint into index-work/ (engine.index.checkpoint):
+        an interrupted run resumes there."""
         table = self._image_table()
         wanted = {i: t[6] for i, t in table.items()}  # image id -> feature set id
         n_features = sum(t[5] for t in table.values())
+        work = IndexWork(self.folder / "index-work")
         old = None
         if (self.folder / "index" / "meta.json").exists():
             old = InvertedFile.load(self.folder / "index")
@@ -465,25 +518,48 @@ class Project:
                    and vocabulary_size(n_features) > old.k)
         if old is not None and not retrain and old.feature_sets == wanted:
             report.n_indexed = len(wanted)
+            work.clear()  # a run killed after saving its index
             return  # nothing changed
         if retrain:
-            progress(0, 1, "training vocabulary")
-            centroids = train_vocabulary(self._training_sample(table, n_features), vocabulary_size(n_features))
+            centroids = self._train_vocabulary(work, table, n_features, progress, cancel)
             report.vocabulary_trained = True
             entries, trained_on = {}, n_features
         else:
             centroids, trained_on = old.centroids, old.trained_on
             entries = {i: e for i, e in old.entries().items() if old.feature_sets.get(i) == wanted.get(i)}
         quantizer = Quantizer(centroids)
+        vocabulary = vocabulary_key(centroids)
+        entries.update(work.words(vocabulary, wanted))
         todo = sorted(set(wanted) - set(entries))
-        entries.update(build_entries(lambda i: self.features(i).rootsift(), todo, quantizer,
-                                     progress=progress, cancel=cancel))
+        for start in range(0, len(todo), WORDS_CHECKPOINT):
+            part = build_entries(lambda i: self.features(i).rootsift(), todo[start:start + WORDS_CHECKPOINT],
+                                 quantizer, cancel=cancel,
+                                 progress=lambda done, _, stage, start=start: progress(start + done, len(todo), stage))
+            work.save_words(vocabulary, part, wanted)
+            entries.update(part)
         entries = {i: entries[i] for i in wanted}
         inv = InvertedFile.build(centroids, entries, trained_on, wanted)
         inv.save(self.folder / "index")
+        work.clear()
         with self._lock:
             self._index, self._quantizer = inv, quantizer
         report.n_indexed = len(wanted)
+
+    def _train_vocabulary(self, work: IndexWork, table: dict[int, tuple], n_features: int, progress: Progress,
+                          cancel: CancelToken) -> np.ndarray:
+        """k-means one iteration at a time, each saved: a new run continues from the last one."""
+        k = vocabulary_size(n_features)
+        key = training_key(k, [t[6] for t in table.values()])
+        centroids, done = work.vocabulary(key) or (None, 0)
+        sample = self._training_sample(table, n_features) if done < VOCABULARY_ITERATIONS else None
+        while done < VOCABULARY_ITERATIONS:
+            progress(done, VOCABULARY_ITERATIONS, "training vocabulary")
+            cancel.raise_if_set()
+            centroids = train_vocabulary(sample, k, niter=1, init=centroids)
+            done += 1
+            work.save_vocabulary(key, centroids, done)
+        progress(done, VOCABULARY_ITERATIONS, "training vocabulary")
+        return centroids
 
     def _update_graph(self, report: IndexReport, progress: Progress, cancel: CancelToken, workers: int) -> None:
         """kNN graph and verified hyperedges (engine.propagate.graph), incremental; off with settings graph.enabled."""

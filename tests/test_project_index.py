@@ -206,3 +206,57 @@ def test_an_unreadable_subfolder_is_reported(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "1 folder could not be read" in captured.out
     assert f"could not read the folder {locked}" in captured.err
+
+
+class Recorder:
+    """A progress callback that records every call, and cancels once `stage` reaches step `at`."""
+
+    def __init__(self, stage: str | None = None, at: int = 0):
+        self.token, self.calls, self.stage, self.at = CancelToken(), [], stage, at
+
+    def __call__(self, done, total, stage):
+        self.calls.append((stage, done, total))
+        if stage == self.stage and done >= self.at:
+            self.token.cancel()
+
+    def steps(self, stage):
+        return [(done, total) for name, done, total in self.calls if name == stage]
+
+
+def test_interrupted_vocabulary_training_and_word_indexing_resume(tmp_path, monkeypatch):
+    """A cancel (or a crash) during k-means or during word indexing loses at most one step: the
+    next run continues from the saved one and ends with exactly the index of an uninterrupted run."""
+    import engine.project as project_module
+    from engine.index.asmk import VOCABULARY_ITERATIONS, InvertedFile
+
+    root = tmp_path / "photos"
+    make_collection(root, n_objects=1, views=3, n_distractors=5, size=(320, 240), seed=21)
+    monkeypatch.setattr(project_module, "WORDS_CHECKPOINT", 3)
+    with Project.create(tmp_path / "straight") as project:
+        project.index_folder(root, graph=False)
+    reference = InvertedFile.load(tmp_path / "straight" / "index")
+
+    with Project.create(tmp_path / "P") as project:
+        run = Recorder("training vocabulary", 4)
+        with pytest.raises(Cancelled):
+            project.index_folder(root, graph=False, progress=run, cancel=run.token)
+        assert not (project.folder / "index").exists()
+
+        run = Recorder("indexing words", 3)  # the vocabulary resumes; words stop after one checkpoint
+        with pytest.raises(Cancelled):
+            project.index_folder(root, graph=False, progress=run, cancel=run.token)
+        training = [done for done, _ in run.steps("training vocabulary")]
+        assert training[0] == 4 and training[-1] == VOCABULARY_ITERATIONS  # resumed, not restarted
+        assert run.steps("indexing words")[-1] == (3, 8)
+
+        run = Recorder()
+        project.index_folder(root, graph=False, progress=run)
+        assert run.steps("training vocabulary") == [(VOCABULARY_ITERATIONS, VOCABULARY_ITERATIONS)]
+        assert run.steps("indexing words")[-1] == (8 - 3, 8 - 3)  # only the images not checkpointed
+        assert not (project.folder / "index-work").exists()
+    resumed = InvertedFile.load(tmp_path / "P" / "index")
+    assert np.array_equal(resumed.centroids, reference.centroids)
+    assert resumed.n_words == reference.n_words
+    mine = resumed.entries()
+    for i, (words, sigs) in reference.entries().items():
+        assert np.array_equal(mine[i][0], words) and np.array_equal(mine[i][1], sigs)

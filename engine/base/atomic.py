@@ -1,15 +1,26 @@
 """Atomic file writes: a temporary file in the same folder, fsynced, then os.replace'd.
 
 A reader (or a crash) sees the old file or the new one, never half of one. Files get the usual
-permissions (0666 less the umask), not mkstemp's private 0600.
+permissions (0666 less the umask), not mkstemp's private 0600. A failed write removes its
+temporary; running out of space raises DiskFullError naming the folder.
+
+Temporaries are named so that `remove_leftovers` can find those a killed process left behind:
+files `.<name>.<random>.tmp`, folders `.tmp-<name>-<random>` (and `.old-<name>-<random>` while one
+replaces another).
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import BinaryIO, Callable
+
+import numpy as np
+
+from engine.base.errors import DiskFullError, disk_full_named, is_disk_full
 
 
 def _umask() -> int:
@@ -21,8 +32,9 @@ def _umask() -> int:
 def atomic_write(path, write: Callable[[BinaryIO], None]) -> None:
     """Call write(f) on a binary temporary file, then put it at path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with disk_full_named(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -30,8 +42,11 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        full = is_disk_full(exc, path.parent)  # before the cleanup frees the space again
         Path(tmp).unlink(missing_ok=True)
+        if full and not isinstance(exc, DiskFullError):
+            raise DiskFullError(path.parent) from exc
         raise
 
 
@@ -50,3 +65,55 @@ def atomic_copy(src, dst) -> None:
             shutil.copyfileobj(s, f, 1 << 20)
 
     atomic_write(dst, copy)
+
+
+def atomic_write_arrays(folder, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
+    """A folder of <name>.npy files (and meta.json), written under a temporary sibling and renamed
+    into place, replacing the folder there: readers see the old folder or the new one, whole."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}")
+    old = folder.with_name(f".old-{folder.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.mkdir(parents=True)
+        for name, arr in arrays.items():
+            with open(tmp / f"{name}.npy", "wb") as f:
+                np.save(f, np.ascontiguousarray(arr))
+                f.flush()
+                os.fsync(f.fileno())
+        if meta is not None:
+            with open(tmp / "meta.json", "w") as f:
+                f.write(json.dumps(meta))
+                f.flush()
+                os.fsync(f.fileno())
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException as exc:
+        full = is_disk_full(exc, folder.parent)  # before the cleanup frees the space again
+        if old.exists() and not folder.exists():
+            os.replace(old, folder)  # put the previous version back
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full and not isinstance(exc, DiskFullError):
+            raise DiskFullError(folder.parent) from exc
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_leftovers(folder) -> int:
+    """Remove the temporaries (see the module doc) that killed writers left directly in folder.
+    Only for folders the engine owns, and only while no other writer can be at work in them."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for e in entries:
+        n = e.name
+        if n.startswith((".tmp-", ".old-")) and e.is_dir(follow_symlinks=False):
+            shutil.rmtree(e.path, ignore_errors=True)
+        elif n.startswith(".") and n.endswith(".tmp") and e.is_file(follow_symlinks=False):
+            Path(e.path).unlink(missing_ok=True)
+        else:
+            continue
+        removed += 1
+    return removed

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import errno
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
 
 
 def shown(path) -> str:
@@ -39,3 +42,57 @@ class FormatError(PixretError):
 
 class ProjectError(PixretError):
     """A project folder or catalog problem (missing, not a project, schema too new, ...)."""
+
+
+_NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_SQLITE_FULL, _SQLITE_IOERR = 13, 10
+
+
+class DiskFullError(PixretError, OSError):
+    """No space left in a folder the engine writes to. Whatever was saved before is kept; the
+    half-written file or folder is removed. An OSError too, so `except OSError` still catches it."""
+
+    def __init__(self, folder):
+        self.folder = str(folder)
+        OSError.__init__(self, errno.ENOSPC, f"disk full: no space left to write in {shown(folder)}; free some "
+                         "space and run the command again (everything saved before is kept)", self.folder)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def is_disk_full(exc: BaseException, folder=None) -> bool:
+    """ENOSPC/EDQUOT, or SQLite's 'database or disk is full' (also inside a SQLAlchemy error); an
+    SQLite I/O error counts when the folder has (almost) no space left, as when its shared-memory
+    file cannot grow."""
+    if isinstance(exc, DiskFullError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return True
+    orig = getattr(exc, "orig", exc)  # SQLAlchemy's DBAPIError wraps the driver's error
+    code = getattr(orig, "sqlite_errorcode", None)
+    if (code is not None and code & 0xFF == _SQLITE_FULL) or "database or disk is full" in str(orig):
+        return True
+    # Some writers lose the errno (numpy's tofile: "N requested and M written"), and SQLite says
+    # "I/O error" when its shared-memory file cannot grow: then the free space decides.
+    vague = (isinstance(exc, OSError) and exc.errno in (None, errno.EIO)) or (
+        code is not None and code & 0xFF == _SQLITE_IOERR)
+    if vague and folder is not None:
+        try:
+            return shutil.disk_usage(folder).free < 256 * 1024
+        except OSError:
+            return False
+    return False
+
+
+@contextmanager
+def disk_full_named(folder):
+    """Turn running out of space inside the block into a DiskFullError naming `folder`."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc, folder):
+            raise DiskFullError(Path(folder)) from exc
+        raise

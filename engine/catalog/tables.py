@@ -11,7 +11,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import quote_from_bytes, unquote_to_bytes
+from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
 
 from sqlalchemy import (
     JSON,
@@ -28,9 +28,12 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from engine.base.errors import DiskFullError, ProjectError, is_disk_full
 
 
 def utcnow() -> dt.datetime:
@@ -230,34 +233,99 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+def _read_only_pragmas(dbapi_connection, _record) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA query_only=ON")
+    cur.close()
+
+
+# SQLite's answers that mean "cannot write here" (not "someone else is writing": busy, locked)
+_SQLITE_CANNOT_WRITE = {8: "read-only", 10: "I/O error", 13: "full", 14: "cannot open"}
+
+
 class Catalog:
-    """An open catalog: the SQLAlchemy engine and a session factory, migrated to head."""
+    """An open catalog: the SQLAlchemy engine and a session factory, migrated to head.
+
+    A catalog at head is opened without writing. One that cannot be written at all (a full disk,
+    a read-only medium or folder) is opened read-only when nothing waits in its write-ahead log:
+    reading works, and a write raises ProjectError saying why (`read_only` holds the reason).
+    """
 
     def __init__(self, url: str):
         self.url = url
+        self.read_only: str | None = None
+        database = make_url(url).database if url.startswith("sqlite") else None
+        self.file = Path(database) if database and database != ":memory:" else None
         self.engine = make_engine(url)
-        # local: alembic is only needed when opening
+        try:
+            self._migrate(self.engine)
+        except BaseException as exc:
+            self.engine.dispose()  # release the file, so a refused catalog can be moved or deleted
+            why = self._cannot_write(exc)
+            if why is None:
+                raise
+            self._open_read_only(why, exc)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @staticmethod
+    def _migrate(engine: Engine) -> None:
         from engine.catalog.migrations import current_revision, head_revision, upgrade_to_head
 
+        # Migrating takes the write lock: a catalog already at head is opened without writing, so
+        # reading works while another process writes.
+        if current_revision(engine) != head_revision():
+            upgrade_to_head(engine)
+
+    def _cannot_write(self, exc: BaseException) -> str | None:
+        """Why the catalog file cannot be opened for writing, or None for any other failure."""
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        code = getattr(getattr(cause, "orig", cause), "sqlite_errorcode", None)
+        if self.file is None or not self.file.is_file() or code is None or code & 0xFF not in _SQLITE_CANNOT_WRITE:
+            return None
+        if is_disk_full(cause, self.file.parent):
+            return "the disk is full"
+        if not os.access(self.file.parent, os.W_OK) or code & 0xFF == 8:
+            return "its folder cannot be written"
+        return f"the catalog cannot be written ({_SQLITE_CANNOT_WRITE[code & 0xFF]})"
+
+    def _open_read_only(self, why: str, exc: BaseException) -> None:
+        wal = self.file.with_name(self.file.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            # the latest changes are in the log, which SQLite can only read with room for its index
+            if why == "the disk is full":
+                raise DiskFullError(self.file.parent) from exc
+            raise ProjectError(f"{self.file}: cannot be opened ({why}) and its latest changes wait in "
+                               f"{wal.name}; open it once where it can be written") from exc
+        # immutable: no lock, no journal, nothing written (safe: nobody can write here either)
+        engine = create_engine(f"sqlite:///file:{quote(str(self.file))}?immutable=1&uri=true", future=True)
+        event.listen(engine, "connect", _read_only_pragmas)
+        from engine.catalog.migrations import current_revision, head_revision
+
         try:
-            # Migrating takes the write lock; a catalog already at head is opened without writing,
-            # so reading works while another process writes, on a full disk or a read-only medium.
-            if current_revision(self.engine) != head_revision():
-                upgrade_to_head(self.engine)
+            if current_revision(engine) != head_revision():
+                raise ProjectError(f"{self.file}: made by an older PixRet and cannot be upgraded ({why})") from exc
         except BaseException:
-            self.engine.dispose()  # release the file, so a refused catalog can be moved or deleted
+            engine.dispose()
             raise
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.engine, self.read_only = engine, why
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed on success, rolled back on any error."""
+        """A transaction: committed on success, rolled back on any error.
+
+        Running out of space raises DiskFullError naming the catalog's folder; a write to a
+        read-only catalog raises ProjectError saying why it is read-only."""
         with self._sessions() as s:
             try:
                 yield s
                 s.commit()
-            except BaseException:
+            except BaseException as exc:
                 s.rollback()
+                if self.read_only and isinstance(exc, DBAPIError):
+                    raise ProjectError(f"{self.file.parent}: opened read-only ({self.read_only}); "
+                                       "nothing can be saved") from exc
+                if self.file is not None and is_disk_full(exc, self.file.parent):
+                    raise DiskFullError(self.file.parent) from exc
                 raise
 
     def close(self) -> None:

@@ -3,12 +3,11 @@
 A pack is a folder `features/<name>/` holding `xy.npy` (float32 N x 2), `scale.npy`, `angle.npy`
 (float32 N) and `desc.npy` (uint8 N x 128) for a batch of images laid end to end; the catalog's
 `feature_sets` rows say which (pack, offset, count) belongs to which image. A pack is written under
-a temporary name and renamed into place, then the catalog rows are committed: a crash in between
-leaves only an unreferenced pack, which `collect_garbage` removes. Nothing is ever rewritten in place.
+a temporary name and renamed into place (engine.base.atomic), then the catalog rows are committed:
+a crash in between leaves only an unreferenced pack, which `collect_garbage` removes. Nothing is ever rewritten in place.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 import uuid
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.base.atomic import atomic_write_arrays
 from engine.features.extract import FeatureSet
 
 _FIELDS = ("xy", "scale", "angle", "desc")
@@ -31,21 +31,22 @@ class FeatureStore:
     def write_pack(self, feature_sets: list[FeatureSet]) -> tuple[str, list[tuple[int, int]]]:
         """Write a batch as one pack; returns its name and each set's (offset, count)."""
         name = f"p{uuid.uuid4().hex[:16]}"
-        tmp = self.folder / f".tmp-{name}"
-        tmp.mkdir()
         spans, offset = [], 0
         for fs in feature_sets:
             spans.append((offset, len(fs)))
             offset += len(fs)
+        arrays = {}
         for field in _FIELDS:
             parts = [getattr(fs, field) for fs in feature_sets]
-            arr = np.concatenate(parts) if parts else getattr(FeatureSet.empty(), field)
-            with open(tmp / f"{field}.npy", "wb") as f:
-                np.save(f, np.ascontiguousarray(arr))
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, self.folder / name)
+            arrays[field] = np.concatenate(parts) if parts else getattr(FeatureSet.empty(), field)
+        atomic_write_arrays(self.folder / name, arrays)
         return name, spans
+
+    def remove_pack(self, pack: str) -> None:
+        """Forget a pack no catalog row points to (its catalog commit failed)."""
+        with self._lock:
+            self._open.pop(pack, None)
+        shutil.rmtree(self.folder / pack, ignore_errors=True)
 
     def _arrays(self, pack: str) -> dict[str, np.ndarray]:
         arrays = self._open.get(pack)

@@ -13,15 +13,13 @@ The inverted file is CSR by word: `ptr[w]:ptr[w+1]` indexes `images` (catalog im
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from engine.base.atomic import atomic_write_arrays
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 
 SIG_WORDS = 2  # 128-bit signatures as two uint64
@@ -33,13 +31,23 @@ def vocabulary_size(n_features: int) -> int:
     return int(min(8192, max(256, k)))
 
 
-def train_vocabulary(sample: np.ndarray, k: int, *, seed: int = 1234, niter: int = 10) -> np.ndarray:
-    """k-means centroids (k, 128) float32 on RootSIFT descriptors."""
+VOCABULARY_ITERATIONS = 10
+
+
+def train_vocabulary(sample: np.ndarray, k: int, *, seed: int = 1234, niter: int = VOCABULARY_ITERATIONS,
+                     init: np.ndarray | None = None) -> np.ndarray:
+    """k-means centroids (k, 128) float32 on RootSIFT descriptors.
+
+    init: centroids to continue from with niter more Lloyd iterations (3 iterations, then 7 from
+    their result, give exactly the centroids of 10 in one go: how training resumes)."""
     sample = np.ascontiguousarray(sample, dtype=np.float32)
     k = int(min(k, max(1, sample.shape[0] // 39)))  # faiss wants >= 39 points per centroid
+    if init is not None:
+        k = len(init)
+        init = np.ascontiguousarray(init, dtype=np.float32)
     km = faiss.Kmeans(sample.shape[1], k, niter=niter, seed=seed, spherical=False,
                       max_points_per_centroid=64, verbose=False)
-    km.train(sample)
+    km.train(sample, init_centroids=init)
     return np.ascontiguousarray(km.centroids, dtype=np.float32)
 
 
@@ -186,21 +194,12 @@ class InvertedFile:
 
     def save(self, folder: Path) -> None:
         """Write to `folder` atomically (a temporary sibling renamed into place)."""
-        folder = Path(folder)
-        tmp = folder.with_name(f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}")
-        tmp.mkdir(parents=True)
         ids = np.fromiter(self.n_words.keys(), np.int64, len(self.n_words))
         nw = np.fromiter(self.n_words.values(), np.int64, len(self.n_words))
         fs = np.array([self.feature_sets[int(i)] for i in ids], np.int64)
-        for name, arr in (("centroids", self.centroids), ("ptr", self.ptr), ("images", self.images),
-                          ("sigs", self.sigs), ("image_ids", ids), ("image_nwords", nw), ("image_fsids", fs)):
-            np.save(tmp / f"{name}.npy", arr)
-        (tmp / "meta.json").write_text(json.dumps({"trained_on": self.trained_on, "k": self.k}))
-        old = folder.with_name(f".old-{folder.name}-{uuid.uuid4().hex[:8]}")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
+        atomic_write_arrays(folder, {"centroids": self.centroids, "ptr": self.ptr, "images": self.images,
+                                     "sigs": self.sigs, "image_ids": ids, "image_nwords": nw, "image_fsids": fs},
+                            {"trained_on": self.trained_on, "k": self.k})
 
     @classmethod
     def load(cls, folder: Path) -> "InvertedFile":

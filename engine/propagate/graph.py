@@ -26,7 +26,6 @@ temporary name and renamed into place; arrays are .npy files read memory-mapped.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import threading
 import time
@@ -40,7 +39,7 @@ from scipy import sparse
 
 from engine.features.extract import rootsift
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
-from engine.base.atomic import atomic_write_text
+from engine.base.atomic import atomic_write_arrays, atomic_write_text
 from engine.verify.spatial import SVConfig, fit_homography, match_ratio, plausible_homography
 
 GRAPH_VERSION = 1
@@ -115,25 +114,6 @@ class AsmkRows:
 
 # ------------------------------------------------------------------------------------------------
 # storage
-
-
-def _save_arrays(folder: Path, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
-    """Write a folder of .npy files (and meta.json) under a temporary name, then rename it into place."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    for name, arr in arrays.items():
-        with open(tmp / f"{name}.npy", "wb") as f:
-            np.save(f, np.ascontiguousarray(arr))
-            f.flush()
-            os.fsync(f.fileno())
-    if meta is not None:
-        (tmp / "meta.json").write_text(json.dumps(meta))
-    old = folder.with_name(f".old-{folder.name}-{uuid.uuid4().hex[:8]}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _load_arrays(folder: Path, names, mmap: bool = True) -> dict[str, np.ndarray]:
@@ -493,8 +473,8 @@ def _update_knn(folder: Path, index, entries: dict, nodes: np.ndarray, fsids: np
             for o, s in zip(old_rows, cols):
                 _top_k(o, part, s, nodes, knn_ids, knn_sims, keep=knn_ids[o] >= 0)
         progress(min(start + block, len(rows)), len(rows), "graph: neighbours")
-    _save_arrays(folder / "knn", {"nodes": nodes, "fsids": fsids, "knn_ids": knn_ids, "knn_sims": knn_sims},
-                 {"version": GRAPH_VERSION, "vocab": list(vocab), "k": K})
+    atomic_write_arrays(folder / "knn", {"nodes": nodes, "fsids": fsids, "knn_ids": knn_ids, "knn_sims": knn_sims},
+                        {"version": GRAPH_VERSION, "vocab": list(vocab), "k": K})
     return knn_ids, knn_sims, int(fresh.sum())
 
 
@@ -558,7 +538,7 @@ def add_reviewed_edges(project, pairs: list[tuple[int, int, np.ndarray, np.ndarr
         return 0
     pending = project.folder / "graph" / "pending"
     pending.mkdir(parents=True, exist_ok=True)
-    _save_arrays(pending / f"c{time.time_ns():020d}-{uuid.uuid4().hex[:6]}", Edges.from_results(results).arrays())
+    atomic_write_arrays(pending / f"c{time.time_ns():020d}-{uuid.uuid4().hex[:6]}", Edges.from_results(results).arrays())
     project.reload_graph()
     return len(results)
 
@@ -589,8 +569,8 @@ def _verify_pairs(project, folder: Path, todo: list[tuple[int, int]], fs_of: dic
                     progress(done, len(todo), "graph")
             finally:  # a cancel keeps the pairs verified so far
                 if results:
-                    _save_arrays(pending / f"c{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
-                                 Edges.from_results(results).arrays())
+                    atomic_write_arrays(pending / f"c{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
+                                        Edges.from_results(results).arrays())
                     report.pairs_checked += len(results)
 
 
@@ -608,7 +588,7 @@ def _consolidate(folder: Path, fs_of: dict) -> None:
         edges = edges.select(ok)
         edges = Edges(*(np.array(getattr(edges, n)) for n in _EDGE_FIELDS))
     if chunks or not (folder / "edges" / "ptr.npy").exists() or len(edges) != n_before:
-        _save_arrays(folder / "edges", edges.arrays())
+        atomic_write_arrays(folder / "edges", edges.arrays())
     for c in chunks:
         shutil.rmtree(c, ignore_errors=True)
     for c in pending.iterdir() if pending.is_dir() else []:
