@@ -208,7 +208,8 @@ def test_a_relative_query_is_left_out_of_its_own_results_and_exports(cli_project
         review.set_decision(project, 1, hit.image_id, "accepted", hit.region)
         report = export_project(project, tmp_path / "export", "coco")
     assert report.n_objects == 1 and not report.warnings
-    names = {im["file_name"] for im in json.loads((tmp_path / "export" / "annotations.json").read_text())["images"]}
+    coco = tmp_path / "export" / "annotations" / "instances_default.json"
+    names = {im["file_name"] for im in json.loads(coco.read_text())["images"]}
     assert qrel in names
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import Polygon
 from sqlalchemy import func, select
 
@@ -20,6 +23,7 @@ from engine.base.types import Query
 from engine.catalog.tables import AnnotationRow, HitRow, QueryRow
 from engine.cli import main
 from engine.demo import make_collection
+from engine.formats import coco as coco_format
 from engine.formats.destination import check_export_destination
 from engine.formats.export import NothingToExport, export_project, reviewed_set
 from engine.formats.importers import import_annotations
@@ -110,11 +114,13 @@ def no_holes(region: Region) -> Region:
     return Region.from_polygons(region.polygons())
 
 
-def check_round_trip(expected, got, *, holes: bool, negatives: bool, junk_regions: bool = True):
+def check_round_trip(expected, got, *, holes: bool, negatives: bool, junk_regions: bool = True, exact=False):
+    """exact: every region comes back with the same pixels (IoU 1.0), else IoU >= 0.99."""
+    least = 1.0 if exact else 0.99
     assert set(got) == set(expected)
     for qrel, (qregion, dec) in expected.items():
         gregion, gdec = got[qrel]
-        assert gregion.iou(qregion, H, W) >= 0.99
+        assert gregion.iou(qregion, H, W) >= least
         want = {rel: v for rel, v in dec.items() if negatives or v[0] != "rejected"}
         assert set(gdec) == set(want), qrel
         for rel, (kind, diff, region) in want.items():
@@ -127,7 +133,7 @@ def check_round_trip(expected, got, *, holes: bool, negatives: bool, junk_region
                 assert d.region is None
                 continue
             ref = region if holes else no_holes(region)
-            assert d.region.iou(ref, H, W) >= 0.99, (qrel, rel)
+            assert d.region.iou(ref, H, W) >= least, (qrel, rel)
 
 
 # -- what is exported ----------------------------------------------------------------------------
@@ -223,6 +229,27 @@ def test_revisitop_without_pixel_labels_imports_image_level_positives(reviewed, 
     assert len(imported_q) == 2 and all(len(bench.gnd[q].easy) == 1 for q in imported_q)
 
 
+def test_a_query_keeps_its_name_through_import_and_export(reviewed, fresh, tmp_path):
+    """A query photo byte-identical to a database photo is matched to it by content on import; the
+    export still calls it by its own name (not `<db name>__q0`)."""
+    project, _ = reviewed
+    export_project(project, tmp_path / "pb", "pixbench")
+    pb = tmp_path / "pb"
+    gnd = json.loads((pb / "gnd.json").read_text())
+    db_name = next(n for n in gnd["imlist"] if n.startswith("other"))
+    (pb / "jpg" / f"{gnd['qimlist'][0]}.jpg").unlink()
+    shutil.copy(pb / "jpg" / f"{db_name}.jpg", pb / "jpg" / "my_query.jpg")      # same bytes as a db photo
+    gnd["qimlist"][0] = "my_query"
+    (pb / "gnd.json").write_text(json.dumps(gnd))
+    (pb / "pixret.json").unlink()                  # no name map: the photo is found by content alone
+    r = import_annotations(fresh, pb, "pixbench")
+    assert r.n_objects == 2 and not r.unmatched
+    export_project(fresh, tmp_path / "again", "pixbench")
+    again = json.loads((tmp_path / "again" / "gnd.json").read_text())
+    assert "my_query" in again["qimlist"] and not any(n.endswith("__q0") for n in again["qimlist"])
+    assert (tmp_path / "again" / "jpg" / "my_query.jpg").read_bytes() == (pb / "jpg" / "my_query.jpg").read_bytes()
+
+
 def test_query_images_decided_in_other_searches_stay_in_the_database(fresh, collection, tmp_path):
     """Two searches of one object from two views, each accepting the other's query image; the
     first search saved twice (one object, decisions merged)."""
@@ -254,55 +281,163 @@ def test_query_images_decided_in_other_searches_stay_in_the_database(fresh, coll
 # -- COCO ------------------------------------------------------------------------------------------
 
 
+def coco_json(out) -> Path:
+    """The instances file of a COCO export, found by datumaro's rules (its CocoImporter, without
+    datumaro): annotations/<task>_<subset>.json under the dataset root, the images of a subset in
+    images/<subset>/ (or images/), each at images_dir/<file_name> without leaving it."""
+    found = sorted(p for p in Path(out).rglob("*_*.json") if p.name.startswith("instances_"))
+    assert len(found) == 1 and found[0].parent.name == "annotations", found
+    return found[0]
+
+
+def datumaro_image_path(instances: Path, file_name: str) -> Path:
+    root = instances.parent.parent                     # the folder above annotations/
+    subset = instances.stem.split("instances_", 1)[1]
+    images = root / "images" / subset if (root / "images" / subset).is_dir() else root / "images"
+    path = (images / file_name).resolve()
+    assert path.is_relative_to(images.resolve()), file_name        # join_within_base
+    return path
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")   # pycocotools' own, under numpy 2
-def test_coco_export_loads_in_pycocotools_and_scores_1_against_itself(reviewed, tmp_path):
+def test_coco_export_is_exact_in_pycocotools_and_scores_1_against_itself(reviewed, tmp_path):
     pycocotools = pytest.importorskip("pycocotools")
+    from pycocotools import mask as mask_utils
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     project, expected = reviewed
     export_project(project, tmp_path / "coco", "coco")
-    path = tmp_path / "coco" / "annotations.json"
+    path = coco_json(tmp_path / "coco")
+    assert path == tmp_path / "coco" / "annotations" / "instances_default.json"
     gt = COCO(str(path))
     assert len(gt.getImgIds()) == 2 * 4 + 1 and len(gt.getAnnIds()) == 2 * 4
     for img in gt.loadImgs(gt.getImgIds()):
-        assert (tmp_path / "coco" / "images" / img["file_name"]).is_file()
+        assert datumaro_image_path(path, img["file_name"]).is_file()
         assert (img["width"], img["height"]) == (W, H)
+    rs = reviewed_set(project)
+    want = {}                                 # (file_name, object, role) -> PixRet's own mask
+    for o in rs.objects:
+        want[(o.query.rel, o.index, "query")] = o.region.to_mask(H, W)
+        for d in o.positives():
+            want[(rs.images[d.image_id].rel, o.index, "positive")] = d.region.to_mask(H, W)
     kinds = set()
     for ann in gt.loadAnns(gt.getAnnIds()):
-        assert ann["iscrowd"] == 0 and len(ann["bbox"]) == 4 and ann["area"] > 0
-        kinds.add(type(ann["segmentation"]).__name__)
-        # pycocotools rasterizes our polygons onto (nearly) the pixels we mean
+        key = (gt.loadImgs(ann["image_id"])[0]["file_name"], ann["pixret"]["object"], ann["pixret"]["role"])
         m = gt.annToMask(ann).astype(bool)
-        assert abs(int(m.sum()) - ann["area"]) / ann["area"] < 0.04
+        assert np.array_equal(m, want[key]), key                   # pixel for pixel
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        assert ann["area"] == mask_utils.area(rle) and ann["bbox"] == mask_utils.toBbox(rle).tolist()
+        assert ann["iscrowd"] == 0
+        kinds.add(type(ann["segmentation"]).__name__)
     assert kinds == {"list", "dict"}       # polygons, and RLE for the region with a hole
-    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": gt.annToRLE(a),
-                "score": 1.0} for a in gt.loadAnns(gt.getAnnIds())]
-    for rle in (r["segmentation"] for r in results):
-        if isinstance(rle["counts"], bytes):
-            rle["counts"] = rle["counts"].decode("ascii")
-    dt = gt.loadRes(results)
-    ev = COCOeval(gt, dt, "segm")
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
-    assert ev.stats[0] == pytest.approx(1.0)
-    bbox_res = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
-                for a in gt.loadAnns(gt.getAnnIds())]
-    ev = COCOeval(gt, gt.loadRes(bbox_res), "bbox")
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
-    assert ev.stats[0] == pytest.approx(1.0)
+    for iou_type, field in (("segm", "segmentation"), ("bbox", "bbox")):      # the ground truth as detections
+        results = [{"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
+                    field: a["bbox"] if field == "bbox" else gt.annToRLE(a)} for a in gt.loadAnns(gt.getAnnIds())]
+        ev = COCOeval(gt, gt.loadRes(results), iou_type)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        assert ev.stats[0] == pytest.approx(1.0), iou_type
     del pycocotools
+
+
+def hard_regions() -> dict[str, Region]:
+    """Regions whose pixels polygons get wrong most easily (image W x H)."""
+    line = np.zeros((H, W), bool)
+    line[100, 20:200] = True                                            # one pixel thin
+    line[30:90, 250] = True
+    diagonal = np.zeros((H, W), bool)
+    diagonal[np.arange(40, 80), np.arange(40, 80)] = True               # pixels touching at corners only
+    pinch = np.zeros((H, W), bool)
+    pinch[10:20, 10:20] = pinch[20:30, 20:30] = True                    # two squares meeting at a corner
+    ring = np.zeros((H, W), bool)
+    ring[50:120, 100:200] = True
+    ring[70:100, 130:170] = False                                       # a hole
+    ring[80:90, 145:155] = True                                         # an island in the hole
+    return {
+        "holes": Region.from_mask(ring),
+        "parts": Region.from_polygons([[(5, 5), (40, 5), (40, 30), (5, 30)], [(60, 60), (90, 62), (70, 95)],
+                                       [(200.4, 150.6), (240.2, 151.1), (220.7, 190.3)]]),
+        "thin": Region.from_mask(line),
+        "diagonal": Region.from_mask(diagonal),
+        "pinch": Region.from_mask(pinch),
+        "border": Region.from_polygons([[(-20, -10), (100, -5), (W + 30, H / 2), (W - 1, H - 1), (0, H + 10)]]),
+        "tiny": Region.from_mask(np.pad(np.ones((1, 1), bool), ((3, H - 4), (3, W - 4)))),   # one pixel
+    }
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_coco_polygons_and_rle_are_pixel_exact_on_hard_regions(fresh, collection, tmp_path):
+    """Holes, several parts, one-pixel-thin parts, corner contacts, the image border: annToMask gives
+    PixRet's mask back exactly, and area and bbox are pycocotools' own."""
+    pytest.importorskip("pycocotools")
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+
+    (qrel, qpoly), *views = collection.views["object1"]
+    qid = review.save_search(fresh, search(fresh, Query(fresh.image_id(qrel), Region.from_polygons([qpoly])),
+                                           top_k=3))
+    regions = hard_regions()
+    targets = [rel for rel, _ in views] + collection.distractors + [rel for rel, _ in collection.views["object2"]]
+    placed = dict(zip(targets, regions.items()))
+    for rel, (_, region) in placed.items():
+        assert region.to_mask(H, W).any()
+        review.set_decision(fresh, qid, fresh.image_id(rel), "corrected", region, author="t")
+    export_project(fresh, tmp_path / "coco", "coco")
+    gt = COCO(str(coco_json(tmp_path / "coco")))
+    seen = {}
+    for ann in gt.loadAnns(gt.getAnnIds()):
+        rel = gt.loadImgs(ann["image_id"])[0]["file_name"]
+        if rel not in placed:
+            continue
+        name, region = placed[rel]
+        m = gt.annToMask(ann).astype(bool)
+        assert np.array_equal(m, region.to_mask(H, W)), name
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        assert ann["area"] == mask_utils.area(rle) and ann["bbox"] == mask_utils.toBbox(rle).tolist(), name
+        seen[name] = type(ann["segmentation"]).__name__
+    assert set(seen) == set(regions)
+    assert seen["holes"] == "dict" and all(k == "list" for n, k in seen.items() if n != "holes")
+
+
+def test_coco_square_writes_the_pixels_it_covers():
+    """The issue's example: PixRet's square (10, 10)-(20, 20) covers 121 pixels; COCO gets their outline."""
+    seg, area, bbox = coco_format.segmentation(Region.from_bbox(10, 10, 20, 20), 40, 40)
+    assert seg == [[10.0, 10.0, 10.0, 21.0, 21.0, 21.0, 21.0, 10.0]]
+    assert area == 121 and bbox == [10.0, 10.0, 11.0, 11.0]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), density=st.sampled_from([0.1, 0.4, 0.7]))
+def test_random_masks_and_polygons_agree_with_pycocotools(seed, density):
+    pytest.importorskip("pycocotools")
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(1, 40, 2))
+    region = Region.from_mask(rng.random((h, w)) < density)
+    seg, area, bbox = coco_format.segmentation(region, h, w)
+    want = region.to_mask(h, w)
+    if isinstance(seg, dict):
+        got = mask_utils.decode(seg)
+    elif seg:
+        got = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(seg, h, w)))
+    else:
+        got = np.zeros((h, w), np.uint8)
+    assert np.array_equal(got.astype(bool), want)
+    poly = (rng.uniform(-4, max(h, w) + 4, (int(rng.integers(3, 9)), 2))).ravel().tolist()   # any polygon
+    ref = mask_utils.decode(mask_utils.frPyObjects([poly], h, w))[:, :, 0].astype(bool)
+    assert np.array_equal(coco_format.polygon_mask([poly], h, w), ref)
 
 
 def test_coco_round_trip_keeps_holes_roles_and_negatives(reviewed, fresh, tmp_path):
     project, expected = reviewed
     export_project(project, tmp_path / "coco", "coco")
-    r = import_annotations(fresh, tmp_path / "coco" / "annotations.json", "coco")
+    r = import_annotations(fresh, tmp_path / "coco", "coco")
     assert r.n_objects == 2 and r.n_annotations == 6 and r.n_rejected == 2 and not r.unmatched
-    check_round_trip(expected, imported(fresh, "coco"), holes=True, negatives=True)
+    check_round_trip(expected, imported(fresh, "coco"), holes=True, negatives=True, exact=True)
 
 
 def test_plain_coco_groups_by_category_and_reports_unmatched_images(fresh, collection, tmp_path):
@@ -325,19 +460,48 @@ def test_plain_coco_groups_by_category_and_reports_unmatched_images(fresh, colle
     assert r.unmatched == ["nowhere/ghost.jpg (in poster#0)"]
     got = imported(fresh, "coco")
     (qregion, dec), = got.values()
-    assert list(got) == [rel1] and qregion.iou(Region.from_polygons([p1]), H, W) >= 0.99
-    assert dec[rel2].region.iou(Region.from_polygons([p2]), H, W) >= 0.99
+    assert list(got) == [rel1]
+    # the regions mean what pycocotools means: its pixels for the polygons, exactly
+    for region, seg in ((qregion, doc["annotations"][0]["segmentation"]), (dec[rel2].region,
+                                                                         doc["annotations"][1]["segmentation"])):
+        assert np.array_equal(region.to_mask(H, W), coco_format.polygon_mask(seg, H, W))
     assert counts(fresh) == (before[0] + 1, before[1] + 1, before[2] + 1)
 
 
 # -- LabelMe ---------------------------------------------------------------------------------------
 
 
-def test_labelme_export_is_what_labelme_opens_and_round_trips(reviewed, fresh, tmp_path):
+def labelme_mask(doc: dict, group_id) -> np.ndarray:
+    """An object's pixels by LabelMe's own rules (labelme.utils.shape_to_mask and shapes_to_label,
+    without labelme): polygons drawn by PIL with their outline, mask shapes pasted into their box."""
+    import base64
+    import io
+
+    from PIL import Image, ImageDraw
+
+    out = np.zeros((doc["imageHeight"], doc["imageWidth"]), bool)
+    for s in doc["shapes"]:
+        if s["group_id"] != group_id:
+            continue
+        if s["shape_type"] == "mask":
+            (x1, y1), (x2, y2) = np.asarray(s["points"]).astype(int)
+            out[y1:y2 + 1, x1:x2 + 1] |= np.asarray(Image.open(io.BytesIO(base64.b64decode(s["mask"])))).astype(bool)
+        else:
+            canvas = Image.fromarray(np.zeros(out.shape, np.uint8))
+            ImageDraw.Draw(canvas).polygon([tuple(p) for p in s["points"]], outline=1, fill=1)
+            out |= np.asarray(canvas).astype(bool)
+    return out
+
+
+def test_labelme_export_keeps_holes_and_round_trips_exactly(reviewed, fresh, tmp_path):
     project, expected = reviewed
-    export_project(project, tmp_path / "lm", "labelme")
+    report = export_project(project, tmp_path / "lm", "labelme")
+    assert any("no place for negatives: 2 rejected" in w for w in report.warnings)
     files = sorted((tmp_path / "lm").rglob("view*.json"))
     assert len(files) == 2 * 4
+    holed_region = expected["object2/view01.jpg"][1]["object2/view03.jpg"][2]
+    assert len(holed_region.polygons_with_holes()[0]) == 2            # the premise: it has a hole
+    kinds = set()
     for f in files:
         doc = json.loads(f.read_text())
         assert set(doc) >= {"version", "flags", "shapes", "imagePath", "imageData", "imageHeight", "imageWidth"}
@@ -345,11 +509,28 @@ def test_labelme_export_is_what_labelme_opens_and_round_trips(reviewed, fresh, t
         assert not doc["imagePath"].startswith("/") and (f.parent / doc["imagePath"]).is_file()
         for s in doc["shapes"]:
             assert set(s) >= {"label", "points", "group_id", "shape_type", "flags"}
-            assert s["shape_type"] == "polygon" and isinstance(s["group_id"], int)
+            assert s["shape_type"] in ("polygon", "mask") and isinstance(s["group_id"], int)
             assert all(len(p) == 2 for p in s["points"])
+            kinds.add(s["shape_type"])
+        if f.name == "view03.json" and f.parent.name == "object2":
+            # read by LabelMe's rules, the holed outline is its pixels exactly, the hole included
+            assert [s["shape_type"] for s in doc["shapes"]] == ["mask"] and doc["version"] >= "5.3"
+            got = labelme_mask(doc, doc["shapes"][0]["group_id"])
+            assert np.array_equal(got, holed_region.to_mask(H, W))
+    assert kinds == {"polygon", "mask"}
     r = import_annotations(fresh, tmp_path / "lm", "labelme")
     assert r.n_objects == 2 and r.n_annotations == 6 and not r.unmatched
-    check_round_trip(expected, imported(fresh, "labelme"), holes=False, negatives=False)
+    check_round_trip(expected, imported(fresh, "labelme"), holes=True, negatives=False, exact=True)
+
+
+def test_pixbench_labels_fill_holes_and_say_so(reviewed, tmp_path):
+    project, expected = reviewed
+    report = export_project(project, tmp_path / "pb", "pixbench")
+    warning, = [w for w in report.warnings if "holes" in w]
+    assert "1 outlines have holes" in warning and "labels/" in warning
+    for f in (tmp_path / "pb").rglob("*.json"):
+        if f.parent.name in ("labels", "queries"):
+            assert all(s["shape_type"] == "polygon" for s in json.loads(f.read_text())["shapes"])
 
 
 def test_labelme_shapes_of_one_object_unite_and_the_first_file_is_the_query(fresh, collection, tmp_path):
@@ -427,8 +608,8 @@ def test_new_empty_and_earlier_export_folders(reviewed, tmp_path):
     out.mkdir()
     assert check_export_destination(project, out).state == "empty"
     export_project(project, out, "coco")
-    marker = json.loads((out / "pixret-export.json").read_text())
-    assert sorted(marker["files"]) == sorted(p for p in contents(out) if p != "pixret-export.json")
+    marker = json.loads((out / "pixret.json").read_text())
+    assert sorted(marker["files"]) == sorted(p for p in contents(out) if p != "pixret.json")
     dest = check_export_destination(project, out)
     assert dest.state == "earlier_export" and dest.replaces
     coco_files = contents(out)
@@ -436,9 +617,9 @@ def test_new_empty_and_earlier_export_folders(reviewed, tmp_path):
         export_project(project, out, "labelme")
     assert contents(out) == coco_files
     export_project(project, out, "labelme", overwrite=True)            # replaces it whole
-    json_only = {p for p in coco_files if p.endswith(".json") and p != "pixret-export.json"}
+    json_only = {p for p in coco_files if p.endswith(".json") and p != "pixret.json"}
     assert json_only and not json_only & set(contents(out)) and any(out.rglob("*.json"))
-    assert oct((out / "pixret-export.json").stat().st_mode & 0o044) == oct(0o044)  # readable by others
+    assert oct((out / "pixret.json").stat().st_mode & 0o044) == oct(0o044)  # readable by others
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     # a file of the user's added to an earlier export makes the folder the user's
     (out / "my_notes.txt").write_text("keep me")
@@ -449,7 +630,7 @@ def test_new_empty_and_earlier_export_folders(reviewed, tmp_path):
     assert (out / "my_notes.txt").read_text() == "keep me"
     # a marker without the file list (or damaged) is not trusted
     (out / "my_notes.txt").unlink()
-    (out / "pixret-export.json").write_text('{"pixret_export": 1, "format": "coco"}')
+    (out / "pixret.json").write_text('{"pixret_export": 1, "format": "coco"}')
     assert check_export_destination(project, out).state == "refused"
     link = tmp_path / "link"
     link.symlink_to(out)
@@ -541,7 +722,7 @@ def test_cli_export_and_import(reviewed, fresh, tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["export", "--project", project_dir, "--format", "coco", "--out", str(out), "-q",
                  "--overwrite"]) == 0
-    assert main(["import", "--project", str(fresh.folder), "--format", "coco", str(out / "annotations.json"),
+    assert main(["import", "--project", str(fresh.folder), "--format", "coco", str(coco_json(out)),
                  "-q"]) == 0
     assert "imported 2 objects" in capsys.readouterr().out
     mine = tmp_path / "Documents"

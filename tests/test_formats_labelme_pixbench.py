@@ -253,3 +253,55 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
         write_labelme(path, "a.jpg", 10, 10, Region.from_bbox(2, 2, 8, 8))
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def mask_shape(crop, x1=5, y1=4, points=None, data=None) -> dict:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(crop, bool)).save(buf, format="PNG")
+    h, w = np.asarray(crop).shape
+    return {"label": "o", "shape_type": "mask", "group_id": None, "flags": {},
+            "points": points or [[x1, y1], [x1 + w - 1, y1 + h - 1]],
+            "mask": data if data is not None else base64.b64encode(buf.getvalue()).decode()}
+
+
+def test_mask_shapes_read_as_their_pixels(tmp_path):
+    crop = np.ones((12, 20), bool)
+    crop[3:8, 5:15] = False                                   # a hole
+    lm = read_labelme(write(tmp_path / "m.json", labelme_doc([mask_shape(crop)])))
+    want = np.zeros((30, 40), bool)
+    want[4:16, 5:25] = crop
+    assert lm.shapes[0].shape_type == "mask"
+    assert np.array_equal(labelme_region(lm).to_mask(30, 40), want)
+
+
+@pytest.mark.parametrize("shape, where", [
+    (mask_shape(np.ones((3, 3)), data="not base64!"), "shapes[0].mask"),
+    (mask_shape(np.ones((3, 3)), data="aGVsbG8="), "shapes[0].mask"),                 # base64, not a PNG
+    (mask_shape(np.ones((3, 3)), points=[[0, 0], [9, 9]]), "shapes[0].mask"),           # 3x3 PNG, 10x10 box
+    (mask_shape(np.ones((3, 3)), points=[[5, 5], [1, 1]]), "shapes[0].points"),
+    (mask_shape(np.ones((3, 3)), points=[[0, 0], [10**6, 10**6]]), "shapes[0].mask"),   # too large a box
+    ({**mask_shape(np.ones((3, 3))), "mask": None}, "shapes[0].mask"),
+])
+def test_bad_mask_shapes_name_the_field(tmp_path, shape, where):
+    with pytest.raises(FormatError) as e:
+        read_labelme(write(tmp_path / "bad.json", labelme_doc([shape])))
+    assert e.value.where == where
+
+
+def test_holes_are_mask_shapes_or_filled_and_counted(tmp_path):
+    ring = Region.from_polygons([[[2, 2], [30, 2], [30, 25], [2, 25]]]).difference(
+        Region.from_bbox(10, 8, 20, 16))
+    other = Region.from_bbox(33, 3, 38, 8)
+    region = ring.union(other)
+    assert write_labelme(tmp_path / "kept.json", "a.jpg", 40, 30, region, holes=True) == 0
+    assert write_labelme(tmp_path / "filled.json", "a.jpg", 40, 30, region) == 1
+    kept, filled = read_labelme(tmp_path / "kept.json"), read_labelme(tmp_path / "filled.json")
+    assert sorted(s.shape_type for s in kept.shapes) == ["mask", "polygon"]
+    assert {s.shape_type for s in filled.shapes} == {"polygon"}
+    assert np.array_equal(labelme_region(kept).to_mask(30, 40), region.to_mask(30, 40))
+    assert labelme_region(filled).to_mask(30, 40)[12, 15]           # the hole, filled

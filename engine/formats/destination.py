@@ -25,9 +25,10 @@ from pathlib import Path
 from engine.base.atomic import atomic_write_text
 from engine.base.errors import PixretError
 
-__all__ = ["MARKER", "ExportDestination", "check_export_destination", "write_marker", "swap_in"]
+__all__ = ["MARKER", "LEGACY_MANIFEST", "ExportDestination", "check_export_destination", "write_marker", "swap_in"]
 
-MARKER = "pixret-export.json"
+MARKER = "pixret.json"      # not "*-export.json": datumaro (and CVAT) would take the folder for VoTT
+LEGACY_MANIFEST = "pixret-export.json"   # PixRet 0.1's manifest (no file list: never trusted as a marker)
 MARKER_VERSION = 2          # version 1 (before the file list) is not trusted
 _SHOWN = 3                  # foreign files named in a message
 

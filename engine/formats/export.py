@@ -11,7 +11,7 @@ without a region (imported from image-level ground truth) counts as a positive i
 nothing in the pixel formats.
 
 Where. Only into a new folder, an empty one, or one an earlier PixRet export made (its marker
-file, pixret-export.json, lists the files it wrote; replacing it needs overwrite=True): see
+file, pixret.json, lists the files it wrote; replacing it needs overwrite=True): see
 engine.formats.destination, whose `check_export_destination` the GUI asks first. Any other folder
 is refused and nothing in it is touched.
 
@@ -28,13 +28,22 @@ Layouts (the file and field names each format's own tools expect):
 pixbench   jpg/<name>.jpg, gnd.json, queries/<q>.json, labels/<q>_<i>.json, SOURCES.md
            (../shared/bench/FORMAT.md), plus gnd_<set>.pkl (revisitop's pickle) and
            <set>_pair2labelpath.npy (PROxford: {"<q>_<i>": "labels/<q>_<i>.json"}, paths relative
-           to OUT: PROxford's GND_folder), and pixret-export.json (the marker: each name's source).
+           to OUT: PROxford's GND_folder), and pixret.json (the marker: each name's source).
            Names are the collection paths flattened ("a/b/c.jpg" -> "a__b__c"); the database is
            the whole collection except query images nobody decided on; a query image that is
-           in the database is junk for its own query (it would match itself).
-coco       annotations.json (+ images/<path> copies): see engine.formats.coco.
+           in the database is junk for its own query (it would match itself). A query imported
+           from a PixBench or revisitop set keeps its name there (stable through import and
+           export, even when its photo matched a database photo by content).
+coco       annotations/instances_default.json and images/default/<collection path> (datumaro's and
+           CVAT's COCO layout; queries from outside the collection under images/default/queries/):
+           every annotation decodes with pycocotools to exactly PixRet's mask (engine.formats.coco).
 labelme    <path>.json next to a copy of each annotated image <path>; every object's shapes
-           carry group_id = the object's index, flags {"query", "hard", "junk"}.
+           carry group_id = the object's index, flags {"query", "hard", "junk"}. A part of a
+           region with holes is a `mask` shape (LabelMe 5.3; its exact pixels), the rest polygons.
+
+What a format cannot carry is said in the report's warnings: negatives (LabelMe, masks), accepted
+images without an outline (COCO, LabelMe, masks), holes (PixBench labels, which FORMAT.md and
+PROxford's scripts read as polygons only: the hole is filled).
 masks      masks/<name>__obj<k>.png, 8-bit, 255 inside, one per image and object, and masks.json.
 """
 from __future__ import annotations
@@ -61,7 +70,7 @@ from engine.catalog.tables import AnnotationRow, ImageRow, ProjectRow, QueryRow
 from engine.formats import coco as coco_format
 from engine.formats import revisitop
 from engine.formats.destination import check_export_destination, swap_in, write_marker
-from engine.formats.labelme import write_labelme
+from engine.formats.labelme import labelme_doc, region_shapes, write_labelme
 from engine.ingest import imageio
 
 __all__ = ["EXPORT_FORMATS", "ExportReport", "ReviewedSet", "ExportObject", "ExportImage", "Reviewed",
@@ -104,6 +113,7 @@ class ExportObject:
     region: Region
     label: str                       # what every exporter writes as its label: see object_label
     decisions: dict[int, Reviewed]   # image id -> current decision (never the query image itself)
+    query_name: str | None = None    # the query's name in the PixBench/revisitop set it was imported from
 
     def positives(self) -> list[Reviewed]:
         return [d for d in self.decisions.values() if d.kind in _POSITIVE]
@@ -268,8 +278,10 @@ def reviewed_set(project, *, include_unreviewed: bool = False) -> ReviewedSet:
                     reg = None
             decisions[iid] = Reviewed(iid, r.kind, reg, r.difficulty if r.difficulty in ("easy", "hard", "junk")
                                       else "easy")
+        query_name = (q.params or {}).get("query_name")
         objects.append(ExportObject(len(objects), tuple(g["ids"]), qimage, region,
-                                    object_label(list(decided.values())), decisions))
+                                    object_label(list(decided.values())), decisions,
+                                    query_name if isinstance(query_name, str) and query_name else None))
     return ReviewedSet(name, images, objects, warnings)
 
 
@@ -366,6 +378,7 @@ def export_project(project, out, fmt: str, *, overwrite: bool = False, name: str
     try:
         writer = {"pixbench": _pixbench, "coco": _coco, "labelme": _labelme, "masks": _masks}[fmt]
         extra = writer(rs, stage, report, copy_images, progress, cancel) or {}
+        report.warnings += _not_carried(rs, fmt)
         cancel.raise_if_set()
         write_marker(stage, _manifest(rs, fmt, **extra))
         report.files = sum(1 for p in stage.rglob("*") if p.is_file())
@@ -376,6 +389,20 @@ def export_project(project, out, fmt: str, *, overwrite: bool = False, name: str
         raise
     report.n_objects = len(rs.objects)
     return report
+
+
+def _not_carried(rs: ReviewedSet, fmt: str) -> list[str]:
+    """What the format has no place for (holes are counted by the writers)."""
+    out = []
+    negatives = sum(len(o.negatives()) for o in rs.objects)
+    if negatives and fmt in ("labelme", "masks"):
+        out.append(f"{fmt} has no place for negatives: {negatives} rejected images are not in this export "
+                   "(PixBench and COCO keep them)")
+    no_outline = sum(1 for o in rs.objects for d in o.positives() if d.region is None)
+    if no_outline and fmt != "pixbench":
+        out.append(f"{no_outline} accepted images without an outline (image-level labels) are not in this {fmt} "
+                   "export (PixBench keeps them as positives)")
+    return out
 
 
 def _nothing_to_export(project, rs: ReviewedSet, include_unreviewed: bool) -> str:
@@ -416,11 +443,15 @@ def _pixbench(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: b
     qimlist, gnd, pair2label = [], [], {}
     qnames: list[str] = []
     for o in rs.objects:
-        qname = _unique(flat_name(o.query.rel) if o.query.id is None or o.query.id not in index_of
-                        else f"{flat_name(o.query.rel)}__q{o.index}", used)
+        if o.query_name:                  # imported from a set: its own name, whatever image it matched
+            qname = _unique(flat_name(o.query_name), used)
+        else:
+            qname = _unique(flat_name(o.query.rel) if o.query.id is None or o.query.id not in index_of
+                            else f"{flat_name(o.query.rel)}__q{o.index}", used)
         qnames.append(qname)
     total = len(rs.objects) + len(db) + len(rs.objects)
     done = 0
+    filled: list[str] = []
     # queries and labels
     for o, qname in zip(rs.objects, qnames):
         cancel.raise_if_set()
@@ -436,15 +467,17 @@ def _pixbench(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: b
                 continue
             im = rs.images[d.image_id]
             label = f"labels/{len(qimlist)}_{i}.json"
-            write_labelme(stage / label, f"../jpg/{db_name[d.image_id]}.jpg", im.width, im.height, d.region,
-                          label=o.label)
+            if write_labelme(stage / label, f"../jpg/{db_name[d.image_id]}.jpg", im.width, im.height, d.region,
+                             label=o.label):
+                filled.append(label)
             pair2label[(len(qimlist), i)] = label
             report.n_regions += 1
         if o.query.id in index_of and o.query.id not in o.decisions:
             lists["junk"].append(index_of[o.query.id])   # its own image: it would find itself
         report.n_negatives += len(o.negatives())
-        write_labelme(stage / "queries" / f"{len(qimlist)}.json", f"../jpg/{qname}.jpg", o.query.width,
-                      o.query.height, o.region, label=o.label)
+        if write_labelme(stage / "queries" / f"{len(qimlist)}.json", f"../jpg/{qname}.jpg", o.query.width,
+                         o.query.height, o.region, label=o.label):
+            filled.append(f"queries/{len(qimlist)}.json")
         x1, y1, x2, y2 = o.region.bounds or (0.0, 0.0, 0.0, 0.0)
         gnd.append({"bbx": [x1, y1, x2, y2], **{k: sorted(v) for k, v in lists.items()}, "pixel_gt": pixel_gt})
         qimlist.append(qname)
@@ -462,6 +495,10 @@ def _pixbench(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: b
         done += 1
         progress(done, total, "export images")
     report.n_images = len(db) + len(qimlist)
+    if filled:
+        report.warnings.append(f"{len(filled)} outlines have holes, which PixBench labels cannot hold (polygons "
+                               f"only: FORMAT.md, PROxford): their holes are filled in {', '.join(filled[:5])}"
+                               f"{' ...' if len(filled) > 5 else ''}. COCO, LabelMe and masks keep them")
     _write_json(stage / "gnd.json", {"imlist": imlist, "qimlist": qimlist, "gnd": gnd}, indent=None)
     revisitop.write_gnd_pkl(stage / f"gnd_{rs.name}.pkl", imlist, qimlist, gnd)
     revisitop.write_pair2labelpath(stage / f"{rs.name}_pair2labelpath.npy", pair2label)
@@ -483,11 +520,14 @@ def _coco(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool,
           cancel: CancelToken) -> None:
     images: dict[object, dict] = {}
     files: dict[object, ExportImage] = {}
+    used: set[str] = set()
 
     def image_entry(im: ExportImage) -> int:
         key = im.id if im.id is not None else str(im.source)
         if key not in images:
-            rel = _safe_rel(im.rel)
+            rel = _safe_rel(im.rel) if im.id is not None else f"queries/{_safe_rel(im.rel)}"
+            stem, dot, ext = rel.rpartition(".") if "." in rel.rsplit("/", 1)[-1] else (rel, "", "")
+            rel = _unique(stem, used) + dot + ext
             images[key] = {"id": len(images) + 1, "file_name": rel, "width": im.width, "height": im.height}
             files[key] = im
         return images[key]["id"]
@@ -503,6 +543,10 @@ def _coco(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool,
         query_ann = None
         for im, region, role, difficulty, label in entries:
             seg, area, bbox = coco_format.segmentation(region, im.height, im.width)
+            if not seg:
+                report.warnings.append(f"object {o.index}: its outline on {im.rel} covers no pixel of the image; "
+                                       "left out of COCO")
+                continue
             ann = {"id": len(anns) + 1, "image_id": image_entry(im), "category_id": cat_id[label],
                    "segmentation": seg, "area": area, "bbox": bbox, "iscrowd": 0,
                    "pixret": {"object": o.index, "role": role, "difficulty": difficulty}}
@@ -523,12 +567,12 @@ def _coco(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bool,
         "categories": [{"id": cat_id[lab], "name": lab, "supercategory": "object"} for lab in labels],
         "pixret": {"version": 1, "objects": objects},
     }
-    _write_json(stage / "annotations.json", doc, indent=None)
+    _write_json(coco_format.instances_path(stage), doc, indent=None)
     report.n_images = len(images)
     if copy_images:
         for k, (key, im) in enumerate(files.items()):
             cancel.raise_if_set()
-            atomic_copy(im.source, stage / "images" / images[key]["file_name"])
+            atomic_copy(im.source, stage / "images" / coco_format.SUBSET / images[key]["file_name"])
             progress(k + 1, len(files), "export images")
 
 
@@ -566,20 +610,12 @@ def _labelme(rs: ReviewedSet, stage: Path, report: ExportReport, copy_images: bo
                 image_path = os.path.relpath(im.source, json_path.parent).replace(os.sep, "/")
             except ValueError:          # another drive (Windows): no relative path exists
                 image_path = im.source.as_posix()
-        doc = {
-            "version": "5.0.1",
-            "flags": {},
-            "shapes": [{"label": label, "points": ring, "group_id": index, "description": "",
-                        "shape_type": "polygon",
-                        "flags": {"query": role == "query", "hard": difficulty == "hard",
-                                  "junk": difficulty == "junk"}}
-                       for index, region, role, difficulty, label in shapes for ring in region.polygons()],
-            "imagePath": image_path,
-            "imageData": None,
-            "imageHeight": int(im.height),
-            "imageWidth": int(im.width),
-        }
-        _write_json(json_path, doc)
+        written = []
+        for index, region, role, difficulty, label in shapes:
+            written += region_shapes(region, im.height, im.width, label=label, group_id=index,
+                                     flags={"query": role == "query", "hard": difficulty == "hard",
+                                            "junk": difficulty == "junk"})[0]
+        _write_json(json_path, labelme_doc(written, image_path, im.width, im.height))
         progress(k + 1, len(per_image), "export labelme")
     report.n_images = len(per_image)
 

@@ -49,9 +49,9 @@ from engine.base.regions import Region
 from engine.catalog.tables import AnnotationRow, HitRow, ImageRow, QueryRow
 from engine.formats import coco as coco_format
 from engine.formats import revisitop
-from engine.formats.destination import MARKER
+from engine.formats.destination import LEGACY_MANIFEST, MARKER
 from engine.formats.export import flat_name
-from engine.formats.labelme import AREA_TYPES, Shape, labelme_region, load_json, read_labelme, shape_region
+from engine.formats.labelme import labelme_region, load_json, read_labelme, shape_region
 from engine.formats.pixbench import load_pixbench
 from engine.formats.revisitop import short_repr
 from engine.ingest.imageio import SUPPORTED_SUFFIXES, file_sha256
@@ -88,6 +88,7 @@ class SourceObject:
     query: ImageRef
     region: Region
     items: list[SourceItem] = field(default_factory=list)
+    query_name: str | None = None   # the query image's own name in a PixBench/revisitop set (kept on export)
 
 
 @dataclass
@@ -135,9 +136,9 @@ def _checked(region: Region, path: Path, where: str) -> Region:
 
 def _check_points(lm, path: Path) -> None:
     """Coordinates far outside any image are a damaged file (and would overflow the geometry)."""
-    for k, s in enumerate(lm.shapes):
+    for s in lm.shapes:
         if not all(abs(v) <= MAX_COORD for p in s.points for v in p):
-            raise FormatError(path, f"shapes[{k}].points", "coordinates far outside any image")
+            raise FormatError(path, f"shapes[{s.index}].points", "coordinates far outside any image")
 
 
 def _labelme_file_region(path: Path) -> Region | None:
@@ -191,8 +192,8 @@ def _dataset_image(folder: Path, name: str) -> Path | None:
 
 
 def _manifest_sources(folder: Path) -> dict[str, str]:
-    path = folder / MARKER
-    if not _is_file(path):
+    path = next((folder / n for n in (MARKER, LEGACY_MANIFEST) if _is_file(folder / n)), None)
+    if path is None:
         return {}
     d = _json(path)
     src = d.get("sources", {}) if isinstance(d, dict) else None
@@ -223,7 +224,7 @@ def _read_pixbench(folder: Path, report: ImportReport, cancel: CancelToken, prog
                 raise FormatError(qpath, "", "missing or empty, and gnd.json's bbx is empty too")
             region = _checked(Region.from_bbox(*bench.gnd[q].bbx), folder / "gnd.json", f"gnd[{q}].bbx")
         label = _first_label(qpath) if qpath.exists() else "object"
-        obj = SourceObject(qname, label, _ref(qname, folder, sources), region)
+        obj = SourceObject(qname, label, _ref(qname, folder, sources), region, query_name=qname)
         e = bench.gnd[q]
         for diff, idx in (("easy", e.easy), ("hard", e.hard), ("junk", e.junk)):
             for i in idx:
@@ -275,7 +276,7 @@ def _read_revisitop(path: Path, report: ImportReport, cancel: CancelToken, progr
                 raise FormatError(path, f"gnd[{q}].bbx", "missing or empty, and no queries/<q>.json either")
             region = Region.from_bbox(*g.bbx[q])
         obj = SourceObject(qname, _first_label(qpath) if qpath.is_file() else "object",
-                           _ref(qname, folder, sources), region)
+                           _ref(qname, folder, sources), region, query_name=qname)
         for diff, idx in (("easy", g.easy[q]), ("hard", g.hard[q]), ("junk", g.junk[q])):
             for i in idx:
                 lpath = pair2label.get((q, i), folder / "labels" / f"{q}_{i}.json")
@@ -288,9 +289,37 @@ def _read_revisitop(path: Path, report: ImportReport, cancel: CancelToken, progr
     return objects
 
 
-def _coco_ref(folder: Path, file_name: str) -> ImageRef:
+def _coco_file(path: Path) -> Path:
+    """The COCO JSON of a folder: annotations/instances_<subset>.json (datumaro's and CVAT's layout,
+    one subset), else annotations.json (PixRet 0.1)."""
+    if not path.is_dir():
+        return path
+    found = sorted((path / "annotations").glob("instances_*.json"))
+    if len(found) > 1:
+        raise FormatError(path, "annotations", f"{len(found)} subsets ({', '.join(f.name for f in found[:4])}): "
+                                               "import them one file at a time")
+    if found:
+        return found[0]
+    if _is_file(path / "annotations.json"):
+        return path / "annotations.json"
+    raise FormatError(path, "", "no annotations/instances_<subset>.json (nor annotations.json) in this folder")
+
+
+def _coco_image_dirs(json_path: Path) -> list[Path]:
+    """Where a file_name is looked for: by datumaro's rules <root>/images/<subset>, else <root>/images,
+    <root> holding annotations/; then images/ and the folder next to the JSON (other layouts)."""
+    folder = json_path.parent
+    dirs = []
+    if folder.name == "annotations":
+        stem = json_path.stem
+        subset = stem.split("_", 1)[1] if "_" in stem else coco_format.SUBSET
+        dirs += [folder.parent / "images" / subset, folder.parent / "images"]
+    return dirs + [folder / "images", folder]
+
+
+def _coco_ref(dirs: list[Path], file_name: str) -> ImageRef:
     file_name = file_name.replace("\\", "/")
-    file = next((f for f in (_file_in(folder / "images", file_name), _file_in(folder, file_name)) if f), None)
+    file = next((f for f in (_file_in(d, file_name) for d in dirs) if f), None)
     return ImageRef((file_name,), file)
 
 
@@ -300,8 +329,8 @@ def _refused(path: Path, where: str, name: str, report: ImportReport) -> None:
 
 
 def _read_coco(path: Path, report: ImportReport, cancel: CancelToken, progress: Progress) -> list[SourceObject]:
-    if path.is_dir():
-        path = path / "annotations.json"
+    path = _coco_file(path)
+    dirs = _coco_image_dirs(path)
     with _guard(path):
         cf = coco_format.read_coco(path, _json(path))
     for a in cf.annotations:
@@ -320,18 +349,18 @@ def _read_coco(path: Path, report: ImportReport, cancel: CancelToken, progress: 
         query = next((a for a in anns if a.pixret.get("role") == "query"), anns[0])
         label = cf.categories.get(query.category_id, "object") if query.category_id is not None else "object"
         qimage = cf.images[query.image_id]
-        obj = SourceObject(f"{label}#{n}", label, _coco_ref(path.parent, qimage.file_name), query.region)
+        obj = SourceObject(f"{label}#{n}", label, _coco_ref(dirs, qimage.file_name), query.region)
         for a in anns:
             if a is query:
                 continue
             if a.region.is_empty:
                 report.warnings.append(f"{path}: annotations[{a.index}]: empty outline; skipped")
                 continue
-            obj.items.append(SourceItem(_coco_ref(path.parent, cf.images[a.image_id].file_name), a.region,
+            obj.items.append(SourceItem(_coco_ref(dirs, cf.images[a.image_id].file_name), a.region,
                                         a.pixret.get("difficulty", "easy")))
         if key[0] == "object":
             for iid in negatives.get(key[1], []):
-                obj.items.append(SourceItem(_coco_ref(path.parent, cf.images[iid].file_name), None, "easy",
+                obj.items.append(SourceItem(_coco_ref(dirs, cf.images[iid].file_name), None, "easy",
                                             "rejected"))
         if obj.region.is_empty:
             raise FormatError(path, f"annotations[{query.index}].segmentation", "the query outline is empty")
@@ -344,28 +373,15 @@ def _labelme_shapes(path: Path) -> tuple[str, list[tuple[tuple, Region, dict]]]:
     """(imagePath, [((label, group_id), region, flags)]) of one LabelMe file, checked."""
     with _guard(path):
         lm = read_labelme(path)        # checks everything a region depends on
-        raw = load_json(path)["shapes"]
+    _check_points(lm, path)
     out = []
-    for k, s in enumerate(raw):
-        kind = s.get("shape_type") or "polygon"
-        if kind not in AREA_TYPES or not isinstance(s.get("points"), list):
-            continue
-        pts = tuple(tuple(float(v) for v in p) for p in s["points"])
-        if not all(abs(v) <= MAX_COORD for p in pts for v in p):
-            raise FormatError(path, f"shapes[{k}].points", "coordinates far outside any image")
-        if kind == "polygon" and len(pts) < 3:
-            continue
-        group = s.get("group_id")
-        if group is not None and (isinstance(group, bool) or not isinstance(group, (int, str))):
-            raise FormatError(path, f"shapes[{k}].group_id", "not an integer, a string or null")
-        flags = s.get("flags") or {}
-        if not isinstance(flags, dict):
-            raise FormatError(path, f"shapes[{k}].flags", "not an object")
+    for s in lm.shapes:
+        where = f"shapes[{s.index}]"
         try:
-            region = shape_region(Shape(s.get("label", ""), kind, pts))
+            region = shape_region(s)
         except (ValueError, ArithmeticError) as e:
-            raise FormatError(path, f"shapes[{k}].points", f"not a usable outline: {e}") from None
-        out.append(((s.get("label", "") or "object", group), _checked(region, path, f"shapes[{k}].points"), flags))
+            raise FormatError(path, f"{where}.points", f"not a usable outline: {e}") from None
+        out.append(((s.label or "object", s.group_id), _checked(region, path, f"{where}.points"), s.flags))
     return lm.image_path, out
 
 
@@ -391,7 +407,8 @@ def _labelme_ref(path: Path, root: Path, image_path: str) -> ImageRef:
 def _read_labelme(path: Path, report: ImportReport, cancel: CancelToken, progress: Progress) -> list[SourceObject]:
     root = path if path.is_dir() else path.parent
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.json") if p.name != MARKER and not p.name.startswith("."))
+        files = sorted(p for p in path.rglob("*.json")
+                       if p.name not in (MARKER, LEGACY_MANIFEST) and not p.name.startswith("."))
         if not files:
             raise FormatError(path, "", "no LabelMe .json files in this folder")
     else:
@@ -560,7 +577,8 @@ def import_annotations(project, path, fmt: str, *, progress: Progress = NO_PROGR
             cancel.raise_if_set()             # inside the transaction: a cancel rolls all of it back
             qpath = s.get(ImageRow, qid).path if qid is not None else str(obj.query.file.resolve())
             row = QueryRow(image_id=qid, image_path=qpath, region=obj.region.to_json(), method=author,
-                           params={"source": str(path), "name": obj.name, "label": obj.label}, uncertainty=None)
+                           params={"source": str(path), "name": obj.name, "label": obj.label,
+                                   **({"query_name": obj.query_name} if obj.query_name else {})}, uncertainty=None)
             s.add(row)
             s.flush()
             for rank, (iid, item) in enumerate(hits.items()):
