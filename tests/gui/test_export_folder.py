@@ -50,7 +50,7 @@ def test_an_earlier_export_is_replaced_only_when_the_person_says_yes(qtbot, make
     export_into(qtbot, ctl, "coco", out)  # a new folder: no question
     qtbot.waitUntil(lambda: ctl.last_export is not None, timeout=WAIT_MS)
     first = snapshot(out)
-    assert "annotations.json" in first and "pixret-export.json" in first
+    assert "annotations/instances_default.json" in first and "pixret.json" in first
 
     seen = []
     answer_question("replace_export_box", None, seen)  # Enter: the default answer
@@ -63,5 +63,5 @@ def test_an_earlier_export_is_replaced_only_when_the_person_says_yes(qtbot, make
     answer_question("replace_export_box", "&Yes")
     export_into(qtbot, ctl, "labelme", out)
     qtbot.waitUntil(lambda: ctl.last_export.format == "labelme", timeout=WAIT_MS)
-    marker = json.loads((out / "pixret-export.json").read_text())
-    assert marker["format"] == "labelme" and "annotations.json" not in snapshot(out)
+    marker = json.loads((out / "pixret.json").read_text())
+    assert marker["format"] == "labelme" and "annotations/instances_default.json" not in snapshot(out)
