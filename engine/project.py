@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, insert, select
 
-from engine.base.atomic import atomic_write_text, remove_leftovers
+from engine.base.atomic import IN_FLIGHT_S, atomic_write_text, remove_leftovers
 from engine.base.errors import ImageReadError, ProjectError
+from engine.base.locks import folder_lock
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.catalog.tables import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
 from engine.features.extract import FeatureConfig, FeatureSet, extract, rootsift
@@ -44,6 +45,10 @@ BATCH = 32  # images per feature pack / catalog transaction
 RETRAIN_GROWTH = 4.0  # retrain the vocabulary once the collection has 4x the features it was trained on
 TRAIN_SAMPLE_PER_WORD = 32  # k-means cost is sample x k per iteration: enough, and bounded
 WORDS_CHECKPOINT = 256  # images aggregated between two saves of index work in progress
+# One indexer at a time writes the project folder (feature packs, index, graph), wherever it runs:
+# the folder may be a team's network share (engine.base.locks).
+INDEX_LOCK = "indexing.lock"
+INDEX_LOCK_WAIT_S = 0.0  # a second indexer is told at once
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,8 @@ class Project:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             catalog = Catalog(db_url or sqlite_url(folder))
-            with catalog.session() as s:
+            with catalog.session(write=True) as s:
+                catalog.lock(s, "project")  # two processes creating one team project at once: one row
                 if s.scalar(select(ProjectRow)) is None:
                     s.add(ProjectRow(name=folder.resolve().name,
                                      root=str(Path(root).resolve()) if root else None,
@@ -347,23 +353,17 @@ class Project:
 
     @contextmanager
     def _indexing(self):
-        """One indexer per project at a time (an OS lock on the marker, released even when the process
-        is killed); holding it, the temporaries a killed indexer left behind are removed."""
+        """One indexer per project at a time, wherever it runs: `indexing.lock` names its holder
+        (engine.base.locks; the lock of an indexer killed on this machine is taken over). Holding it,
+        the temporaries a killed indexer left behind are removed; in the folders annotators write
+        too (reviewed graph chunks, the query cache) only old ones, as theirs may be in flight."""
         if self.read_only:
             raise ProjectError(f"{self.folder}: open read-only ({self.read_only}); it cannot be indexed now")
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory locks; leftovers stay until the next collect
-            yield
-            return
-        with open(self.folder / MARKER, "rb") as marker:
-            try:
-                fcntl.flock(marker, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ProjectError(f"{self.folder}: another PixRet is indexing this project right now; "
-                                   "wait for it to finish") from None
-            for sub in ("", "features", "index-work", "graph", "graph/pending", "cache/queries"):
+        with folder_lock(self.folder / INDEX_LOCK, "indexing", wait_s=INDEX_LOCK_WAIT_S):
+            for sub in ("", "features", "index-work", "graph"):
                 remove_leftovers(self.folder / sub)
+            for sub in ("graph/pending", "cache/queries"):
+                remove_leftovers(self.folder / sub, older_than_s=IN_FLIGHT_S)
             yield
 
     def _bind_root(self, root) -> Path:

@@ -1,7 +1,10 @@
 """Shared fixtures: generated collections whose right answers are known."""
 from __future__ import annotations
 
+import itertools
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,35 @@ import pytest
 from engine.demo import GeneratedCollection, make_collection
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "bench" / "dev"
+
+
+# CI (.ci/run) sets this: a test that needs PostgreSQL then fails instead of skipping when no
+# server could be started.
+REQUIRE_POSTGRES = "PIXRET_REQUIRE_POSTGRES"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL server for the whole session (tests/pgserver.py), started on first use."""
+    import pgserver
+
+    try:
+        cluster = pgserver.start()
+    except pgserver.Unavailable as e:
+        if os.environ.get(REQUIRE_POSTGRES):
+            pytest.fail(f"PostgreSQL is required here ({REQUIRE_POSTGRES} is set) but could not start: {e}")
+        pytest.skip(f"needs a PostgreSQL server, and none could be started: {e}")
+    yield cluster
+    cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def pg_url(pg_cluster) -> str:
+    """The URL of a new, empty PostgreSQL database for one test."""
+    return pg_cluster.create_database(f"t{next(_databases)}")
 
 
 @pytest.fixture(scope="session")
@@ -30,10 +62,50 @@ def indexed_project(small_collection, tmp_path_factory):
     project.close()
 
 
+@pytest.fixture
+def pg_project(indexed_project, pg_url, tmp_path):
+    """The session's indexed project with its catalog on PostgreSQL: a new project on a new database,
+    given the indexed catalog's rows and a copy of its feature store, index and graph (indexing it
+    again would take seconds; what is searched and decided is the same)."""
+    from engine.project import Project
+
+    folder = tmp_path / "pg_project"
+    project = Project.create(folder, db_url=pg_url)
+    copy_catalog(indexed_project.catalog, project.catalog)
+    for part in ("features", "index", "graph"):
+        if (indexed_project.folder / part).exists():
+            shutil.copytree(indexed_project.folder / part, folder / part, dirs_exist_ok=True)
+    project.close()
+    project = Project.open(folder, db_url=pg_url)
+    yield project
+    project.close()
+
+
+def copy_catalog(src, dst) -> None:
+    """Every row of one catalog into another (emptied first), ids kept; PostgreSQL's id sequences
+    are moved past the copied ids."""
+    from sqlalchemy import delete, func, insert, select, text
+
+    from engine.catalog.tables import Base
+
+    tables = Base.metadata.sorted_tables
+    with dst.session() as d:
+        for table in reversed(tables):
+            d.execute(delete(table))
+        with src.session() as s:
+            for table in tables:
+                rows = [dict(r._mapping) for r in s.execute(select(table))]
+                if rows:
+                    d.execute(insert(table), rows)
+        if dst.engine.dialect.name == "postgresql":
+            for table in tables:
+                top = d.scalar(select(func.max(table.c.id)))
+                if top is not None:
+                    d.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), {int(top)})"))
+
+
 def write_pixbench(collection: GeneratedCollection, out: Path) -> Path:
     """Lay a generated collection out as a PixBench set: each object's first view is a query."""
-    import shutil
-
     (out / "jpg").mkdir(parents=True)
     (out / "queries").mkdir()
     (out / "labels").mkdir()

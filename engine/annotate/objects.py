@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -31,6 +32,7 @@ from typing import Callable
 
 import numpy as np
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from engine.base.errors import PixretError, ProjectError, shown
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
@@ -50,6 +52,7 @@ from engine.pipeline import (
     verify_many,
 )
 
+log = logging.getLogger(__name__)
 REVIEWED_SCORE = 1e6  # reviewed views rank above anything a verifier scores
 VIEW_KEY = "view"  # hit evidence: the view a pair was verified against
 
@@ -117,39 +120,60 @@ class ObjectSearchConfig:
 
 
 def attach_object(s, query: QueryRow) -> int:
-    """The object of a search, created (named after its query image) if it has none yet."""
+    """The object of a search, created (named after its query image) if it has none yet.
+
+    The caller holds the search's row lock (a write session that read it FOR UPDATE), so two
+    annotators' first decisions on one search make one object; two searches of images with the same
+    name may still race for the name, and the loser takes the next free one.
+    """
     if query.object_id is not None:
         return query.object_id
     stem = shown(Path(query.image_path).stem) or "object"
-    taken = set(s.scalars(select(ObjectRow.name).where(ObjectRow.name.like(f"{stem}%"))))
-    name, n = stem, 1
-    while name in taken:
-        n += 1
-        name = f"{stem} ({n})"
-    row = ObjectRow(name=name)
-    s.add(row)
-    s.flush()
-    query.object_id = row.id
-    return row.id
+    while True:
+        taken = set(s.scalars(select(ObjectRow.name).where(ObjectRow.name.like(f"{stem}%"))))
+        name, n = stem, 1
+        while name in taken:
+            n += 1
+            name = f"{stem} ({n})"
+        row = _insert_object(s, name)
+        if row is not None:
+            query.object_id = row.id
+            return row.id
+
+
+def _insert_object(s, name: str) -> ObjectRow | None:
+    """A new object row, or None when another transaction took the name first (uq_objects_name).
+    A savepoint keeps the rest of the transaction; on PostgreSQL the insert waits for the other
+    transaction to end, so the next read sees the name taken."""
+    try:
+        with s.begin_nested():
+            row = ObjectRow(name=name)
+            s.add(row)
+            s.flush()
+        return row
+    except IntegrityError:
+        return None
 
 
 def name_object(project, query_id: int, name: str | None = None) -> int:
     """Make a search (and every later decision on it) part of an object; returns the object id.
     With a name: that object (created when new)."""
-    with project.catalog.session() as s:
-        q = s.get(QueryRow, query_id)
+    if name is not None:
+        name = _valid_name(name)
+
+    def write(s) -> int:
+        q = s.get(QueryRow, query_id, with_for_update=True, populate_existing=True)
         if q is None:
             raise ProjectError(f"{project.folder}: no search with id {query_id}")
         if name is None:
             return attach_object(s, q)
-        name = _valid_name(name)
-        row = s.scalars(select(ObjectRow).where(ObjectRow.name == name)).first()
-        if row is None:
-            row = ObjectRow(name=name)
-            s.add(row)
-            s.flush()
-        q.object_id = row.id
-        return row.id
+        while True:
+            row = s.scalars(select(ObjectRow).where(ObjectRow.name == name)).first() or _insert_object(s, name)
+            if row is not None:
+                q.object_id = row.id
+                return row.id
+
+    return project.catalog.write(write)
 
 
 def _valid_name(name: str) -> str:
@@ -162,31 +186,47 @@ def _valid_name(name: str) -> str:
 
 
 def rename_object(project, key: int | str, name: str) -> None:
+    """Rename an object (two renames of one object at once: the later one wins)."""
     name = _valid_name(name)
-    with project.catalog.session() as s:
-        row = _object_row(s, project, key)
+
+    def write(s) -> None:
+        row = _object_row(s, project, key, lock=True)
         other = s.scalars(select(ObjectRow).where(ObjectRow.name == name)).first()
         if other is not None and other.id != row.id:
             raise PixretError(f"an object named {name!r} already exists")
-        row.name = name
+        try:
+            with s.begin_nested():
+                row.name = name
+                s.flush()
+        except IntegrityError:  # another annotator gave that name to another object meanwhile
+            raise PixretError(f"an object named {name!r} already exists") from None
+
+    project.catalog.write(write)
 
 
 def forget_object(project, key: int | str) -> None:
     """Delete an object; its searches and decisions stay (as searches of no object)."""
-    with project.catalog.session() as s:
-        row = _object_row(s, project, key)
-        for q in s.scalars(select(QueryRow).where(QueryRow.object_id == row.id)):
+    def write(s) -> None:
+        row = _object_row(s, project, key, lock=True)
+        for q in s.scalars(select(QueryRow).where(QueryRow.object_id == row.id).with_for_update()):
             q.object_id = None
         s.delete(row)
 
+    project.catalog.write(write)
 
-def _object_row(s, project, key: int | str) -> ObjectRow:
+
+def _object_row(s, project, key: int | str, lock: bool = False) -> ObjectRow:
+    """lock: FOR UPDATE, read again after any other writer of the row has committed (it may be gone)."""
+    opts = {"with_for_update": True, "populate_existing": True} if lock else {}
     if isinstance(key, (int, np.integer)):
-        row = s.get(ObjectRow, int(key))
+        row = s.get(ObjectRow, int(key), **opts)
     else:
-        row = s.scalars(select(ObjectRow).where(ObjectRow.name == str(key))).first()
+        by_name = select(ObjectRow).where(ObjectRow.name == str(key))
+        if lock:
+            by_name = by_name.with_for_update().execution_options(populate_existing=True)
+        row = s.scalars(by_name).first()
         if row is None and str(key).isdigit():
-            row = s.get(ObjectRow, int(key))
+            row = s.get(ObjectRow, int(key), **opts)
     if row is None:
         raise PixretError(f"{project.folder}: no object {key!r} (`pixret objects` lists them)")
     return row
@@ -542,4 +582,8 @@ def adapt_graph(project, key: int | str | None = None) -> int:
         H = (ev or {}).get("homography")
         pairs.append((int(a), int(b), m[:, :4], None if H is None else np.asarray(H, np.float64)))
         have.add((min(a, b), max(a, b)))
-    return add_reviewed_edges(project, pairs)
+    try:
+        return add_reviewed_edges(project, pairs)
+    except OSError as e:  # a shared folder this annotator may only read: a later search by a writer adds them
+        log.info("graph adaptation skipped: %s", e)
+        return 0

@@ -1,9 +1,14 @@
 """Review decisions: searches and the person's verdict on each hit, kept in the catalog.
 
 Every call is one transaction, committed before it returns, so whatever the screen shows as saved
-is on disk. A decision never overwrites: each call appends an AnnotationRow, the latest row for a
-(query, image) pair is the current decision and the older ones are its history. Undoing a decision
-appends a row of kind 'unreviewed'.
+is on disk. A decision never overwrites: each call appends an AnnotationRow (who, when), the latest
+row for a (query, image) pair is the current decision and the older ones are its history. Undoing a
+decision appends a row of kind 'unreviewed'.
+
+Several annotators may review one search at once (docs/adr/team-catalog-concurrency.md): decisions
+on one search are written one at a time (its row lock), and a decision made on a stale view (someone
+else decided the hit since the person saw it: `expected`) raises DecisionConflict instead of silently
+replacing theirs.
 
 A draft is an outline edited in review and not yet accepted (one DraftRow per hit, replaced on each
 edit): committed as it is made, so it survives a quit or a crash, and dropped in the same
@@ -19,22 +24,71 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import delete, func, select
 
-from engine.base.errors import ProjectError
+from engine.annotate.live import notify_decision
+from engine.base.errors import PixretError, ProjectError
 from engine.base.regions import Region
 from engine.base.types import DECIDED, DIFFICULTIES, KINDS, Hit, Query, SearchResult
-from engine.catalog.tables import AnnotationRow, DraftRow, HitRow, ImageRow, QueryRow
+from engine.catalog.tables import AnnotationRow, DraftRow, HitRow, ImageRow, QueryRow, utcnow
 
 _STAGE_KEY = "_stage"  # a hit's stage, kept inside its evidence JSON
+NOT_DECIDED = 0  # set_decision(expected=...): the person saw no decision on the hit
 
 
 @dataclass(frozen=True)
 class Decision:
     image_id: int
-    kind: str  # accepted | corrected | rejected
+    kind: str  # accepted | corrected | rejected (history: also unreviewed)
     region: Region | None
     difficulty: str
     author: str
-    time: dt.datetime
+    time: dt.datetime | None  # UTC, naive
+    id: int | None = None  # the catalog row (None: not stored, e.g. shown from an object's memory)
+
+    def describe(self, now: dt.datetime | None = None) -> str:
+        """"accepted by ana 2 min ago"."""
+        who = f" by {self.author}" if self.author else ""
+        return f"{self.kind}{who}" + (f" {ago(self.time, now)}" if self.time is not None else "")
+
+
+def ago(time: dt.datetime, now: dt.datetime | None = None) -> str:
+    """How long ago a catalog time (naive UTC) was: "just now", "2 min ago", "3 h ago", "2026-11-20"."""
+    seconds = ((now or utcnow()) - time).total_seconds()
+    if seconds < 45:
+        return "just now"
+    if seconds < 3600:
+        return f"{max(1, round(seconds / 60))} min ago"
+    if seconds < 86400:
+        return f"{round(seconds / 3600)} h ago"
+    return f"on {time:%Y-%m-%d}"
+
+
+class DecisionConflict(PixretError):
+    """Someone else decided the hit after the person last saw it; nothing was written.
+
+    seen: the decision the person saw (None: none); current: the one in the catalog now (None or
+    kind 'unreviewed': none). Call set_decision again with expected=conflict.current_id to replace it.
+    """
+
+    def __init__(self, path: str, query_id: int, image_id: int, seen: Decision | None, current: Decision | None,
+                 attempted: str):
+        self.path, self.query_id, self.image_id = path, query_id, image_id
+        self.seen, self.current, self.attempted = seen, current, attempted
+        before = seen.kind if seen is not None else "unreviewed"
+        if current is None:
+            change = f"changed: {before} -> unreviewed"
+        else:
+            who = current.author or "someone else"
+            change = f"changed by {who} {ago(current.time)}: {before} -> {current.kind}"
+        super().__init__(f"{path}: {change}")
+
+    @property
+    def current_id(self) -> int:
+        c = self.current
+        return c.id if c is not None and c.kind in DECIDED else NOT_DECIDED
+
+
+def _decision(r: AnnotationRow) -> Decision:
+    return Decision(r.image_id, r.kind, _region(r.region), r.difficulty, r.author, r.created_at, r.id)
 
 
 @dataclass(frozen=True)
@@ -124,22 +178,37 @@ def load_search(project, query_id: int) -> SearchResult:
 
 
 def set_decision(project, query_id: int, image_id: int, kind: str, region: Region | None = None,
-                 difficulty: str = "easy", author: str = "") -> None:
+                 difficulty: str = "easy", author: str = "", *, expected: int | None = None) -> Decision:
     """Record the person's verdict on one hit (appended; the latest row is the current decision) and
-    drop the hit's draft. A search's first decision makes it an object (engine.annotate.objects),
-    remembered for later searches."""
+    return it as stored (its id is the `expected` of the next decision on the hit); the hit's draft
+    goes with it.
+
+    expected: the id of the decision the person saw as current (Decision.id), or NOT_DECIDED when they
+    saw none. If the hit's current decision is another one by now, DecisionConflict is raised and
+    nothing is written, unless that decision already says the same as this one. None: no check.
+    A search's first decision makes it an object (engine.annotate.objects), remembered for later searches.
+    """
     if kind not in KINDS:
         raise ValueError(f"decision kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, not {difficulty!r}")
     if kind in ("accepted", "corrected") and region is None:
         raise ValueError(f"an {kind} decision needs a region")
-    with project.catalog.session() as s:
-        _add_decision(s, _hit_query(project, s, query_id, image_id), image_id, kind, region, difficulty, author)
+
+    def write(s) -> Decision:
+        query = _hit_query(project, s, query_id, image_id, lock=True)
+        if expected is not None:
+            _check_not_stale(s, s.get(ImageRow, image_id).path, query_id, image_id, expected, kind, region)
+        return _add_decision(s, query, image_id, kind, region, difficulty, author)
+
+    return project.catalog.write(write)
 
 
-def _hit_query(project, s, query_id: int, image_id: int) -> QueryRow:
-    query = s.get(QueryRow, query_id)
+def _hit_query(project, s, query_id: int, image_id: int, lock: bool = False) -> QueryRow:
+    """lock: the search's row lock (PostgreSQL; SQLite: the write transaction's database lock), so
+    decisions on one search, and the object it becomes, are written one after the other, each
+    seeing the last."""
+    query = s.get(QueryRow, query_id, with_for_update=lock, populate_existing=lock)
     if query is None:
         raise ProjectError(f"{project.folder}: no search with id {query_id}")
     if s.get(ImageRow, image_id) is None:
@@ -148,15 +217,53 @@ def _hit_query(project, s, query_id: int, image_id: int) -> QueryRow:
 
 
 def _add_decision(s, query: QueryRow, image_id: int, kind: str, region: Region | None, difficulty: str,
-                  author: str) -> None:
+                  author: str) -> Decision:
     if kind in DECIDED:
         from engine.annotate.objects import attach_object
 
         attach_object(s, query)
-    s.add(AnnotationRow(query_id=query.id, image_id=image_id, kind=kind,
+    row = AnnotationRow(query_id=query.id, image_id=image_id, kind=kind,
                         region=_region_json(region) if kind != "rejected" else None,
-                        difficulty=difficulty, author=author))
+                        difficulty=difficulty, author=author)
+    s.add(row)
     s.execute(delete(DraftRow).where(DraftRow.query_id == query.id, DraftRow.image_id == image_id))
+    s.flush()
+    notify_decision(s, query.id)
+    return _decision(row)
+
+
+def _latest_row(s, query_id: int, image_id: int) -> AnnotationRow | None:
+    return s.scalars(select(AnnotationRow).where(AnnotationRow.query_id == query_id,
+                                                 AnnotationRow.image_id == image_id,
+                                                 AnnotationRow.kind.in_(KINDS))
+                     .order_by(AnnotationRow.id.desc()).limit(1)).first()
+
+
+def _check_not_stale(s, path: str, query_id: int, image_id: int, expected: int, kind: str,
+                     region: Region | None) -> None:
+    """DecisionConflict when the hit's current decision is not the one the person saw, and says
+    neither what they saw nor what they decide now (then nothing of anyone's would be lost)."""
+    current = _latest_row(s, query_id, image_id)
+    current_id = current.id if current is not None and current.kind in DECIDED else NOT_DECIDED
+    if current_id == expected:
+        return
+    seen = s.get(AnnotationRow, expected) if expected != NOT_DECIDED else None
+    now = _outcome(current)
+    if now == _outcome(seen) or now == _outcome_of(kind, region):
+        return
+    raise DecisionConflict(path, query_id, image_id, _decision(seen) if seen is not None else None,
+                           _decision(current) if current is not None else None, kind)
+
+
+def _outcome_of(kind: str, region: Region | None) -> tuple:
+    """What a decision says, for comparing two: undecided, rejected, or kept with which region."""
+    if kind not in DECIDED:
+        return ("unreviewed",)
+    return (kind,) if kind == "rejected" else (kind, region)
+
+
+def _outcome(row: AnnotationRow | None) -> tuple:
+    return _outcome_of("unreviewed", None) if row is None else _outcome_of(row.kind, _region(row.region))
 
 
 # -- drafts: edited outlines not yet accepted ---------------------------------------------------------
@@ -199,7 +306,7 @@ def accept_drafts(project, author: str = "") -> int:
     """Accept every draft of the project as its hit's outline, in one transaction: 'corrected' (or
     'accepted' when it is the prediction again). Empty drafts (everything erased) stay drafts: there is
     no outline to accept. Returns how many were accepted."""
-    with project.catalog.session() as s:
+    def write(s) -> int:
         n = 0
         for r in list(s.scalars(select(DraftRow).order_by(DraftRow.id))):
             region = Region.from_json(r.region)
@@ -208,9 +315,12 @@ def accept_drafts(project, author: str = "") -> int:
             predicted = s.scalar(select(HitRow.region).where(HitRow.query_id == r.query_id,
                                                              HitRow.image_id == r.image_id))
             kind = "accepted" if predicted is not None and Region.from_json(predicted) == region else "corrected"
-            _add_decision(s, s.get(QueryRow, r.query_id), r.image_id, kind, region, "easy", author)
+            _add_decision(s, _hit_query(project, s, r.query_id, r.image_id, lock=True), r.image_id, kind, region,
+                          "easy", author)
             n += 1
         return n
+
+    return project.catalog.write(write)
 
 
 def discard_drafts(project) -> int:
@@ -234,8 +344,7 @@ def decisions(project, query_id: int) -> dict[int, Decision]:
     with project.catalog.session() as s:
         for r in _current_rows(s, query_id):
             if r.kind in DECIDED:
-                out[r.image_id] = Decision(r.image_id, r.kind, _region(r.region), r.difficulty, r.author,
-                                           r.created_at)
+                out[r.image_id] = _decision(r)
     return out
 
 
@@ -246,8 +355,7 @@ def history(project, query_id: int, image_id: int) -> list[Decision]:
                                                      AnnotationRow.image_id == image_id,
                                                      AnnotationRow.kind.in_(KINDS))
                          .order_by(AnnotationRow.id))
-        return [Decision(r.image_id, r.kind, _region(r.region), r.difficulty, r.author, r.created_at)
-                for r in rows]
+        return [_decision(r) for r in rows]
 
 
 def image_status(project) -> dict[int, str]:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -99,16 +100,25 @@ def atomic_write_arrays(folder, arrays: dict[str, np.ndarray], meta: dict | None
     shutil.rmtree(old, ignore_errors=True)
 
 
-def remove_leftovers(folder) -> int:
+# A temporary younger than this, in a folder several processes write (a team's annotators add
+# reviewed graph chunks and query cache files while the indexer runs), may be one being written.
+IN_FLIGHT_S = 3600.0
+
+
+def remove_leftovers(folder, older_than_s: float = 0.0) -> int:
     """Remove the temporaries (see the module doc) that killed writers left directly in folder.
-    Only for folders the engine owns, and only while no other writer can be at work in them."""
+    Only for folders the engine owns, and only while no other writer can be at work in them, or
+    with older_than_s (IN_FLIGHT_S) where others may be writing."""
     removed = 0
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return 0
+    now = time.time()
     for e in entries:
         n = e.name
+        if older_than_s and n.startswith(".") and _mtime(e) > now - older_than_s:
+            continue
         if n.startswith((".tmp-", ".old-")) and e.is_dir(follow_symlinks=False):
             shutil.rmtree(e.path, ignore_errors=True)
         elif n.startswith(".") and n.endswith(".tmp") and e.is_file(follow_symlinks=False):
@@ -117,3 +127,10 @@ def remove_leftovers(folder) -> int:
             continue
         removed += 1
     return removed
+
+
+def _mtime(entry: os.DirEntry) -> float:
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return time.time()

@@ -96,3 +96,7 @@ def disk_full_named(folder):
         if is_disk_full(exc, folder):
             raise DiskFullError(Path(folder)) from exc
         raise
+
+
+class CatalogBusy(ProjectError):
+    """The catalog stayed locked by another writer (an import, another annotator) past every retry."""

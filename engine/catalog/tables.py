@@ -2,15 +2,22 @@
 
 The schema is owned by Alembic (engine/catalog/migrations); `Catalog.open` upgrades a database to head, so
 a model change always comes with a new migration (tests/test_catalog.py checks they agree).
-SQLite runs in WAL mode with foreign keys on; any SQLAlchemy URL works (PostgreSQL for teams).
+SQLite runs in WAL mode with foreign keys on; PostgreSQL (psycopg 3) is the team catalog
+(docs/adr/team-catalog-concurrency.md: how concurrent writers stay consistent).
+
+Every database error leaves a `Catalog` as a ProjectError with a one-line message (CatalogBusy when
+another writer held the database too long), never as a raw SQLAlchemy exception.
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
+import random
+import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
 
 from sqlalchemy import (
@@ -27,13 +34,17 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from engine.base.errors import DiskFullError, ProjectError, is_disk_full
+from engine.base.errors import CatalogBusy, DiskFullError, ProjectError, is_disk_full
+from engine.catalog.errors import catalog_error
+
+T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
@@ -226,8 +237,35 @@ def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{Path(folder).resolve() / 'catalog.sqlite'}"
 
 
+# SQLite: a statement waits this long for another process's write lock (its busy handler) before
+# "database is locked"; Catalog.write then retries the whole transaction until WRITE_RETRY_S.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+WRITE_RETRY_S = 120.0
+def normalized_url(url: str) -> str:
+    """A plain postgresql:// URL means psycopg 3 (SQLAlchemy alone would pick psycopg2)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise ProjectError(f"{url!r} is not a database URL (expected e.g. postgresql://user@host/db): {e}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
+
+
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, future=True)
+    url = normalized_url(url)
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, future=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        else:
+            # pre_ping: a pooled connection the server dropped (restart, idle timeout) is replaced, not used
+            engine = create_engine(url, future=True, pool_pre_ping=True)
+    except ImportError as e:
+        raise ProjectError(f"the catalog {url.split(':', 1)[0]}://... needs a database driver that is not "
+                           f"installed ({e.name or e}); for PostgreSQL: "
+                           "pip install 'pixret-desktop[postgres]'") from None
+    except ArgumentError as e:
+        raise ProjectError(f"cannot use the catalog URL: {e}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -265,16 +303,17 @@ class Catalog:
             if why is None:
                 raise
             self._open_read_only(why, exc)
+        self.dialect = self.engine.dialect.name
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.retries = 0
 
     @staticmethod
     def _migrate(engine: Engine) -> None:
-        from engine.catalog.migrations import current_revision, head_revision, upgrade_to_head
+        from engine.catalog.migrations import upgrade_to_head  # local: alembic is only needed when opening
 
-        # Migrating takes the write lock: a catalog already at head is opened without writing, so
-        # reading works while another process writes.
-        if current_revision(engine) != head_revision():
-            upgrade_to_head(engine)
+        # Migrating takes the write lock: a catalog already at head is opened without writing
+        # (upgrade_to_head only reads then), so reading works while another process writes.
+        upgrade_to_head(engine)
 
     def _cannot_write(self, exc: BaseException) -> str | None:
         """Why the catalog file cannot be opened for writing, or None for any other failure."""
@@ -310,23 +349,65 @@ class Catalog:
         self.engine, self.read_only = engine, why
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, write: bool = False) -> Iterator[Session]:
         """A transaction: committed on success, rolled back on any error.
 
+        write=True, for a transaction that reads what it is about to change: on SQLite it starts
+        with BEGIN IMMEDIATE (the database's one write lock, taken before the first read, so what
+        was read cannot change before the write); PostgreSQL stays at READ COMMITTED and the
+        caller locks the rows it depends on (SELECT ... FOR UPDATE, `lock`).
+
         Running out of space raises DiskFullError naming the catalog's folder; a write to a
-        read-only catalog raises ProjectError saying why it is read-only."""
-        with self._sessions() as s:
+        read-only catalog raises ProjectError saying why it is read-only; any other database error
+        a ProjectError of one line (engine.catalog.errors).
+        """
+        try:
+            with self._sessions() as s:
+                try:
+                    if write and self.dialect == "sqlite":
+                        conn = s.connection()
+                        if not conn.connection.driver_connection.in_transaction:
+                            conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    yield s
+                    s.commit()
+                except BaseException as exc:
+                    s.rollback()
+                    if self.read_only and isinstance(exc, DBAPIError):
+                        raise ProjectError(f"{self.file.parent}: opened read-only ({self.read_only}); "
+                                           "nothing can be saved") from exc
+                    if self.file is not None and is_disk_full(exc, self.file.parent):
+                        raise DiskFullError(self.file.parent) from exc
+                    raise
+        except SQLAlchemyError as exc:
+            raise catalog_error(exc, self.engine) from exc
+
+    def write(self, fn: Callable[[Session], T], *, retry_s: float | None = None) -> T:
+        """Run fn(session) in a write transaction (see `session`) and return its result; when
+        another writer holds the database (SQLite locked, PostgreSQL deadlock or serialization
+        failure) the whole transaction runs again, with backoff, for up to retry_s seconds
+        (default WRITE_RETRY_S); `retries` counts how often that happened."""
+        retry_s = WRITE_RETRY_S if retry_s is None else retry_s
+        deadline = time.monotonic() + retry_s
+        delay = 0.02
+        while True:
             try:
-                yield s
-                s.commit()
-            except BaseException as exc:
-                s.rollback()
-                if self.read_only and isinstance(exc, DBAPIError):
-                    raise ProjectError(f"{self.file.parent}: opened read-only ({self.read_only}); "
-                                       "nothing can be saved") from exc
-                if self.file is not None and is_disk_full(exc, self.file.parent):
-                    raise DiskFullError(self.file.parent) from exc
-                raise
+                with self.session(write=True) as s:
+                    return fn(s)
+            except CatalogBusy as exc:
+                if time.monotonic() + delay > deadline:
+                    raise CatalogBusy(f"{exc}; gave up after {retry_s:.0f} s: try again when the other "
+                                      "process (an import or indexing?) has finished") from exc
+                self.retries += 1
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+
+    def lock(self, s: Session, name: str) -> None:
+        """A named lock held until the transaction ends, for invariants no row can carry (e.g.
+        "one project row"). PostgreSQL: a transaction advisory lock; SQLite: a write session
+        already holds the whole database."""
+        if self.dialect == "postgresql":
+            key = zlib.crc32(f"pixret:{name}".encode())
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
     def close(self) -> None:
         self.engine.dispose()

@@ -39,7 +39,7 @@ from scipy import sparse
 
 from engine.features.extract import rootsift
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
-from engine.base.atomic import atomic_write_arrays, atomic_write_text
+from engine.base.atomic import IN_FLIGHT_S, atomic_write_arrays, atomic_write_text, remove_leftovers
 from engine.verify.spatial import SVConfig, fit_homography, match_ratio, plausible_homography
 
 GRAPH_VERSION = 1
@@ -591,6 +591,6 @@ def _consolidate(folder: Path, fs_of: dict) -> None:
         atomic_write_arrays(folder / "edges", edges.arrays())
     for c in chunks:
         shutil.rmtree(c, ignore_errors=True)
-    for c in pending.iterdir() if pending.is_dir() else []:
-        if c.name.startswith("."):
-            shutil.rmtree(c, ignore_errors=True)
+    # temporaries of interrupted writes; a young one may be an annotator's chunk being written right now
+    # (engine.annotate.objects.adapt_graph runs while the indexer does)
+    remove_leftovers(pending, older_than_s=IN_FLIGHT_S)

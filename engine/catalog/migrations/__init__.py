@@ -2,7 +2,8 @@
 
 `upgrade_to_head(engine)` is what `Catalog` calls on every open: it brings an empty or older
 database to the newest schema this code knows, and refuses (ProjectError) a database written by a
-newer PixRet instead of guessing at it.
+newer PixRet instead of guessing at it. A database already at head is only read: opening never
+waits for another process's write lock (a long import must not stop `pixret status`).
 
 Developers: after changing a model in engine/catalog/tables.py, write the matching migration with
 autogenerate against a database at the current head, from the repository root:
@@ -32,6 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.base.errors import ProjectError
+from engine.catalog.errors import catalog_error, first_line, shown_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent
 
@@ -64,15 +66,24 @@ def head_revision() -> str:
 
 def current_revision(engine: Engine) -> str | None:
     """The database's schema revision; None for a database never migrated (empty or foreign)."""
+    heads = _current_heads(engine)
+    return heads[0] if heads else None
+
+
+def _current_heads(engine: Engine) -> tuple[str, ...]:
+    """The database's revisions, read without taking any lock."""
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    except (SQLAlchemyError, CommandError) as exc:
-        raise ProjectError(f"cannot read the catalog {_show(engine)}: {exc}") from exc
+            return tuple(MigrationContext.configure(conn).get_current_heads())
+    except SQLAlchemyError as exc:
+        raise catalog_error(exc, engine) from exc
+    except CommandError as exc:
+        raise ProjectError(f"cannot read the catalog {shown_url(engine)}: {exc}") from exc
 
 
-def _show(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+# PostgreSQL: one migration at a time per database, whichever process opens it first (a
+# transaction advisory lock, released at commit); SQLite's BEGIN IMMEDIATE does the same.
+_MIGRATION_LOCK = 0x70697872  # 'pixr'
 
 
 @contextmanager
@@ -89,6 +100,8 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
       runs DDL outside any transaction, so a failed migration would leave half a schema; IMMEDIATE
       also makes a second process opening the same project wait instead of migrating twice;
     - the pragma must be set before that BEGIN, as SQLite ignores it inside a transaction.
+    On PostgreSQL the transaction first takes an advisory lock, so two processes opening a new
+    database at once migrate it one after the other (the second finds it at head).
     """
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
@@ -99,12 +112,14 @@ def migration_connection(engine: Engine) -> Iterator[Connection]:
         try:
             if not conn.in_transaction():
                 conn.begin()
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             yield conn
             if sqlite:
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if broken:
                     raise ProjectError(
-                        f"catalog {_show(engine)}: migration left {len(broken)} rows pointing at "
+                        f"catalog {shown_url(engine)}: migration left {len(broken)} rows pointing at "
                         f"missing rows (first: table {broken[0][0]!r}, row {broken[0][1]}); "
                         "nothing was changed"
                     )
@@ -129,7 +144,7 @@ def _refuse_unknown(conn: Connection, script: ScriptDirectory, engine: Engine) -
     unknown = [rev for rev in current if rev not in known]
     if unknown:
         raise ProjectError(
-            f"catalog {_show(engine)} has schema revision {', '.join(unknown)}, which this version "
+            f"catalog {shown_url(engine)} has schema revision {', '.join(unknown)}, which this version "
             f"of PixRet does not know (its newest is {script.get_current_head()}); it was probably "
             "written by a newer PixRet: open it with that version or newer"
         )
@@ -143,8 +158,11 @@ def upgrade_to_head(engine: Engine) -> None:
     """
     config = make_config()
     script = ScriptDirectory.from_config(config)
-    if script.get_current_head() is None:  # an install (or a frozen bundle) that lost its versions/
+    head = script.get_current_head()
+    if head is None:  # an install (or a frozen bundle) that lost its versions/
         raise ProjectError(f"no catalog migrations found in {script.dir}: the installation is incomplete")
+    if _current_heads(engine) == (head,):
+        return  # at head: nothing to write, so no write lock to wait for
     try:
         with migration_connection(engine) as conn:
             _refuse_unknown(conn, script, engine)
@@ -154,9 +172,4 @@ def upgrade_to_head(engine: Engine) -> None:
     except ProjectError:
         raise
     except (SQLAlchemyError, CommandError) as exc:
-        raise ProjectError(f"cannot migrate the catalog {_show(engine)}: {_one_line(exc)}") from exc
-
-
-def _one_line(exc: BaseException) -> str:
-    # SQLAlchemy errors carry the SQL and a help link over several lines; the first says what failed.
-    return str(exc).strip().partition("\n")[0]
+        raise ProjectError(f"cannot migrate the catalog {shown_url(engine)}: {first_line(exc)}") from exc
