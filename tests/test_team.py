@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 import engine.annotate.review as review
 import engine.catalog.tables as tables
+from engine.annotate.live import DecisionWatcher
 from engine.annotate.objects import list_objects
 from engine.base.errors import CatalogBusy
 from engine.base.locks import LockHeld, folder_lock
@@ -379,3 +380,25 @@ def test_ago_reads_like_a_person_would_say_it():
     now = dt.datetime(2026, 12, 1, 12, 0, 0)
     assert [review.ago(now - dt.timedelta(seconds=s), now) for s in (5, 100, 7200, 3 * 86400)] == [
         "just now", "2 min ago", "2 h ago", "on 2026-11-28"]
+
+
+# -- live ------------------------------------------------------------------------------------------
+
+
+def test_the_watcher_reports_a_decision_made_by_another_connection(team_project, one_search):
+    project, db = team_project
+    (qid, other_qid), hits = saved_searches(project, one_search, n=2)
+    seen: list = []
+    got = threading.Event()
+    watcher = DecisionWatcher(project.catalog, lambda q: (seen.append(q), got.set()), interval=0.2).start()
+    colleague = Project.open(project.folder, db_url=db)  # another annotator: a connection of its own
+    try:
+        assert watcher.listening.wait(30)
+        review.set_decision(colleague, other_qid, hits[0], "rejected", author="ana")
+        assert got.wait(30), "the decision was never reported"
+        assert seen[0] == {other_qid}
+        assert qid not in set().union(*seen)
+    finally:
+        watcher.stop()
+        colleague.close()
+    assert not watcher.running

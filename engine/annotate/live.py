@@ -99,8 +99,8 @@ class DecisionWatcher:
 
     def _listen(self, first: bool) -> None:
         raw = self.catalog.engine.raw_connection()
-        raw.detach()  # this connection listens for as long as the watcher runs: not the pool's any more
-        conn = raw.driver_connection
+        conn = raw.driver_connection  # psycopg's own connection
+        raw.detach()  # it listens for as long as the watcher runs: not the pool's any more
         try:
             conn.autocommit = True
             conn.execute(f"LISTEN {CHANNEL}")
@@ -115,4 +115,4 @@ class DecisionWatcher:
                 if changed:
                     self._emit(changed)
         finally:
-            raw.close()
+            conn.close()
