@@ -1,13 +1,27 @@
 """Application settings (QSettings): recent projects, default method, feature long side,
-thumbnail size, window layout."""
+thumbnail size, window layout, the author's name on decisions, recent team projects (database URL
+without its password: pixret_desktop/credentials.py)."""
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QStandardPaths
+
+from pixret_desktop.credentials import without_password
 
 MAX_RECENT = 10
-DEFAULTS = {"default_method": "sv", "feature_long_side": 1024, "thumbnail_size": 128, "top_k": 100}
+
+
+def os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in this environment
+        return ""
+
+
+DEFAULTS = {"default_method": "sv", "feature_long_side": 1024, "thumbnail_size": 128, "top_k": 100,
+            "author": os_user()}
 
 
 class AppSettings:
@@ -58,3 +72,29 @@ class AppSettings:
     def clear_recent(self) -> None:
         self.q.setValue("recent_projects", [])
         self.q.sync()
+
+    # -- team projects ---------------------------------------------------------------------------
+
+    def recent_team_projects(self) -> list[tuple[str, str]]:
+        """(database URL without password, shared folder), most recent first."""
+        value = self.q.value("recent_team_projects", [])
+        if isinstance(value, str):
+            value = [value]
+        out = []
+        for item in value or []:
+            url, _, folder = str(item).partition("\n")
+            if url and folder:
+                out.append((url, folder))
+        return out
+
+    def add_recent_team(self, url: str, folder) -> None:
+        item = f"{without_password(url)}\n{Path(folder).resolve()}"
+        items = [item] + [f"{u}\n{f}" for u, f in self.recent_team_projects() if f"{u}\n{f}" != item]
+        self.q.setValue("recent_team_projects", items[:MAX_RECENT])
+        self.q.sync()
+
+    def password_file(self) -> Path:
+        """Where remembered database passwords are kept (0600, beside the settings)."""
+        folder = Path(self.q.fileName()).parent if self.q.format() == QSettings.IniFormat else \
+            Path(QStandardPaths.writableLocation(QStandardPaths.AppConfigLocation))
+        return folder / "pixret-pgpass"

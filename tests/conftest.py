@@ -81,6 +81,21 @@ def pg_project(indexed_project, pg_url, tmp_path):
     project.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def team_project(request, indexed_project, tmp_path):
+    """(project, db url or None): the indexed project, on a private SQLite copy or on PostgreSQL."""
+    if request.param == "postgresql":
+        project = request.getfixturevalue("pg_project")
+        return project, project.catalog.url
+    from engine.project import Project
+
+    folder = tmp_path / "project"
+    shutil.copytree(indexed_project.folder, folder)
+    project = Project.open(folder)
+    request.addfinalizer(project.close)
+    return project, None
+
+
 def copy_catalog(src, dst) -> None:
     """Every row of one catalog into another (emptied first), ids kept; PostgreSQL's id sequences
     are moved past the copied ids."""

@@ -40,19 +40,6 @@ ANNOTATOR = Path(__file__).resolve().parent / "annotator.py"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def team_project(request, indexed_project, tmp_path):
-    """(project, db url or None): the indexed project, on a private SQLite copy or on PostgreSQL."""
-    if request.param == "postgresql":
-        project = request.getfixturevalue("pg_project")
-        return project, project.catalog.url
-    folder = tmp_path / "project"
-    shutil.copytree(indexed_project.folder, folder)
-    project = Project.open(folder)
-    request.addfinalizer(project.close)
-    return project, None
-
-
 @pytest.fixture(scope="module")
 def one_search(indexed_project, small_collection):
     """A search of the indexed project (every project here is a copy of it: same image ids)."""

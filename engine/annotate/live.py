@@ -24,6 +24,7 @@ from sqlalchemy import func, select, text
 from engine.catalog.tables import AnnotationRow
 
 CHANNEL = "pixret_decisions"
+BURST_S = 0.05  # notifications arriving this soon after one are reported with it
 log = logging.getLogger(__name__)
 
 
@@ -108,10 +109,12 @@ class DecisionWatcher:
             if not first:
                 self._emit(None)
             while not self._stop.is_set():
-                changed: set[int] = set()
-                for note in conn.notifies(timeout=self.interval):
-                    if note.payload.isdigit():
-                        changed.add(int(note.payload))
+                # wake at the first notification (or after `interval`, to look at the stop flag), then
+                # take the rest of a burst along: one call for many decisions made at once
+                notes = list(conn.notifies(timeout=self.interval, stop_after=1))
+                if notes:
+                    notes += list(conn.notifies(timeout=BURST_S))
+                changed = {int(n.payload) for n in notes if n.payload.isdigit()}
                 if changed:
                     self._emit(changed)
         finally:

@@ -1,8 +1,9 @@
 """Atomic file writes: a temporary file in the same folder, fsynced, then os.replace'd.
 
 A reader (or a crash) sees the old file or the new one, never half of one. Files get the usual
-permissions (0666 less the umask), not mkstemp's private 0600. A failed write removes its
-temporary; running out of space raises DiskFullError naming the folder.
+permissions (0666 less the umask), not mkstemp's private 0600, unless a mode is given (a file of
+secrets: 0600). A failed write removes its temporary; running out of space raises DiskFullError
+naming the folder.
 
 Temporaries are named so that `remove_leftovers` can find those a killed process left behind:
 files `.<name>.<random>.tmp`, folders `.tmp-<name>-<random>` (and `.old-<name>-<random>` while one
@@ -30,8 +31,8 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path, write: Callable[[BinaryIO], None]) -> None:
-    """Call write(f) on a binary temporary file, then put it at path."""
+def atomic_write(path, write: Callable[[BinaryIO], None], mode: int | None = None) -> None:
+    """Call write(f) on a binary temporary file, then put it at path (with permissions `mode`)."""
     path = Path(path)
     with disk_full_named(path.parent):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +42,7 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException as exc:
         full = is_disk_full(exc, path.parent)  # before the cleanup frees the space again
@@ -51,13 +52,13 @@ def atomic_write(path, write: Callable[[BinaryIO], None]) -> None:
         raise
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    atomic_write(path, lambda f: f.write(data))
+def atomic_write_bytes(path, data: bytes, mode: int | None = None) -> None:
+    atomic_write(path, lambda f: f.write(data), mode)
 
 
-def atomic_write_text(path, text: str) -> None:
+def atomic_write_text(path, text: str, mode: int | None = None) -> None:
     # surrogateescape: a file name that is not UTF-8 is written back as the bytes it has on disk
-    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"), mode)
 
 
 def atomic_copy(src, dst) -> None:

@@ -13,10 +13,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QUndoGroup
 from PySide6.QtWidgets import QFileDialog, QMessageBox
+from sqlalchemy.exc import ArgumentError
 
 import engine.annotate.review as review
 import engine.pipeline as pipeline
 from engine.formats.destination import check_export_destination
+from pixret_desktop import credentials
 from pixret_desktop import status as S
 from pixret_desktop.controllers.canvas import CanvasController
 from pixret_desktop.controllers.objects import ObjectsController
@@ -35,6 +37,7 @@ from pixret_desktop.views.dialogs import (
     JobRow,
     SettingsDialog,
     ShortcutsDialog,
+    TeamProjectDialog,
     ask_about_drafts,
     ask_replace_export,
 )
@@ -81,6 +84,7 @@ class MainController(QObject):
         self.project_ctl = ProjectController(self.jobs, self)
         self.search_ctl = SearchController(self.jobs, self)
         self.review_ctl = ReviewController(self.jobs, self.canvas_ctl, self.results, w.results, self)
+        self.review_ctl.author = self.settings.get("author")
         self.objects = ObjectsModel(self)
         self.objects_ctl = ObjectsController(self.jobs, self.objects, w.objects_panel, self)
         self.mode: str | None = None  # 'query' | 'hit' | 'view'
@@ -109,6 +113,7 @@ class MainController(QObject):
         p = self.project_ctl
         w.act_new_project.triggered.connect(self.ask_new_project)
         w.act_open_project.triggered.connect(self.ask_open_project)
+        w.act_open_team_project.triggered.connect(self.ask_open_team_project)
         w.act_open_demo.triggered.connect(lambda: self.open_demo())
         w.act_import_folder.triggered.connect(self.ask_import_folder)
         w.act_show_failures.triggered.connect(lambda: p.load_failures())
@@ -116,6 +121,7 @@ class MainController(QObject):
         w.act_quit.triggered.connect(w.close)
         w.recent_menu.aboutToShow.connect(self._fill_recent)
         p.opened.connect(self._project_opened)
+        p.closing.connect(self.review_ctl.stop_watching)
         p.closed.connect(self._project_closed)
         p.images_loaded.connect(self._images_loaded)
         p.import_finished.connect(self._import_finished)
@@ -186,6 +192,8 @@ class MainController(QObject):
         r.saving_changed.connect(lambda: w.saved_label.setText(r.saving_text()))
         r.decision_saved.connect(self._decision_saved)
         r.queries_loaded.connect(self._queries_loaded)
+        r.conflict.connect(self.ask_conflict)
+        r.remote_changed.connect(self._decided_elsewhere)
         r.error.connect(self.show_error)
         r.message.connect(self.show_message)
         # remembered objects
@@ -238,6 +246,30 @@ class MainController(QObject):
         if folder:
             self.open_project(folder)
 
+    def ask_open_team_project(self) -> TeamProjectDialog:
+        """File ▸ Open Team Project: database URL, password (not kept in the settings), shared folder."""
+        dlg = TeamProjectDialog(self.settings.recent_team_projects(), self.window)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        dlg.accepted.connect(lambda: self.open_team_project(**dlg.values()))
+        dlg.open()
+        return dlg
+
+    def open_team_project(self, url: str, folder, password: str = "", remember: bool = False) -> Worker | None:
+        passfile = self.settings.password_file()
+        try:
+            if remember and password:
+                credentials.remember(passfile, url, password)
+            elif not remember and password:
+                credentials.forget(passfile, url)
+            password = password or credentials.lookup(passfile, url) or ""
+            full_url = credentials.with_password(url, password)
+        except (OSError, ValueError, ArgumentError) as e:
+            self.show_error("Could not open the team project", str(e))
+            return None
+        self.settings.add_recent_team(url, folder)
+        self.show_message(f"Opening the team project {folder}…")
+        return self.project_ctl.open_team_project(folder, full_url)
+
     def ask_import_folder(self) -> None:
         if self.project is None:
             self.show_error("No project", "Create or open a project first (File ▸ New Project).")
@@ -272,7 +304,8 @@ class MainController(QObject):
         return self.project_ctl.project
 
     def _project_opened(self, project) -> None:
-        self.settings.add_recent(project.folder)
+        if project.catalog.engine.dialect.name == "sqlite":  # (a team project is reopened with its URL)
+            self.settings.add_recent(project.folder)
         self.window.setWindowTitle(f"PixRet — {project.folder.parent.name}/{project.folder.name}")
         self.cache.set_folder(project.folder)
         self.search_ctl.set_project(project)
@@ -622,6 +655,36 @@ class MainController(QObject):
         self.objects_ctl.refresh()  # a first decision makes an object; every decision changes its counts
         self._update_header()
         self._update_summary()
+        if self.window.evidence.isVisible():
+            self._fill_evidence()  # who decided, and the history
+
+    def _decided_elsewhere(self, changed: dict) -> None:
+        """Decisions by other annotators arrived in the open search."""
+        self._reload_statuses()
+        self.objects_ctl.refresh()
+        self._update_header()
+        self._update_summary()
+        if self.window.evidence.isVisible():
+            self._fill_evidence()
+
+    def ask_conflict(self, conflict, state: dict) -> QMessageBox:
+        """Someone else decided the hit since it was shown: keep theirs (shown now) or use mine."""
+        wanted = S.LABELS.get(state["kind"], state["kind"]).lower()
+        box = QMessageBox(QMessageBox.Question, "Changed by someone else",
+                          f"{conflict}.\n\nYou decided: {wanted}. Keep theirs, or replace it with yours?",
+                          QMessageBox.NoButton, self.window)
+        box.setObjectName("conflict_box")
+        theirs = box.addButton("Keep theirs", QMessageBox.RejectRole)
+        box.addButton("Use mine", QMessageBox.AcceptRole).setObjectName("use_mine")
+        theirs.setObjectName("keep_theirs")
+        box.setDefaultButton(theirs)
+        box.setAttribute(Qt.WA_DeleteOnClose)
+        self.dialogs.append(box)
+        box.buttonClicked.connect(lambda b: b is not theirs and self.review_ctl.decide_again(conflict, state))
+        box.finished.connect(lambda _r, b=box: b in self.dialogs and self.dialogs.remove(b))
+        self.show_message(str(conflict))
+        box.open()
+        return box
 
     def _reload_statuses(self) -> None:
         if self.project is None:
@@ -639,19 +702,34 @@ class MainController(QObject):
         else:
             self.window.canvas.set_points([])
 
-    def _fill_evidence(self) -> None:
+    def _fill_evidence(self, history=None) -> None:
         hit = self.review_ctl.current
         extra = {}
         if hit is not None:
             extra["rank"] = self.results.rank_of(hit.image_id)
             extra["uncertainty"] = round(self.results.uncertainty_of(hit.image_id) or 0.0, 3)
             extra["review"] = self.results.status_of(hit.image_id)
+            decision = self.results.decisions.get(hit.image_id)
+            if decision is not None and decision.time is not None:
+                extra["decided"] = decision.describe()
+            if history is None:
+                self._load_history(hit)
+            elif history:  # every decision on this hit, newest first, who and when
+                extra["history"] = [d.describe() for d in reversed(history)]
         self.window.evidence.show_hit(hit, extra)
         matches = (hit.evidence or {}).get("matches") if hit is not None else None
         try:  # (query x, query y, image x, image y) per inlier: mark them on the image
             self.window.canvas.set_points([(m[2], m[3]) for m in matches or []])
         except (TypeError, IndexError):
             self.window.canvas.set_points([])
+
+    def _load_history(self, hit) -> None:
+        qid, project = self.results.query_id, self.project
+        if project is None or qid is None:
+            return
+        self.jobs.start(Worker(review.history, project, qid, hit.image_id, engine_call=False, name="History"),
+                        pool="io", on_finished=lambda h: (self.review_ctl.current is hit and self.results.query_id == qid
+                                                          and self._fill_evidence(h)))
 
     # -- jobs --------------------------------------------------------------------------------------------
 
@@ -691,6 +769,7 @@ class MainController(QObject):
 
     def apply_settings(self, values: dict) -> None:
         self.settings.update(values)
+        self.review_ctl.author = self.settings.get("author")
         size = int(values.get("thumbnail_size", self.cache.size))
         if size != self.cache.size:
             self.cache.set_size(size)

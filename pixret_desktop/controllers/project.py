@@ -12,7 +12,8 @@ from PySide6.QtCore import QObject, Signal
 import engine.annotate.review as review
 import engine.demo as demo
 from engine.features.extract import FeatureConfig
-from engine.project import Project
+from engine.base.errors import ProjectError
+from engine.project import MARKER, Project
 from pixret_desktop.workers import JobManager, Worker
 
 
@@ -24,6 +25,18 @@ def _open(folder, *, create: bool, long_side: int | None = None, progress=None, 
     return Project.open(folder)
 
 
+def _open_team(folder, url: str, *, progress=None, cancel=None) -> Project:
+    """A team project: opened when the shared folder is one, else made there (a new or empty folder)."""
+    cancel.raise_if_set()
+    folder = Path(folder)
+    if (folder / MARKER).exists():
+        return Project.open(folder, db_url=url)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ProjectError(f"{folder}: not a PixRet project, and not empty: choose the team project's folder, "
+                           "or an empty one to start a new team project")
+    return Project.create(folder, db_url=url)
+
+
 def _load_images(project: Project):
     """(collection root, images, review status per image) in one worker call."""
     return project.root, project.images(), review.image_status(project)
@@ -31,6 +44,7 @@ def _load_images(project: Project):
 
 class ProjectController(QObject):
     opened = Signal(object)  # Project
+    closing = Signal()  # before the catalog closes: stop what watches it
     closed = Signal()
     images_loaded = Signal(object, object, object)  # root, [ImageInfo], {image id: review status}
     import_finished = Signal(object)  # IndexReport
@@ -54,6 +68,10 @@ class ProjectController(QObject):
 
     def open_project(self, folder) -> Worker:
         return self._start_open(Worker(_open, folder, create=False, name=f"Opening {Path(folder).name}"))
+
+    def open_team_project(self, folder, url: str) -> Worker:
+        """url: the catalog's database URL (with its password, which goes no further than the engine)."""
+        return self._start_open(Worker(_open_team, folder, url, name=f"Opening team project {Path(folder).name}"))
 
     def open_demo(self, folder=None) -> Worker:
         """The demo collection: generated and indexed on first use (a minute), then just opened."""
@@ -79,6 +97,7 @@ class ProjectController(QObject):
         """Cancel this project's jobs, wait for them, close the catalog."""
         if self.project is None:
             return
+        self.closing.emit()
         self.jobs.cancel_all()
         self.jobs.wait(30000)
         self.project.close()

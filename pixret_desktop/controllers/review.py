@@ -13,16 +13,22 @@ drops it (engine.annotate.review). Reopening the hit starts from its draft, one 
 from the saved outline. Rejecting puts the outline back to the prediction in the same undo step:
 a rejected hit has no outline to keep. Searches are loaded on the writer pool too, so a load
 sees every decision and draft asked for before it.
+
+Team projects: each decision says which one the person saw (`seen`, the catalog id per hit); when
+someone else decided the hit meanwhile, the write is refused (DecisionConflict) and `conflict` asks
+the person to keep theirs or use their own. A DecisionWatcher (its own thread) reports decisions
+made elsewhere; the open search's decisions are then read again (io pool) and shown.
 """
 from __future__ import annotations
 
-import datetime as dt
 
 from PySide6.QtCore import QObject, Signal
 
 import engine.annotate.review as review
-from engine.annotate.review import Decision
+from engine.annotate.live import DecisionWatcher
+from engine.annotate.review import NOT_DECIDED, Decision, DecisionConflict
 from engine.base.types import DECIDED
+from engine.catalog.tables import utcnow
 from pixret_desktop import status as S
 from pixret_desktop.geometry import same_shape, shape_of
 from pixret_desktop.undo import DecisionCommand, RegionDocument
@@ -45,14 +51,24 @@ def _load(project, query_id: int):
     return review.load_search(project, query_id), review.decisions(project, query_id), drafts
 
 
-def _then_count(write, project, *args) -> int:
+def _then_count(write, project, *args) -> tuple[object, int]:
     """A catalog write, then the project's number of drafts (what the status bar says after it)."""
-    write(project, *args)
-    return review.draft_count(project)
+    result = write(project, *args)
+    return result, review.draft_count(project)
 
 
 def draft_text(n: int) -> str:
     return f"{n} unaccepted correction{'s' * (n != 1)}"
+
+
+def _save(project, query_id: int, image_id: int, kind: str, region, difficulty: str, author: str,
+          seen: dict[int, int]) -> Decision:
+    """One decision, stating the one the person saw; run on the writer pool, one at a time, so the
+    next decision on the hit states this one."""
+    d = review.set_decision(project, query_id, image_id, kind, region, difficulty, author,
+                            expected=seen.get(image_id, NOT_DECIDED))
+    seen[image_id] = d.id if kind in DECIDED else NOT_DECIDED
+    return d
 
 
 class ReviewController(QObject):
@@ -62,8 +78,13 @@ class ReviewController(QObject):
     decision_changed = Signal(int, str)  # image id, kind: shown (saving may still be under way)
     queries_loaded = Signal(object)  # [QueryInfo]
     saving_changed = Signal()  # writes pending or the number of drafts changed (saving_text)
+    conflict = Signal(object, object)  # DecisionConflict, the state the person wanted (for "use mine")
+    remote_changed = Signal(object)  # {image id: Decision or None}: decided elsewhere, now shown
     error = Signal(str, str)
     message = Signal(str)
+    _watched = Signal(object)  # from the watcher's thread: searches with new decisions (None: any)
+
+    LIVE_INTERVAL_S = 1.0
 
     def __init__(self, jobs: JobManager, canvas_ctl, model, view, parent=None):
         super().__init__(parent)
@@ -77,17 +98,25 @@ class ReviewController(QObject):
         self.author = ""
         self.unsaved = 0  # decisions and drafts not yet committed
         self.n_drafts = 0  # drafts in the whole project, as of the last committed write
+        self.pending: dict[int, int] = {}  # image id -> its decisions not yet committed
+        self.seen: dict[int, int] = {}  # image id -> the catalog id of the decision shown (this search)
+        self.watcher: DecisionWatcher | None = None
+        self._watched.connect(self._decided_elsewhere)
         view.selectionModel().currentChanged.connect(self._current_row_changed)
 
     # -- project and searches ------------------------------------------------------------------------
 
     def set_project(self, project) -> None:
+        if self.watcher is not None:
+            self.watcher.stop(timeout=0)  # its thread ends on its own within a second; the GUI does not wait
+            self.watcher = None
         self.project = project
         self.n_drafts = 0
         self.clear()
         if project is not None:
             self.jobs.start(Worker(review.draft_count, project, engine_call=False, name="Counting drafts"),
                             pool="writer", on_finished=lambda n: project is self.project and self._set_drafts(n))
+            self.watcher = DecisionWatcher(project.catalog, self._watched.emit, interval=self.LIVE_INTERVAL_S).start()
         self.saving_changed.emit()
 
     def clear(self) -> None:
@@ -120,6 +149,7 @@ class ReviewController(QObject):
         keep = self.current.image_id if self.current is not None and self.model.query_id == query_id else None
         self._drop_documents()
         self.current = None
+        self.seen = {i: d.id for i, d in (decisions or {}).items() if d.id is not None}
         self.model.set_result(result, query_id, {**remembered_decisions(result), **(decisions or {})}, drafts=drafts)
         self.current_changed.emit(None)
         self.result_shown.emit(query_id)
@@ -214,21 +244,23 @@ class ReviewController(QObject):
         else:
             self._write(review.save_draft, query_id, image_id, want)
 
-    def _write(self, write, query_id: int, *args, on_saved=None) -> None:
-        """A catalog write on the writer pool (in order); the draft count comes back with it."""
+    def _write(self, write, query_id: int, *args, on_saved=None, on_failed=None) -> None:
+        """A catalog write on the writer pool (in order); the draft count comes back with it.
+        on_saved(what write returned); on_failed(exception), instead of the plain error message."""
         self.unsaved += 1
         self.saving_changed.emit()
         project = self.project
         w = Worker(_then_count, write, project, query_id, *args, engine_call=False, name="Saving")
-        self.jobs.start(w, pool="writer", on_finished=lambda n: self._written(project, n, on_saved),
-                        on_failed=lambda e: self._save_failed(project, query_id, e))
+        self.jobs.start(w, pool="writer", on_finished=lambda r: self._written(project, r, on_saved),
+                        on_failed=on_failed or (lambda e: self._save_failed(project, query_id, e)))
 
-    def _written(self, project, n_drafts: int, on_saved) -> None:
+    def _written(self, project, result_and_count: tuple, on_saved) -> None:
+        result, n_drafts = result_and_count
         self.unsaved -= 1
         if project is self.project:
             self.n_drafts = n_drafts
             if on_saved is not None:
-                on_saved()
+                on_saved(result)
         self.saving_changed.emit()
 
     def _set_drafts(self, n: int) -> None:
@@ -318,17 +350,29 @@ class ReviewController(QObject):
             return
         image_id, kind, region = state["image_id"], state["kind"], state.get("region")
         shown = None if kind == "unreviewed" else Decision(image_id, kind, region, state.get("difficulty", "easy"),
-                                                           self.author, dt.datetime.now())
+                                                           self.author, utcnow())
         self.model.set_decision(image_id, shown)
         self.decision_changed.emit(image_id, kind)
         self.model.set_draft(image_id, None)  # the decision drops it
-        self._write(review.set_decision, query_id, image_id, kind, region, state.get("difficulty", "easy"),
-                    self.author, on_saved=lambda: self._saved(image_id, kind))
+        self.pending[image_id] = self.pending.get(image_id, 0) + 1
+        self._write(_save, query_id, image_id, kind, region, state.get("difficulty", "easy"), self.author,
+                    self.seen, on_saved=lambda d: self._saved(query_id, image_id, kind, d),
+                    on_failed=lambda e: self._decision_failed(project, query_id, image_id, state, e))
         self._sync_draft(image_id)
         if self.current is not None and self.current.image_id == image_id:
             self.current_changed.emit(self.current)
 
-    def _saved(self, image_id: int, kind: str) -> None:
+    def _decided(self, image_id: int) -> None:
+        left = self.pending.get(image_id, 1) - 1
+        if left > 0:
+            self.pending[image_id] = left
+        else:
+            self.pending.pop(image_id, None)
+
+    def _saved(self, query_id: int, image_id: int, kind: str, stored: Decision) -> None:
+        self._decided(image_id)
+        if query_id == self.model.query_id and image_id not in self.pending and kind in DECIDED:
+            self.model.set_decision(image_id, stored)  # with its id, author and time as the catalog has them
         self.decision_saved.emit(image_id, kind)
         self.message.emit(f"Saved: {S.LABELS.get(kind, kind).lower()}")
 
@@ -339,5 +383,87 @@ class ReviewController(QObject):
             self.error.emit("The change was not saved", str(exc))
             self.load_query(query_id)  # show what the catalog really holds
 
+    def _decision_failed(self, project, query_id: int, image_id: int, state: dict, exc) -> None:
+        self._decided(image_id)
+        if not (isinstance(exc, DecisionConflict) and project is self.project and query_id == self.model.query_id):
+            self._save_failed(project, query_id, exc)
+            return
+        self.unsaved -= 1
+        self.saving_changed.emit()
+        # show what the catalog holds, and ask: theirs stays unless the person says otherwise
+        current = exc.current if exc.current is not None and exc.current.kind in DECIDED else None
+        self.seen[image_id] = exc.current_id
+        if image_id not in self.pending:
+            self.model.set_decision(image_id, current)
+            self._reset_document(image_id)
+        self.decision_saved.emit(image_id, current.kind if current else "unreviewed")
+        self.conflict.emit(exc, state)
+
+    def decide_again(self, conflict: DecisionConflict, state: dict) -> None:
+        """"Use mine": the decision the person wanted, over the one they now know of."""
+        if conflict.query_id == self.model.query_id:
+            self._apply(conflict.query_id, state)
+
     def wait_saved(self, ms: int = 10000) -> bool:
         return self.jobs.writer.waitForDone(ms)
+
+    # -- other annotators ---------------------------------------------------------------------------------
+
+    def _decided_elsewhere(self, queries) -> None:
+        """The watcher saw new decisions (by anyone): read the open search's again, if it is one of them."""
+        qid, project = self.model.query_id, self.project
+        if project is None or qid is None or self.model.partial or (queries is not None and qid not in queries):
+            return
+        self.jobs.start(Worker(review.decisions, project, qid, engine_call=False, name="Reading decisions"),
+                        pool="io", on_finished=lambda d: project is self.project and self._merge(qid, d),
+                        on_failed=lambda e: self.message.emit(f"Could not read others' decisions: {e}"))
+
+    def _merge(self, query_id: int, stored: dict[int, Decision]) -> None:
+        """Show the catalog's decisions where they are newer than what is shown (never over a decision
+        of this window still being saved)."""
+        if query_id != self.model.query_id:
+            return
+        changed: dict[int, Decision | None] = {}
+        for image_id in set(stored) | set(self.seen):
+            if image_id in self.pending or self.model.row_of(image_id) is None:
+                continue
+            new = stored.get(image_id)
+            if (new.id if new else NOT_DECIDED) == self.seen.get(image_id, NOT_DECIDED):
+                continue
+            self.seen[image_id] = new.id if new else NOT_DECIDED
+            self.model.set_decision(image_id, new)
+            self._reset_document(image_id)
+            changed[image_id] = new
+        if not changed:
+            return
+        others = [(i, d) for i, d in changed.items() if d is not None and d.author != self.author]
+        if len(changed) == 1 and others:
+            i, d = others[0]
+            hit = self.model.hit_at(self.model.row_of(i))
+            self.message.emit(f"{d.author or 'Someone'} {d.kind} {hit.path.rsplit('/', 1)[-1]}")
+        else:
+            self.message.emit(f"{len(changed)} decision{'s' * (len(changed) != 1)} changed by others")
+        self.remote_changed.emit(changed)
+        if self.current is not None and self.current.image_id in changed:
+            self.current_changed.emit(self.current)
+
+    def _reset_document(self, image_id: int) -> None:
+        """A hit whose decision changed elsewhere starts again from that decision's outline, unless the
+        person has drawn on it here."""
+        doc = self.documents.get(image_id)
+        if doc is None or doc.stack.count() > 0:
+            return
+        hit = self.current if self.current is not None and self.current.image_id == image_id else None
+        if hit is not None:
+            self.canvas_ctl.document = None
+            self.canvas_ctl.tools.set_document(None)
+        self.canvas_ctl.forget(doc)
+        del self.documents[image_id]
+        doc.deleteLater()
+        if hit is not None and self.model.row_of(image_id) is not None:
+            self.open_row(self.model.row_of(image_id))
+
+    def stop_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop(timeout=0)
+            self.watcher = None

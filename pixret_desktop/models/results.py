@@ -171,8 +171,10 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ToolTipRole:
             st = self.status_of(hit.image_id)
             ev = hit.evidence or {}
+            d = self.decisions.get(hit.image_id)
+            who = d.describe().removeprefix(d.kind) if d is not None and d.time is not None else ""
             lines = [hit.path, f"rank {self._rank[hit.image_id]}, score {hit.score:.4g}, {hit.stage}",
-                     f"uncertainty {self._uncertainty[hit.image_id]:.2f}", S.LABELS.get(st, st)]
+                     f"uncertainty {self._uncertainty[hit.image_id]:.2f}", S.LABELS.get(st, st) + who]
             if "inliers" in ev:
                 lines.append(f"{ev['inliers']} inlier matches")
             if hit.image_id in self.drafts:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -57,7 +60,7 @@ class FailuresDialog(QDialog):
 
 
 class SettingsDialog(QDialog):
-    """Default search method, feature long side (new projects), thumbnail size."""
+    """Default search method, feature long side (new projects), thumbnail size, the author's name."""
 
     def __init__(self, methods: dict[str, str], values: dict, parent=None):
         super().__init__(parent)
@@ -85,6 +88,11 @@ class SettingsDialog(QDialog):
         self.thumb.setSuffix(" px")
         self.thumb.setValue(int(values.get("thumbnail_size", 160)))
         form.addRow("&Thumbnail size:", self.thumb)
+        self.author = QLineEdit(str(values.get("author", "")), self)
+        self.author.setObjectName("author")
+        self.author.setMaxLength(100)
+        self.author.setToolTip("Recorded with each of your review decisions; in a team project the others see it.")
+        form.addRow("&Your name:", self.author)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -92,7 +100,80 @@ class SettingsDialog(QDialog):
 
     def values(self) -> dict:
         return {"default_method": self.method.currentData(), "feature_long_side": self.long_side.value(),
-                "thumbnail_size": self.thumb.value()}
+                "thumbnail_size": self.thumb.value(), "author": self.author.text().strip()}
+
+
+class TeamProjectDialog(QDialog):
+    """File ▸ Open Team Project: the catalog's database URL, its password, and the shared folder.
+
+    The password is not kept in the settings (pixret_desktop/credentials.py); "remember" stores it in
+    PixRet's own password file, readable by the user alone."""
+
+    def __init__(self, recent: list[tuple[str, str]], parent=None):
+        super().__init__(parent)
+        self.setObjectName("team_project_dialog")
+        self.setWindowTitle("Open Team Project")
+        self.setMinimumWidth(560)
+        form = QFormLayout(self)
+        form.addRow(QLabel("A team project keeps its catalog on a PostgreSQL server and its index in a folder "
+                           "every annotator can read (a network share).", wordWrap=True))
+        self.recent = QComboBox(self)
+        self.recent.addItem("(new)", None)
+        for url, folder in recent:
+            self.recent.addItem(f"{folder} — {url}", (url, folder))
+        self.recent.currentIndexChanged.connect(self._recent_chosen)
+        if recent:
+            form.addRow("&Recent:", self.recent)
+        self.url = QLineEdit(self)
+        self.url.setObjectName("team_url")
+        self.url.setPlaceholderText("postgresql://ana@db.example.org:5432/pixret")
+        form.addRow("&Database URL:", self.url)
+        self.password = QLineEdit(self)
+        self.password.setObjectName("team_password")
+        self.password.setEchoMode(QLineEdit.Password)
+        self.password.setPlaceholderText("asked each time unless remembered; empty: ~/.pgpass or none")
+        form.addRow("&Password:", self.password)
+        self.remember = QCheckBox("Remember the password (in a file only you can read, not in the settings)", self)
+        self.remember.setObjectName("team_remember")
+        form.addRow("", self.remember)
+        row = QHBoxLayout()
+        self.folder = QLineEdit(self)
+        self.folder.setObjectName("team_folder")
+        self.folder.setPlaceholderText("/mnt/share/pixret/project")
+        self.browse = QPushButton("Browse…", self)
+        self.browse.clicked.connect(self._browse)
+        row.addWidget(self.folder, 1)
+        row.addWidget(self.browse)
+        form.addRow("Shared &folder:", row)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel, self)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
+        self.url.textChanged.connect(self._update_ok)
+        self.folder.textChanged.connect(self._update_ok)
+        if recent:
+            self.recent.setCurrentIndex(1)
+        self._update_ok()
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "The team project's shared folder", self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def _recent_chosen(self, _i: int) -> None:
+        item = self.recent.currentData()
+        if item:
+            self.url.setText(item[0])
+            self.folder.setText(item[1])
+            self.password.clear()
+
+    def _update_ok(self) -> None:
+        self.buttons.button(QDialogButtonBox.Open).setEnabled(bool(self.url.text().strip() and
+                                                                   self.folder.text().strip()))
+
+    def values(self) -> dict:
+        return {"url": self.url.text().strip(), "password": self.password.text(),
+                "remember": self.remember.isChecked(), "folder": self.folder.text().strip()}
 
 
 class ShortcutsDialog(QDialog):

@@ -103,6 +103,8 @@ class MainWindow(QMainWindow):
         file_ = [
             A("new_project", "&New Project…", "Ctrl+N", tip="Create a project folder"),
             A("open_project", "&Open Project…", "Ctrl+O", tip="Open a project folder"),
+            A("open_team_project", "Open &Team Project…", tip="A project several annotators share: its catalog on "
+                                                                "a PostgreSQL server, its index in a shared folder"),
             A("open_demo", "Open &Demo Project", tip="The built-in demo collection (created on first use)"),
             A("import_folder", "&Import Folder…", "Ctrl+I", tip="Add a folder of images to the project and index it"),
             A("show_failures", "&Unreadable Files…", tip="Files that could not be read, with the reasons"),
@@ -354,6 +356,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = QMenu("Open &Recent", self)
         self.recent_menu.setObjectName("recent_menu")
         m.addMenu(self.recent_menu)
+        m.addAction(self.act_open_team_project)
         m.addAction(self.act_open_demo)
         m.addSeparator()
         m.addAction(self.act_import_folder)
