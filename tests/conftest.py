@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -14,22 +13,13 @@ from engine.demo import GeneratedCollection, make_collection
 DEV = Path(__file__).resolve().parents[2] / "shared" / "bench" / "dev"
 
 
-# CI (.ci/run) sets this: a test that needs PostgreSQL then fails instead of skipping when no
-# server could be started.
-REQUIRE_POSTGRES = "PIXRET_REQUIRE_POSTGRES"
-
-
 @pytest.fixture(scope="session")
 def pg_cluster():
-    """A throwaway PostgreSQL server for the whole session (tests/pgserver.py), started on first use."""
+    """A throwaway PostgreSQL server for the whole session (tests/pgserver.py), started on first use;
+    without one the test is skipped, saying why (in CI, where PIXRET_REQUIRE_POSTGRES is set, it fails)."""
     import pgserver
 
-    try:
-        cluster = pgserver.start()
-    except pgserver.Unavailable as e:
-        if os.environ.get(REQUIRE_POSTGRES):
-            pytest.fail(f"PostgreSQL is required here ({REQUIRE_POSTGRES} is set) but could not start: {e}")
-        pytest.skip(f"needs a PostgreSQL server, and none could be started: {e}")
+    cluster = pgserver.start_or_skip()
     yield cluster
     cluster.stop()
 

@@ -127,3 +127,20 @@ def start() -> Cluster:
     except BaseException:
         cluster.stop()
         raise
+
+
+# CI (.ci/run) sets this: a test that needs PostgreSQL then fails instead of skipping when no
+# server could be started.
+REQUIRE = "PIXRET_REQUIRE_POSTGRES"
+
+
+def start_or_skip() -> Cluster:
+    """For a test: a running cluster, or pytest's skip saying why; a failure instead where $REQUIRE is set."""
+    import pytest
+
+    try:
+        return start()
+    except Unavailable as e:
+        if os.environ.get(REQUIRE):
+            pytest.fail(f"PostgreSQL is required here ({REQUIRE} is set) but could not start: {e}")
+        pytest.skip(f"needs a PostgreSQL server, and none could be started: {e}")

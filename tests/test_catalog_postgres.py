@@ -2,7 +2,6 @@
 migrations build the same schema, and errors read as PixRet errors."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -123,22 +122,21 @@ def test_a_missing_database_is_a_clear_error(pg_cluster):
 
 
 @pytest.mark.parametrize("required", [False, True])
-def test_without_a_server_the_tests_skip_saying_why_or_fail_in_ci(tmp_path, required):
-    """CI sets PIXRET_REQUIRE_POSTGRES (.ci/run): there a missing server fails the run, never skips it."""
-    env = {**os.environ, "PIXRET_PG_BIN": str(tmp_path)}  # no initdb there
-    env.pop("PIXRET_REQUIRE_POSTGRES", None)
+def test_without_a_server_the_tests_skip_saying_why_or_fail_in_ci(tmp_path, monkeypatch, required):
+    """CI sets PIXRET_REQUIRE_POSTGRES (.ci/run): there a missing server fails the test, never skips it."""
+    import pgserver
+
+    monkeypatch.setenv("PIXRET_PG_BIN", str(tmp_path))  # no initdb there
     if required:
-        env["PIXRET_REQUIRE_POSTGRES"] = "1"
-    test = "tests/test_catalog_postgres.py::test_the_migrations_build_every_model_table_on_postgresql"
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", test],
-                       cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, timeout=300)
-    if required:
-        assert r.returncode == 1, r.stdout
-        assert "PostgreSQL is required here (PIXRET_REQUIRE_POSTGRES is set)" in r.stdout
-        assert f"PIXRET_PG_BIN={tmp_path} holds no initdb" in r.stdout
+        monkeypatch.setenv("PIXRET_REQUIRE_POSTGRES", "1")
     else:
-        assert r.returncode == 0, r.stdout
-        assert "1 skipped" in r.stdout and "needs a PostgreSQL server, and none could be started" in r.stdout
+        monkeypatch.delenv("PIXRET_REQUIRE_POSTGRES", raising=False)
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception)) as info:
+        pgserver.start_or_skip()
+    assert isinstance(info.value, pytest.fail.Exception if required else pytest.skip.Exception)
+    expected = ("PostgreSQL is required here (PIXRET_REQUIRE_POSTGRES is set) but could not start: " if required
+                else "needs a PostgreSQL server, and none could be started: ")
+    assert str(info.value.msg) == f"{expected}PIXRET_PG_BIN={tmp_path} holds no initdb"
 
 
 def test_the_cli_reports_an_unreachable_catalog_in_one_line(pg_cluster, pg_url, tmp_path):

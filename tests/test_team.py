@@ -150,10 +150,11 @@ def test_two_annotators_deciding_on_overlapping_hits_lose_nothing(team_project, 
         assert s.get(QueryRow, qid).object_id == objects[0].id
 
 
-def test_first_decisions_on_many_searches_at_once_make_one_object_each(team_project, one_search, tmp_path):
+def test_first_decisions_on_many_searches_at_once_make_one_object_each(pg_project, one_search, tmp_path):
     """Both annotators start 8 of the same searches (one object per search) and 6 of their own, all of
-    one query image (every new object wants the image's name): no IntegrityError, no orphan object."""
-    project, db = team_project
+    one query image (every new object wants the image's name): no IntegrityError, no orphan object.
+    (PostgreSQL: concurrent inserts race for the name there; SQLite writes one transaction at a time.)"""
+    project, db = pg_project, pg_project.catalog.url
     queries, hits = saved_searches(project, one_search, n=20)
     procs, paths = start_annotators(project, db, tmp_path, [
         {"author": "ana", "queries": queries[:14], "images": hits[:1], "n": 14, "seed": 3},
@@ -173,11 +174,11 @@ def test_killing_an_annotator_mid_write_loses_nothing_saved(team_project, one_se
     (qid,), hits = saved_searches(project, one_search)
     procs, paths = start_annotators(project, db, tmp_path, [
         {"author": "ana", "queries": [qid], "images": hits[:8], "n": 100000, "seed": 5},
-        {"author": "bob", "queries": [qid], "images": hits[4:12], "n": 80, "seed": 6},
+        {"author": "bob", "queries": [qid], "images": hits[4:12], "n": 40, "seed": 6},
     ])
     victim, survivor = procs
     deadline = time.time() + 120
-    while sum('"saved"' in line for line in paths[0].read_text().splitlines()) < 30:
+    while sum('"saved"' in line for line in paths[0].read_text().splitlines()) < 20:
         assert time.time() < deadline and victim.poll() is None, "ana never got going"
         time.sleep(0.01)
     os.kill(victim.pid, signal.SIGKILL)  # in the middle of whatever it was writing
