@@ -32,7 +32,15 @@ from engine.demo import make_collection  # noqa: E402
 from engine.formats.export import export_project  # noqa: E402
 from engine.pipeline import search  # noqa: E402
 from engine.project import Project  # noqa: E402
-from tests.faults import catalog_is_sound, cli, decider, decisions_lost, features_readable, kill_at  # noqa: E402
+from tests.faults import (  # noqa: E402
+    catalog_is_sound,
+    cli,
+    decider,
+    decisions_lost,
+    features_readable,
+    kill_at,
+    last_stage,
+)
 
 
 def timed(command, marker: str) -> float:
@@ -64,7 +72,7 @@ def index_kills(work: Path, n: int, rng: random.Random, out: dict) -> None:
     full = timed(command, "scan")
     shutil.rmtree(folder)
     out.update(index_kills=0, index_reopened=0, index_completed_runs=0, images_lost=0, index_failures=[],
-               index_seconds_uninterrupted=round(full, 2))
+               index_seconds_uninterrupted=round(full, 2), index_kill_stages={})
     indexed: set[int] = set()
     while out["index_kills"] < n:
         delay = rng.uniform(0.0, full)
@@ -76,6 +84,8 @@ def index_kills(work: Path, n: int, rng: random.Random, out: dict) -> None:
             indexed = set()
             continue
         out["index_kills"] += 1
+        stage = last_stage(kill.stderr)
+        out["index_kill_stages"][stage] = out["index_kill_stages"].get(stage, 0) + 1
         ok, why = reopen(folder) if (folder / "pixret-project.json").exists() else (True, "")
         out["index_reopened"] += ok
         if not ok:
@@ -86,8 +96,8 @@ def index_kills(work: Path, n: int, rng: random.Random, out: dict) -> None:
                 now = set(project.indexed_images())
             out["images_lost"] += len(indexed - now)
             indexed = now
-        print(f"  index kill {out['index_kills']:3d} at {delay:5.2f}s: {len(indexed)} images indexed so far",
-              flush=True)
+        print(f"  index kill {out['index_kills']:3d} at {delay:5.2f}s ({stage}): {len(indexed)} images indexed "
+              "so far", flush=True)
 
 
 def prepared_project(work: Path) -> tuple[Path, int]:

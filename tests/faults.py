@@ -118,6 +118,12 @@ def kill_at(command: list[str], marker: str, delay: float | None, *, timeout: fl
     return kill
 
 
+def last_stage(stderr: str) -> str:
+    """The stage of the last progress bar a CLI command drew (its tqdm description)."""
+    bars = [part.split(":")[0].strip() for part in stderr.replace("\n", "\r").split("\r") if "%|" in part]
+    return bars[-1] if bars else "start-up"
+
+
 def decider(project: Path, query_id: int) -> list[str]:
     return [sys.executable, "-c", DECIDER, str(project), str(query_id)]
 
