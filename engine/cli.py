@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -421,7 +422,9 @@ def main(argv=None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe is found here, inside the handlers below, not at exit
+        return code
     except Cancelled:
         print("cancelled; everything finished before the cancel is saved", file=sys.stderr)
         return EXIT_CANCELLED
@@ -434,6 +437,10 @@ def main(argv=None) -> int:
     except PixretError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `pixret status | head`: the reader has what it wanted
+        # Python flushes stdout again at exit; point it at devnull so that flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

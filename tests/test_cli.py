@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -261,3 +262,16 @@ def test_a_missing_project_folder_is_said_as_such(tmp_path, capsys):
     assert "nowhere: no such folder" in err and "not a PixRet project" not in err
     assert main(["status", "--project", str(tmp_path)]) == 2  # a folder, but no project in it
     assert "not a PixRet project" in capsys.readouterr().err
+
+
+def test_a_closed_output_pipe_ends_quietly(cli_project):
+    # `pixret status | head -1`: the reader is gone before everything is written
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "engine.cli", "status", "--project", str(cli_project)],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
