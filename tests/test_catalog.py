@@ -69,7 +69,7 @@ def test_migrated_schema_has_the_declared_constraints_and_indexes(catalog):
     assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("objects")} == {("name",)}
     assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("hits")} == {("query_id", "image_id")}
     assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("images")} == {("path",)}
-    assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("drafts")} == {("query_id", "image_id")}
+    assert {tuple(uq["column_names"]) for uq in insp.get_unique_constraints("drafts")} == {("query_id", "image_id", "author")}
     ondelete = {
         (table, fk["referred_table"], fk["constrained_columns"][0]): fk["options"].get("ondelete")
         for table in ("feature_sets", "queries", "hits", "annotations", "drafts")
@@ -89,7 +89,7 @@ def test_migrated_schema_has_the_declared_constraints_and_indexes(catalog):
 
 
 def test_revision_is_head_after_open(catalog):
-    assert current_revision(catalog.engine) == head_revision() == "0003"
+    assert current_revision(catalog.engine) == head_revision() == "0004"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(catalog):

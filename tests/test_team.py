@@ -390,3 +390,66 @@ def test_the_watcher_reports_a_decision_made_by_another_connection(team_project,
         watcher.stop()
         colleague.close()
     assert not watcher.running
+
+
+# -- drafts are each annotator's own ------------------------------------------------------------------
+
+
+def test_two_annotators_drafts_of_one_hit_are_each_their_own(team_project, one_search):
+    project, _ = team_project
+    (qid,), hits = saved_searches(project, one_search)
+    hit = next(h for h in one_search.hits if h.region is not None)
+    ana_edit = hit.region.union(Region.from_bbox(0, 0, 30, 30))
+    bob_edit = hit.region.union(Region.from_bbox(600, 440, 639, 479))
+    review.save_draft(project, qid, hit.image_id, ana_edit, author="ana", base=review.NOT_DECIDED)
+    review.save_draft(project, qid, hit.image_id, bob_edit, author="bob", base=review.NOT_DECIDED)
+    assert [(d.author, d.region == ana_edit) for d in review.drafts(project, qid, "ana")] == [("ana", True)]
+    assert (review.draft_count(project, "ana"), review.draft_count(project, "bob"), review.draft_count(project)) == (1, 1, 2)
+
+    # ana accepts hers: her draft goes, bob's stays
+    review.set_decision(project, qid, hit.image_id, "corrected", ana_edit, author="ana", expected=review.NOT_DECIDED)
+    assert [d.author for d in review.drafts(project, qid)] == ["bob"]
+
+    # bob quits with "Accept all": his draft was edited on no decision, ana has decided since: it stays a draft
+    assert review.accept_drafts(project, author="bob") == 0
+    current = review.decisions(project, qid)[hit.image_id]
+    assert (current.author, current.region == ana_edit) == ("ana", True)
+    assert review.draft_count(project, "bob") == 1
+
+    # edited again on ana's decision, it is accepted over it, knowingly
+    review.save_draft(project, qid, hit.image_id, bob_edit, author="bob", base=current.id)
+    assert review.accept_drafts(project, author="bob") == 1
+    assert [(d.kind, d.author) for d in review.history(project, qid, hit.image_id)] == [("corrected", "ana"),
+                                                                                        ("corrected", "bob")]
+    assert review.drafts(project) == []
+
+
+def test_drafts_made_before_drafts_had_authors_are_kept_and_anybodys(sqlite_project, one_search):
+    """Down to 0003 and back up: a draft of then survives (SQLite rebuilds the table) and, its owner
+    unknown, is anyone's until someone edits it."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from engine.catalog.migrations import current_revision, head_revision, make_config, migration_connection
+
+    (qid,), hits = saved_searches(sqlite_project, one_search)
+    folder = sqlite_project.folder
+    review.save_draft(sqlite_project, qid, hits[0], Region.from_bbox(0, 0, 9, 9), author="ana")
+    engine = sqlite_project.catalog.engine
+    config = make_config()
+    with migration_connection(engine) as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0003")
+    assert current_revision(engine) == "0003"
+    sqlite_project.close()
+
+    with Project.open(folder) as project:  # upgraded again on opening
+        assert current_revision(project.catalog.engine) == head_revision()
+        with project.catalog.session() as s:
+            assert s.execute(text("SELECT query_id, image_id, author, base_id FROM drafts")).all() == [
+                (qid, hits[0], "", None)]
+        assert [d.image_id for d in review.drafts(project, qid, "zoe")] == [hits[0]]
+        assert review.draft_count(project, "bob") == 1
+        review.save_draft(project, qid, hits[0], Region.from_bbox(0, 0, 20, 20), author="zoe")  # hers now
+        assert [(d.author, d.region == Region.from_bbox(0, 0, 20, 20)) for d in review.drafts(project)] == [
+            ("zoe", True)]

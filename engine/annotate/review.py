@@ -10,9 +10,11 @@ on one search are written one at a time (its row lock), and a decision made on a
 else decided the hit since the person saw it: `expected`) raises DecisionConflict instead of silently
 replacing theirs.
 
-A draft is an outline edited in review and not yet accepted (one DraftRow per hit, replaced on each
-edit): committed as it is made, so it survives a quit or a crash, and dropped in the same
-transaction as the hit's next decision.
+A draft is an outline edited in review and not yet accepted (one DraftRow per hit and author,
+replaced on each edit): committed as it is made, so it survives a quit or a crash, and dropped in
+the same transaction as its author's next decision on the hit. Each annotator sees and settles
+their own drafts (drafts made before drafts had authors are anybody's); a draft remembers the
+decision it was edited from, so accepting it later is checked like any decision.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, true
 
 from engine.annotate.live import notify_decision
 from engine.base.errors import PixretError, ProjectError
@@ -97,6 +99,8 @@ class Draft:
     image_id: int
     region: Region  # the edited outline (may be empty: everything erased)
     time: dt.datetime
+    author: str = ""
+    base: int | None = None  # the decision it was edited from (NOT_DECIDED: none; None: not recorded)
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,9 @@ def set_decision(project, query_id: int, image_id: int, kind: str, region: Regio
     def write(s) -> Decision:
         query = _hit_query(project, s, query_id, image_id, lock=True)
         if expected is not None:
-            _check_not_stale(s, s.get(ImageRow, image_id).path, query_id, image_id, expected, kind, region)
+            conflict = _conflict(s, s.get(ImageRow, image_id).path, query_id, image_id, expected, kind, region)
+            if conflict is not None:
+                raise conflict
         return _add_decision(s, query, image_id, kind, region, difficulty, author)
 
     return project.catalog.write(write)
@@ -226,7 +232,7 @@ def _add_decision(s, query: QueryRow, image_id: int, kind: str, region: Region |
                         region=_region_json(region) if kind != "rejected" else None,
                         difficulty=difficulty, author=author)
     s.add(row)
-    s.execute(delete(DraftRow).where(DraftRow.query_id == query.id, DraftRow.image_id == image_id))
+    s.execute(delete(DraftRow).where(DraftRow.query_id == query.id, DraftRow.image_id == image_id, _of(author)))
     s.flush()
     notify_decision(s, query.id)
     return _decision(row)
@@ -239,20 +245,20 @@ def _latest_row(s, query_id: int, image_id: int) -> AnnotationRow | None:
                      .order_by(AnnotationRow.id.desc()).limit(1)).first()
 
 
-def _check_not_stale(s, path: str, query_id: int, image_id: int, expected: int, kind: str,
-                     region: Region | None) -> None:
-    """DecisionConflict when the hit's current decision is not the one the person saw, and says
+def _conflict(s, path: str, query_id: int, image_id: int, expected: int, kind: str,
+              region: Region | None) -> DecisionConflict | None:
+    """A DecisionConflict when the hit's current decision is not the one the person saw, and says
     neither what they saw nor what they decide now (then nothing of anyone's would be lost)."""
     current = _latest_row(s, query_id, image_id)
     current_id = current.id if current is not None and current.kind in DECIDED else NOT_DECIDED
     if current_id == expected:
-        return
+        return None
     seen = s.get(AnnotationRow, expected) if expected != NOT_DECIDED else None
     now = _outcome(current)
     if now == _outcome(seen) or now == _outcome_of(kind, region):
-        return
-    raise DecisionConflict(path, query_id, image_id, _decision(seen) if seen is not None else None,
-                           _decision(current) if current is not None else None, kind)
+        return None
+    return DecisionConflict(path, query_id, image_id, _decision(seen) if seen is not None else None,
+                            _decision(current) if current is not None else None, kind)
 
 
 def _outcome_of(kind: str, region: Region | None) -> tuple:
@@ -269,64 +275,81 @@ def _outcome(row: AnnotationRow | None) -> tuple:
 # -- drafts: edited outlines not yet accepted ---------------------------------------------------------
 
 
-def save_draft(project, query_id: int, image_id: int, region: Region) -> None:
-    """Keep a hit's edited outline (replacing its earlier draft), committed before returning."""
+def _of(author: str | None):
+    """The drafts that are `author`'s: theirs and the authorless ones (None: everybody's)."""
+    return true() if author is None else DraftRow.author.in_(sorted({author, ""}))
+
+
+def save_draft(project, query_id: int, image_id: int, region: Region, author: str = "",
+               base: int | None = None) -> None:
+    """Keep a hit's edited outline (replacing the author's earlier draft), committed before returning.
+    base: the id of the decision the outline was edited from (NOT_DECIDED: none)."""
     if not isinstance(region, Region):
         raise ValueError(f"a draft needs a Region, not {type(region).__name__}")
     with project.catalog.session() as s:
         _hit_query(project, s, query_id, image_id)
-        row = s.scalar(select(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id))
+        row = s.scalar(select(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id,
+                                              DraftRow.author == author))
         if row is None:
-            s.add(DraftRow(query_id=query_id, image_id=image_id, region=region.to_json()))
+            s.add(DraftRow(query_id=query_id, image_id=image_id, region=region.to_json(), author=author,
+                           base_id=base))
         else:
-            row.region = region.to_json()
+            row.region, row.base_id = region.to_json(), base
+        # an authorless draft of the hit (made before drafts had authors) is replaced by this one
+        s.execute(delete(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id,
+                                         DraftRow.author == "", DraftRow.author != author))
 
 
-def discard_draft(project, query_id: int, image_id: int) -> None:
-    """Forget a hit's draft (nothing happens when it has none)."""
+def discard_draft(project, query_id: int, image_id: int, author: str = "") -> None:
+    """Forget the author's draft of a hit (nothing happens when there is none)."""
     with project.catalog.session() as s:
-        s.execute(delete(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id))
+        s.execute(delete(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id,
+                                         _of(author)))
 
 
-def drafts(project, query_id: int | None = None) -> list[Draft]:
-    """The drafts of one search (or of the whole project), oldest first."""
+def drafts(project, query_id: int | None = None, author: str | None = None) -> list[Draft]:
+    """The drafts of one search (or of the whole project) of one author (None: everybody's), oldest first."""
     with project.catalog.session() as s:
-        q = select(DraftRow).order_by(DraftRow.id)
+        q = select(DraftRow).where(_of(author)).order_by(DraftRow.id)
         if query_id is not None:
             q = q.where(DraftRow.query_id == query_id)
-        return [Draft(r.query_id, r.image_id, Region.from_json(r.region), r.updated_at) for r in s.scalars(q)]
+        return [Draft(r.query_id, r.image_id, Region.from_json(r.region), r.updated_at, r.author, r.base_id)
+                for r in s.scalars(q)]
 
 
-def draft_count(project) -> int:
+def draft_count(project, author: str | None = None) -> int:
     with project.catalog.session() as s:
-        return s.scalar(select(func.count()).select_from(DraftRow)) or 0
+        return s.scalar(select(func.count()).select_from(DraftRow).where(_of(author))) or 0
 
 
 def accept_drafts(project, author: str = "") -> int:
-    """Accept every draft of the project as its hit's outline, in one transaction: 'corrected' (or
-    'accepted' when it is the prediction again). Empty drafts (everything erased) stay drafts: there is
-    no outline to accept. Returns how many were accepted."""
+    """Accept the author's drafts as their hits' outlines, in one transaction: 'corrected' (or
+    'accepted' when it is the prediction again). Empty drafts (everything erased) stay drafts: there
+    is no outline to accept; so does a draft whose hit someone else decided since it was edited from
+    its decision (a conflict, as for set_decision). Returns how many were accepted."""
     def write(s) -> int:
         n = 0
-        for r in list(s.scalars(select(DraftRow).order_by(DraftRow.id))):
+        for r in list(s.scalars(select(DraftRow).where(_of(author)).order_by(DraftRow.id))):
             region = Region.from_json(r.region)
             if region.is_empty:
                 continue
+            query = _hit_query(project, s, r.query_id, r.image_id, lock=True)
             predicted = s.scalar(select(HitRow.region).where(HitRow.query_id == r.query_id,
                                                              HitRow.image_id == r.image_id))
             kind = "accepted" if predicted is not None and Region.from_json(predicted) == region else "corrected"
-            _add_decision(s, _hit_query(project, s, r.query_id, r.image_id, lock=True), r.image_id, kind, region,
-                          "easy", author)
+            if r.base_id is not None and _conflict(s, "", r.query_id, r.image_id, r.base_id, kind, region):
+                continue
+            _add_decision(s, query, r.image_id, kind, region, "easy", author)
             n += 1
         return n
 
     return project.catalog.write(write)
 
 
-def discard_drafts(project) -> int:
-    """Forget every draft of the project; returns how many there were."""
+def discard_drafts(project, author: str | None = None) -> int:
+    """Forget the author's drafts (None: everybody's); returns how many there were."""
     with project.catalog.session() as s:
-        return s.execute(delete(DraftRow)).rowcount or 0
+        return s.execute(delete(DraftRow).where(_of(author))).rowcount or 0
 
 
 def _current_rows(s, query_id: int | None = None):

@@ -213,15 +213,18 @@ class AnnotationRow(Base):
 
 
 class DraftRow(Base):
-    """A hit's outline edited in review and not yet accepted: one per (query, image), replaced on
-    each edit, deleted when the hit is decided. Kept so an edit survives a quit or a crash."""
+    """A hit's outline edited in review and not yet accepted: one per (query, image, author), replaced
+    on each edit, deleted when its author decides the hit. Kept so an edit survives a quit or a crash."""
 
     __tablename__ = "drafts"
-    __table_args__ = (UniqueConstraint("query_id", "image_id"),)
+    __table_args__ = (UniqueConstraint("query_id", "image_id", "author"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     query_id: Mapped[int] = mapped_column(ForeignKey("queries.id", ondelete="CASCADE"))
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
     region: Mapped[dict] = mapped_column(JSON)  # Region.to_json()
+    author: Mapped[str] = mapped_column(String(100), default="")  # '' (made before 0004): anybody's
+    # the id of the hit's decision the outline was edited from (0: none, None: not recorded)
+    base_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -848,7 +848,8 @@ class MainController(QObject):
         project = self.project
         if project is None:
             return True
-        count = self.jobs.start(Worker(review.draft_count, project, engine_call=False, name="Counting drafts"),
+        author = self.review_ctl.author  # this person's drafts (a team's others keep theirs)
+        count = self.jobs.start(Worker(review.draft_count, project, author, engine_call=False, name="Counting drafts"),
                                 pool="writer")
         self.review_ctl.wait_saved(30000)  # the writes asked for before it, then the count
         if not count.result:
@@ -856,9 +857,9 @@ class MainController(QObject):
         answer = ask_about_drafts(self.window, count.result)
         if answer in ("keep", "cancel"):
             return answer == "keep"
-        settle = (Worker(review.accept_drafts, project, self.review_ctl.author, engine_call=False,
+        settle = (Worker(review.accept_drafts, project, author, engine_call=False,
                          name="Accepting the corrections") if answer == "accept" else
-                  Worker(review.discard_drafts, project, engine_call=False, name="Discarding the corrections"))
+                  Worker(review.discard_drafts, project, author, engine_call=False, name="Discarding the corrections"))
         self.jobs.start(settle, pool="writer")
         self.review_ctl.wait_saved(30000)
         if settle.error is not None:

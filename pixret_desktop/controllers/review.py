@@ -46,15 +46,15 @@ def remembered_decisions(result) -> dict[int, Decision]:
     return out
 
 
-def _load(project, query_id: int):
-    drafts = {d.image_id: d.region for d in review.drafts(project, query_id)}
+def _load(project, query_id: int, author: str):
+    drafts = {d.image_id: d.region for d in review.drafts(project, query_id, author)}  # this person's
     return review.load_search(project, query_id), review.decisions(project, query_id), drafts
 
 
-def _then_count(write, project, *args) -> tuple[object, int]:
-    """A catalog write, then the project's number of drafts (what the status bar says after it)."""
+def _then_count(write, project, author: str, *args) -> tuple[object, int]:
+    """A catalog write, then the number of the author's drafts (what the status bar says after it)."""
     result = write(project, *args)
-    return result, review.draft_count(project)
+    return result, review.draft_count(project, author)
 
 
 def draft_text(n: int) -> str:
@@ -114,7 +114,7 @@ class ReviewController(QObject):
         self.n_drafts = 0
         self.clear()
         if project is not None:
-            self.jobs.start(Worker(review.draft_count, project, engine_call=False, name="Counting drafts"),
+            self.jobs.start(Worker(review.draft_count, project, self.author, engine_call=False, name="Counting drafts"),
                             pool="writer", on_finished=lambda n: project is self.project and self._set_drafts(n))
             self.watcher = DecisionWatcher(project.catalog, self._watched.emit, interval=self.LIVE_INTERVAL_S).start()
         self.saving_changed.emit()
@@ -160,7 +160,7 @@ class ReviewController(QObject):
         if self.project is None:
             return None
         project = self.project
-        return self.jobs.start(Worker(_load, project, query_id, engine_call=False, name="Loading a search"),
+        return self.jobs.start(Worker(_load, project, query_id, self.author, engine_call=False, name="Loading a search"),
                                pool="writer",  # after the writes asked for before it
                                on_finished=lambda r: project is self.project and self.show_result(r[0], query_id, *r[1:]),
                                on_failed=lambda e: self.error.emit("Could not load the search", str(e)))
@@ -240,9 +240,10 @@ class ReviewController(QObject):
             return
         self.model.set_draft(image_id, want)
         if want is None:
-            self._write(review.discard_draft, query_id, image_id)
-        else:
-            self._write(review.save_draft, query_id, image_id, want)
+            self._write(review.discard_draft, query_id, image_id, self.author)
+        else:  # edited from the decision shown: accepting it later is checked against that one
+            self._write(review.save_draft, query_id, image_id, want, self.author,
+                        self.seen.get(image_id, NOT_DECIDED))
 
     def _write(self, write, query_id: int, *args, on_saved=None, on_failed=None) -> None:
         """A catalog write on the writer pool (in order); the draft count comes back with it.
@@ -250,7 +251,7 @@ class ReviewController(QObject):
         self.unsaved += 1
         self.saving_changed.emit()
         project = self.project
-        w = Worker(_then_count, write, project, query_id, *args, engine_call=False, name="Saving")
+        w = Worker(_then_count, write, project, self.author, query_id, *args, engine_call=False, name="Saving")
         self.jobs.start(w, pool="writer", on_finished=lambda r: self._written(project, r, on_saved),
                         on_failed=on_failed or (lambda e: self._save_failed(project, query_id, e)))
 
