@@ -150,7 +150,8 @@ def save_search(project, result: SearchResult) -> int:
         image_path = str(q.image)
         image_id = project.image_id(Path(q.image))
     params = {"timings": _jsonable(dict(result.timings or {})), "top_k": len(result.hits)}
-    with project.catalog.session() as s:
+
+    def write(s) -> int:
         row = QueryRow(image_id=image_id, image_path=image_path, region=q.region.to_json(),
                        method=result.method, params=params, uncertainty=result.uncertainty,
                        object_id=result.object_id)
@@ -162,6 +163,8 @@ def save_search(project, result: SearchResult) -> int:
             s.add(HitRow(query_id=row.id, image_id=int(hit.image_id), rank=rank, score=float(hit.score),
                          region=_region_json(hit.region), evidence=evidence))
         return row.id
+
+    return project.catalog.write(write)  # waits out another process's long write (an import)
 
 
 def load_search(project, query_id: int) -> SearchResult:
@@ -286,7 +289,7 @@ def save_draft(project, query_id: int, image_id: int, region: Region, author: st
     base: the id of the decision the outline was edited from (NOT_DECIDED: none)."""
     if not isinstance(region, Region):
         raise ValueError(f"a draft needs a Region, not {type(region).__name__}")
-    with project.catalog.session() as s:
+    def write(s) -> None:
         _hit_query(project, s, query_id, image_id)
         row = s.scalar(select(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id,
                                               DraftRow.author == author))
@@ -299,12 +302,13 @@ def save_draft(project, query_id: int, image_id: int, region: Region, author: st
         s.execute(delete(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id,
                                          DraftRow.author == "", DraftRow.author != author))
 
+    project.catalog.write(write)
+
 
 def discard_draft(project, query_id: int, image_id: int, author: str = "") -> None:
     """Forget the author's draft of a hit (nothing happens when there is none)."""
-    with project.catalog.session() as s:
-        s.execute(delete(DraftRow).where(DraftRow.query_id == query_id, DraftRow.image_id == image_id,
-                                         _of(author)))
+    project.catalog.write(lambda s: s.execute(delete(DraftRow).where(
+        DraftRow.query_id == query_id, DraftRow.image_id == image_id, _of(author))))
 
 
 def drafts(project, query_id: int | None = None, author: str | None = None) -> list[Draft]:
