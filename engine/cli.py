@@ -328,7 +328,10 @@ def cmd_eval(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from engine.pipeline import METHODS
+    from engine.pipeline import METHODS, method_title
+
+    method_help = "the method, by its technical name; the app's plain names: " + ", ".join(
+        f"{m} = {method_title(m)}" for m in METHODS)
 
     from engine import __version__
 
@@ -362,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not check the region against remembered objects first")
     sp.add_argument("--save", action="store_true",
                     help="store the search in the project (to review it in the app; an object search joins its object)")
-    sp.add_argument("--method", default="sv", choices=sorted(METHODS))
+    sp.add_argument("--method", default="sv", choices=sorted(METHODS), help=method_help)
     sp.add_argument("--top", type=int, default=100)
     sp.add_argument("--out", required=True, help="RESULT.json")
     sp.set_defaults(func=cmd_search)
@@ -376,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("bench", help="run a PixBench set and compute its metrics")
     sp.add_argument("pixbench_dir")
     sp.add_argument("--out", required=True)
-    sp.add_argument("--method", default="sv", choices=sorted(METHODS))
+    sp.add_argument("--method", default="sv", choices=sorted(METHODS), help=method_help)
     sp.add_argument("--project", default=None, help="project folder to (re)use (default: OUT/project)")
     sp.add_argument("--no-graph", action="store_true", help=no_graph_help)
     sp.add_argument("-q", "--quiet", action="store_true")

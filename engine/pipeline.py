@@ -111,6 +111,22 @@ METHODS: dict[str, Method] = {
                    description="topo (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
 }
 
+# What the app calls each method, and what it is for, in plain words (the technical name stays the
+# CLI's `--method` and the tooltip's). One row per method; a method without a row shows its name.
+METHOD_TITLES: dict[str, tuple[str, str]] = {
+    "sv": ("Fast", "flat things seen from the front or at an angle: posters, paintings, labels, facades"),
+    "topo": ("3D objects", "things with depth seen from different sides: statues, toys, shoes"),
+    "hypergraph": ("Far views", "Fast, then photos reached only through other photos of the object"),
+    "diffusion": ("Re-ranked", "Fast, then the unverified rest ordered by photo similarity"),
+    "full": ("Thorough", "3D objects, verifying deeper when unsure, then Far views: the slowest"),
+    "brute-sv": ("Every photo", "Fast's check on every photo, not just the shortlist: the slow reference"),
+}
+
+
+def method_title(name: str) -> str:
+    """The method's plain name ("Fast" for sv)."""
+    return METHOD_TITLES.get(name, (name, ""))[0]
+
 
 # -- query features ---------------------------------------------------------------------------
 

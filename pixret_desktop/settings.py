@@ -1,9 +1,11 @@
 """Application settings (QSettings): recent projects, default method, feature long side,
-thumbnail size, window layout, the author's name on decisions, recent team projects (database URL
-without its password: pixret_desktop/credentials.py)."""
+thumbnail size, review keys, window layout, each project's view state, the last folders chosen,
+the author's name on decisions, recent team projects (database URL without its password:
+pixret_desktop/credentials.py)."""
 from __future__ import annotations
 
 import getpass
+import hashlib
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
@@ -21,7 +23,8 @@ def os_user() -> str:
 
 
 DEFAULTS = {"default_method": "sv", "feature_long_side": 1024, "thumbnail_size": 128, "top_k": 100,
-            "author": os_user()}
+            "author": os_user(), "keymap": "pixret", "advance_after_decision": True,
+            "shortcuts": ""}
 
 
 class AppSettings:
@@ -31,6 +34,8 @@ class AppSettings:
     def get(self, key: str):
         default = DEFAULTS.get(key)
         value = self.q.value(key, default)
+        if isinstance(default, bool):  # (before int: a bool is an int) INI files store "true" / "false"
+            return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes")
         if isinstance(default, int):
             try:
                 return int(value)
@@ -98,3 +103,38 @@ class AppSettings:
         folder = Path(self.q.fileName()).parent if self.q.format() == QSettings.IniFormat else \
             Path(QStandardPaths.writableLocation(QStandardPaths.AppConfigLocation))
         return folder / "pixret-pgpass"
+
+    # -- per-project view state (the collection's filters, the results' order) -------------------
+
+    def _project_key(self, folder) -> str:
+        return "projects/" + hashlib.sha1(str(Path(folder).resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+    def view_state(self, folder) -> dict:
+        self.q.beginGroup(self._project_key(folder))
+        try:
+            return {k: self.q.value(k) for k in self.q.childKeys()}
+        finally:
+            self.q.endGroup()
+
+    def set_view_state(self, folder, **values) -> None:
+        self.q.beginGroup(self._project_key(folder))
+        try:
+            for k, v in values.items():
+                self.q.setValue(k, v)
+        finally:
+            self.q.endGroup()
+
+    # -- folders chosen in folder dialogs --------------------------------------------------------
+
+    def last_folder(self, purpose: str) -> Path:
+        """The folder last chosen for this purpose (else for any), if it still exists; else home."""
+        for key in (f"last_folder/{purpose}", "last_folder/any"):
+            value = self.q.value(key)
+            if value and Path(str(value)).is_dir():
+                return Path(str(value))
+        return Path.home()
+
+    def set_last_folder(self, purpose: str, folder) -> None:
+        self.q.setValue(f"last_folder/{purpose}", str(folder))
+        self.q.setValue("last_folder/any", str(folder))
+        self.q.sync()

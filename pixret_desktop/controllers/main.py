@@ -7,11 +7,11 @@ follow whichever document is on the canvas.
 """
 from __future__ import annotations
 
-import importlib
+import json
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtGui import QUndoGroup
+from PySide6.QtGui import QKeySequence, QUndoGroup
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 from sqlalchemy.exc import ArgumentError
 
@@ -19,6 +19,8 @@ import engine.annotate.review as review
 import engine.pipeline as pipeline
 from engine.formats.destination import check_export_destination
 from pixret_desktop import credentials
+from engine.formats.export import export_project
+from pixret_desktop import keymap
 from pixret_desktop import status as S
 from pixret_desktop.controllers.canvas import CanvasController
 from pixret_desktop.controllers.objects import ObjectsController
@@ -41,6 +43,7 @@ from pixret_desktop.views.dialogs import (
     ask_about_drafts,
     ask_replace_export,
 )
+from pixret_desktop.views.folder_dialog import FolderDialog
 from pixret_desktop.views.main_window import MainWindow
 from pixret_desktop.workers import JobManager, Worker
 
@@ -52,13 +55,23 @@ EXPORT_FORMATS = (
 )
 
 
-def _engine_export():
-    """engine.formats.export.export_project when the exporters exist (issue 6), else None."""
-    try:
-        module = importlib.import_module("engine.formats.export")
-    except ImportError:
-        return None
-    return getattr(module, "export_project", None)
+def method_choices() -> dict[str, tuple[str, str]]:
+    """Each method's plain name and its tooltip (what it is for, then the technical name and recipe)."""
+    return {name: (pipeline.method_title(name),
+                   f"{pipeline.METHOD_TITLES.get(name, ('', ''))[1]}\n\n{name}: {m.description}".strip())
+            for name, m in pipeline.METHODS.items()}
+
+
+def no_match_text(method: str, n_candidates: int) -> str:
+    """What to say when nothing was verified, and what to try next."""
+    others = [pipeline.method_title(m) for m in ("topo", "full") if m != method and m in pipeline.METHODS]
+    tries = []
+    if others:
+        tries.append(f"another method ({' or '.join(others)}, for things with depth or seen from far off)")
+    tries.append("a larger outline: more of the object, with its print, texture or edges inside")
+    said = ("No verified match: nothing in the collection could be confirmed to show the outlined object."
+            + (f" The {n_candidates} photos below only look similar." if n_candidates else ""))
+    return f"{said} Try {', or '.join(tries)}."
 
 
 def _known(obj) -> str:
@@ -95,9 +108,12 @@ class MainController(QObject):
         self.dialogs: list = []  # non-modal dialogs and message boxes kept alive (tests read them)
         self.last_report = None
         self.last_export = None
+        self.folder_dialog: FolderDialog | None = None  # the folder chooser last opened (tests type into it)
         self._wire()
         self._setup_methods()
         self._setup_export()
+        self.review_ctl.advance = self.settings.get("advance_after_decision")
+        self.apply_keys()
         self._update_enabled()
         w.close_handler = self.on_close
         w.canvas.clear("Open a project (File ▸ Open Project, or File ▸ Open Demo Project)")
@@ -133,8 +149,8 @@ class MainController(QObject):
             lambda idx, _prev: idx.isValid() and self.open_query_image(idx.data(ImageIdRole)))
         w.grid.clicked.connect(lambda idx: self.open_query_image(idx.data(ImageIdRole)))
         w.status_filter.currentIndexChanged.connect(
-            lambda _i: self.images.set_filter(status=w.status_filter.currentData()))
-        w.name_filter.textChanged.connect(lambda text: self.images.set_filter(name=text))
+            lambda _i: (self.images.set_filter(status=w.status_filter.currentData()), self._save_view_state()))
+        w.name_filter.textChanged.connect(lambda text: (self.images.set_filter(name=text), self._save_view_state()))
         self.images.modelReset.connect(self._update_count)
         w.act_focus_filter.triggered.connect(lambda: (w.name_filter.setFocus(), w.name_filter.selectAll()))
         # canvas, tools, undo
@@ -211,9 +227,9 @@ class MainController(QObject):
     def _setup_methods(self) -> None:
         combo = self.window.method
         combo.clear()
-        for name, m in pipeline.METHODS.items():
-            combo.addItem(name, name)
-            combo.setItemData(combo.count() - 1, getattr(m, "description", ""), Qt.ToolTipRole)
+        for name, (title, tip) in method_choices().items():
+            combo.addItem(title, name)
+            combo.setItemData(combo.count() - 1, tip, Qt.ToolTipRole)
         i = combo.findData(self.settings.get("default_method"))
         combo.setCurrentIndex(max(0, i))
         self.window.top_k.setValue(self.settings.get("top_k"))
@@ -221,30 +237,32 @@ class MainController(QObject):
     def _setup_export(self) -> None:
         menu = self.window.export_menu
         menu.clear()
-        export = _engine_export()
         self.export_actions = {}
         for fmt, label in EXPORT_FORMATS:
             a = menu.addAction(label)
             a.setObjectName(f"export_{fmt}")
-            if export is None:
-                a.setEnabled(False)
-                a.setToolTip("arrives with issue 6")
-            else:
-                a.setToolTip("the accepted and corrected outlines (rejections as negatives) of every search")
-                a.triggered.connect(lambda _c=False, f=fmt: self.ask_export(f))
+            a.setToolTip("the accepted and corrected outlines (rejections as negatives) of every search")
+            a.triggered.connect(lambda _c=False, f=fmt: self.ask_export(f))
             self.export_actions[fmt] = a
 
     # -- projects --------------------------------------------------------------------------------------
 
-    def ask_new_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "New project: choose an empty folder")
-        if folder:
-            self.new_project(folder)
+    def choose_folder(self, title: str, purpose: str, then, *, create: bool, reselect: bool = False) -> FolderDialog:
+        """Ask for a folder without blocking the window; `then(folder)` once chosen. The dialog opens on
+        the folder last chosen for this purpose (`reselect`: choosing it again is one click) or on its
+        parent (a new one goes beside it), else at home."""
+        last = self.settings.last_folder(purpose)
+        start = last.parent if last != Path.home() else last
+        dlg = FolderDialog(self.window, title, last if reselect else start, create=create)
+        dlg.chosen.connect(lambda f: (self.settings.set_last_folder(purpose, f), then(f)))
+        dlg.finished.connect(lambda _r, d=dlg: d.deleteLater())
+        self.folder_dialog = dlg
+        dlg.open()
+        return dlg
 
-    def ask_open_project(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "Open a project folder")
-        if folder:
-            self.open_project(folder)
+    def ask_new_project(self) -> FolderDialog:
+        return self.choose_folder("New project: choose an empty folder, or type a new one", "project",
+                                  self.new_project, create=True)
 
     def ask_open_team_project(self) -> TeamProjectDialog:
         """File ▸ Open Team Project: database URL, password (not kept in the settings), shared folder."""
@@ -270,14 +288,16 @@ class MainController(QObject):
         self.show_message(f"Opening the team project {folder}…")
         return self.project_ctl.open_team_project(folder, full_url)
 
-    def ask_import_folder(self) -> None:
+    def ask_open_project(self) -> FolderDialog:
+        return self.choose_folder("Open a project folder", "project", self.open_project, create=False,
+                                  reselect=True)
+
+    def ask_import_folder(self) -> FolderDialog | None:
         if self.project is None:
             self.show_error("No project", "Create or open a project first (File ▸ New Project).")
-            return
-        folder = QFileDialog.getExistingDirectory(self.window, "Import a folder of images",
-                                                  str(self.images.root or Path.home()))
-        if folder:
-            self.import_folder(folder)
+            return None
+        return self.choose_folder("Import a folder of images", "photos", self.import_folder, create=False,
+                                  reselect=True)
 
     def new_project(self, folder) -> Worker:
         return self.project_ctl.new_project(folder, long_side=self.settings.get("feature_long_side"))
@@ -317,6 +337,7 @@ class MainController(QObject):
         self.canvas_ctl.clear()
         self.window.canvas.empty_text = "Pick an image in the collection, outline the object, then Search"
         self.window.history.clear()
+        self._restore_view_state(project)
         self.review_ctl.load_history()
         self._restore_latest = True
         self._pending_open = None
@@ -324,7 +345,24 @@ class MainController(QObject):
         self._update_enabled()
         self._update_header()
 
+    def _restore_view_state(self, project) -> None:
+        """This project's collection filters and results order as it was left (another project's never carry over)."""
+        state = self.settings.view_state(project.folder)
+        w = self.window
+        w.name_filter.setText(str(state.get("name_filter") or ""))
+        w.status_filter.setCurrentIndex(max(0, w.status_filter.findData(state.get("status_filter") or "all")))
+        self.set_sort(state.get("sort") if state.get("sort") in ("score", "uncertainty") else "score")
+
+    def _save_view_state(self) -> None:
+        if self.project is not None:
+            w = self.window
+            self.settings.set_view_state(self.project.folder, name_filter=w.name_filter.text(),
+                                         status_filter=w.status_filter.currentData(), sort=self.results.sort)
+
     def _project_closed(self) -> None:
+        w = self.window
+        w.name_filter.setText("")  # (the project is gone: nothing is saved by these)
+        w.status_filter.setCurrentIndex(0)
         self.window.setWindowTitle("PixRet")
         self.images.clear()
         self.cache.set_folder(None)
@@ -349,6 +387,7 @@ class MainController(QObject):
         self.window.canvas.empty_text = ("Pick an image in the collection, outline the object, then Search"
                                          if images else "This project has no images yet: File ▸ Import Folder…")
         self.window.canvas.viewport().update()
+        self._update_enabled()  # Search needs images
 
     def _try_restore(self) -> None:
         """After reopening a project: show the last search's query image once it is known."""
@@ -451,16 +490,18 @@ class MainController(QObject):
             hit = self.review_ctl.current
             st = self.results.status_of(hit.image_id)
             rank = self.results.rank_of(hit.image_id)
-            hint = "edited: press A to accept the correction" if self.review_ctl.has_unsaved_edit() else \
-                "A accept · R reject · ←/→ previous/next"
+            keys = self.keys
+            hint = f"edited: press {keys('accept')} to accept the correction" \
+                if self.review_ctl.has_unsaved_edit() else \
+                f"{keys('accept')} accept · {keys('reject')} reject · {keys('prev_hit')}/{keys('next_hit')} previous/next"
             w.set_canvas_header(f"Hit #{rank} of {self.results.rowCount()} — {hit.path} — {score_text(hit, ' ')}",
-                                S.LABELS.get(st, st), S.color(st), hint)
+                                S.LABELS.get(st, st), S.color(st), hint, tip=self._abs(hit.path))
         elif self.mode == "query" and self.query_image is not None:
             info = self.images.info(self.query_image)
             name = info.path if info else str(self.query_image)
             st = self.images.review_status(info) if info else "unreviewed"
             w.set_canvas_header(f"Query image — {name}", S.LABELS.get(st, st) if st != "unreviewed" else "",
-                                S.color(st), "outline the object, then Search (Ctrl+Enter)")
+                                S.color(st), "outline the object, then Search (Ctrl+Enter)", tip=self._abs(name))
         elif self.mode == "view" and self.shown_view is not None:
             obj, view = self.shown_view
             w.set_canvas_header(f"Object {obj.name} — {view.kind} view — {view.image_path}",
@@ -479,25 +520,39 @@ class MainController(QObject):
             else:
                 w.query_label.setText(f"Query: {name}, outline of {doc.region.area:.0f} px²")
 
+    def _abs(self, rel: str) -> str:
+        """A collection path as the full path on disk (for tooltips)."""
+        return str(self.images.root / rel) if self.images.root is not None else rel
+
+    def keys(self, action: str) -> str:
+        """The first key of a window action, as the menus show it ("A", "→")."""
+        a = getattr(self.window, f"act_{action}")
+        return a.shortcut().toString(QKeySequence.NativeText) or "—"
+
     def _update_enabled(self) -> None:
         w = self.window
         has_project = self.project is not None
         reviewing = self.mode == "hit" and self.review_ctl.current is not None and self.results.query_id is not None
         for a in (w.act_import_folder, w.act_show_failures, w.act_close_project):
             a.setEnabled(has_project)
-        w.act_search.setEnabled(has_project)
-        w.search_button.setEnabled(has_project)
+        can_search = has_project and self.images.total > 0
+        w.act_search.setEnabled(can_search)
+        w.search_button.setEnabled(can_search)
+        w.search_button.setToolTip("Search the collection for the outlined object (Ctrl+Enter)" if can_search else
+                                   "Import photos first (File ▸ Import Folder)" if has_project else
+                                   "Open a project first")
         w.act_cancel_search.setEnabled(self.search_ctl.running)
         for a in (w.act_accept, w.act_reject, w.act_unreview):
             a.setEnabled(reviewing)
-        can_export = has_project and _engine_export() is not None
         for a in self.export_actions.values():
-            a.setEnabled(can_export)
-        w.act_undo.setEnabled(self.undo_group.canUndo())
+            a.setEnabled(has_project)
+        w.act_undo.setEnabled(self.undo_group.canUndo() or self.review_ctl.can_go_back())
         w.act_redo.setEnabled(self.undo_group.canRedo())
 
     def undo(self) -> None:
         self.tools.cancel_gesture()
+        if self.mode == "hit" and self.review_ctl.can_go_back():
+            self.review_ctl.go_back()  # a decision that moved on: undo it where it was made
         self.undo_group.undo()
         self._update_header()
 
@@ -558,9 +613,9 @@ class MainController(QObject):
     def _search_finished(self, result, query_id: int) -> None:
         self.review_ctl.show_result(result, query_id, {})
         total = result.timings.get("total") if result.timings else None
-        n_ver = sum(h.stage == "verified" for h in result.hits)
-        n_rev = sum(h.stage == "reviewed" for h in result.hits)
-        counts = (f"{len(result.hits)} hits" + (f", {n_rev} reviewed" if n_rev else "") + f", {n_ver} verified"
+        found = self.results.n_found
+        counts = ((f"{found} found" if found else "No verified match")
+                  + f", {self.results.n_unverified} unverified candidates"
                   + (f" in {total:.2f} s" if total is not None else ""))
         self.show_message(f"{self.object_note}. {counts}" if self.object_note else counts)
         self.review_ctl.load_history()
@@ -587,26 +642,37 @@ class MainController(QObject):
         self._update_enabled()
 
     def _update_summary(self) -> None:
-        r = self.results
+        r, w = self.results, self.window
         if r.result is None:
-            self.window.results_summary.setText("No search yet")
+            w.results_summary.setText("No search yet")
+            w.results_summary.setToolTip("")
+            w.results_notice.clear()
             return
         n = r.rowCount()
         if r.partial:
-            self.window.results_summary.setText(f"{n} shortlisted — verifying…")
+            w.results_summary.setText(f"{n} look-alike candidates: verifying…")
+            w.results_notice.clear()
             return
         counts = {k: 0 for k in S.STATUSES}
         for h in r.hits():
             counts[r.status_of(h.image_id)] += 1
-        text = (f"{n} hits · {counts['accepted']} accepted · {counts['corrected']} corrected · "
-                f"{counts['rejected']} rejected")
+        reviewed = n - counts["unreviewed"]
+        w.results_summary.setText(f"{r.n_found} found · {reviewed} of {n} reviewed")
+        tip = (f"{r.n_found} found (verified, or reached through verified photos), {r.n_unverified} unverified "
+               f"candidates\n{counts['accepted']} accepted · {counts['corrected']} corrected · "
+               f"{counts['rejected']} rejected · {counts['unreviewed']} unreviewed")
         if r.result.uncertainty is not None:
-            text += f" · uncertainty {r.result.uncertainty:.2f}"
-        self.window.results_summary.setText(text)
+            tip += f"\nuncertainty {r.result.uncertainty:.2f}"
+        w.results_summary.setToolTip(tip)
+        if r.n_found == 0:
+            w.results_notice.show_text(no_match_text(r.result.method, n))
+        else:
+            w.results_notice.clear()
 
     def set_sort(self, sort: str) -> None:
         w = self.window
         self.results.set_sort(sort)
+        self._save_view_state()
         (w.act_sort_uncertainty if sort == "uncertainty" else w.act_sort_score).setChecked(True)
         i = w.sort.findData(sort)
         if w.sort.currentIndex() != i:
@@ -624,8 +690,10 @@ class MainController(QObject):
         combo.blockSignals(True)
         combo.clear()
         for q in queries:
-            name = q.image_path.rsplit("/", 1)[-1]
-            combo.addItem(f"#{q.id} {name} · {q.method} · {q.n_decided}/{q.n_hits} reviewed", q.id)
+            how = f"imported {q.method[7:]}" if q.method.startswith("import:") else pipeline.method_title(q.method)
+            combo.addItem(f"#{q.id} {q.image_path} · {how} · {q.n_decided}/{q.n_hits} reviewed", q.id)
+            combo.setItemData(combo.count() - 1, f"Search #{q.id} on {q.image_path} ({q.method}): "
+                              f"{q.n_decided} of {q.n_hits} results reviewed", Qt.ToolTipRole)
         combo.blockSignals(False)
         if getattr(self, "_restore_latest", False):
             self._restore_latest = False
@@ -653,6 +721,7 @@ class MainController(QObject):
         else:
             self.images.set_status(image_id, kind)
         self.objects_ctl.refresh()  # a first decision makes an object; every decision changes its counts
+        self.review_ctl.load_history()  # the search list's "n/100 reviewed"
         self._update_header()
         self._update_summary()
         if self.window.evidence.isVisible():
@@ -696,6 +765,7 @@ class MainController(QObject):
     # -- evidence ----------------------------------------------------------------------------------------
 
     def _toggle_evidence(self, on: bool) -> None:
+        self.window.act_evidence.setText("Hide &Evidence" if on else "Show &Evidence")
         self.window.evidence.setVisible(on)
         if on:
             self._fill_evidence()
@@ -762,8 +832,7 @@ class MainController(QObject):
         return box
 
     def ask_settings(self) -> None:
-        methods = {n: getattr(m, "description", "") for n, m in pipeline.METHODS.items()}
-        dlg = SettingsDialog(methods, self.settings.values(), self.window)
+        dlg = SettingsDialog(method_choices(), self.settings.values(), self.window, keymaps=keymap.preset_names())
         if dlg.exec():
             self.apply_settings(dlg.values())
 
@@ -778,24 +847,56 @@ class MainController(QObject):
         i = self.window.method.findData(values.get("default_method"))
         if i >= 0:
             self.window.method.setCurrentIndex(i)
+        if "keymap" in values:
+            self.apply_keys()
+        self.review_ctl.advance = self.settings.get("advance_after_decision")
 
     def show_shortcuts(self) -> ShortcutsDialog:
-        dlg = ShortcutsDialog(self.window.shortcut_rows(), self.window)
+        dlg = ShortcutsDialog(self.window.shortcut_rows(), keymap.preset_names(), self.settings.get("keymap"),
+                              self.window)
         dlg.setAttribute(Qt.WA_DeleteOnClose)
+        dlg.preset_chosen.connect(lambda p: (self.apply_settings({"keymap": p}),
+                                             dlg.set_rows(self.window.shortcut_rows())))
+        dlg.key_chosen.connect(lambda a, k: (self.set_key(a, k), dlg.set_rows(self.window.shortcut_rows())))
+        dlg.reset_requested.connect(lambda: (self.set_keys({}), dlg.set_rows(self.window.shortcut_rows())))
         dlg.show()
         return dlg
+
+    # -- keys ------------------------------------------------------------------------------------------
+
+    def apply_keys(self) -> None:
+        keymap.apply(self.window, self.settings.get("keymap"), keymap.custom_keys(self.settings.get("shortcuts")))
+        self._update_header()  # its hint names the review keys
+
+    def set_key(self, action: str, key: str) -> bool:
+        """The person's own key for an action (the preset's keys for it give way). A key another action
+        already has is refused, with a message naming it."""
+        taken = next((name for name, a in self.window.keyed_actions().items()
+                      if name != action and any(k.toString() == key for k in a.shortcuts())), None)
+        if taken is not None:
+            other = self.window.keyed_actions()[taken].text().replace("&", "").rstrip("…")
+            self.show_error("Key already used", f"{key} is already the key of {other}. Give {other} another "
+                            "key first.")
+            return False
+        custom = keymap.custom_keys(self.settings.get("shortcuts"))
+        custom[action] = [key]
+        self.set_keys(custom)
+        return True
+
+    def set_keys(self, custom: dict) -> None:
+        self.settings.set("shortcuts", json.dumps(custom) if custom else "")
+        self.apply_keys()
 
     def show_about(self) -> None:
         QMessageBox.about(self.window, "About PixRet",
                           "PixRet Desktop: outline an object once, find and outline it across a photo "
                           "collection, review the results, export a dataset. Runs offline.")
 
-    def ask_export(self, fmt: str) -> None:
+    def ask_export(self, fmt: str) -> FolderDialog | None:
         if self.project is None:
-            return
-        folder = QFileDialog.getExistingDirectory(self.window, "Export into a folder (a new or empty one)")
-        if folder:
-            self.export_into(fmt, folder)
+            return None
+        return self.choose_folder("Export into a folder: a new or empty one (type a name to make it)", "export",
+                                  lambda folder: self.export_into(fmt, folder), create=True)
 
     def export_into(self, fmt: str, folder) -> Worker | None:
         """Export into a folder the person chose: the engine first says what is there (in a worker: it
@@ -822,11 +923,10 @@ class MainController(QObject):
 
     def export(self, fmt: str, folder, *, overwrite: bool = False) -> Worker | None:
         """Write the reviewed annotations in one of the engine's formats (in a worker)."""
-        export = _engine_export()
-        if export is None or self.project is None:
+        if self.project is None:
             return None
         self.review_ctl.wait_saved()  # the decision just made is part of the export
-        return self.jobs.start(Worker(export, self.project, Path(folder), fmt, overwrite=overwrite,
+        return self.jobs.start(Worker(export_project, self.project, Path(folder), fmt, overwrite=overwrite,
                                       name=f"Exporting {fmt}"),
                                pool="long", show=True, on_finished=self._exported,
                                on_failed=lambda e: self.show_error("Export failed", str(e)),

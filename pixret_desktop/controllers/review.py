@@ -102,6 +102,11 @@ class ReviewController(QObject):
         self.seen: dict[int, int] = {}  # image id -> the catalog id of the decision shown (this search)
         self.watcher: DecisionWatcher | None = None
         self._watched.connect(self._decided_elsewhere)
+        self.advance = True  # accept and reject open the next unreviewed hit
+        # after such a move: (the hit decided, the new hit's undo index on arrival), so Ctrl+Z on the
+        # new hit, before anything is done there, goes back and takes the decision back
+        self.advanced_from: tuple[int, int] | None = None
+        self._advancing = False
         view.selectionModel().currentChanged.connect(self._current_row_changed)
 
     # -- project and searches ------------------------------------------------------------------------
@@ -190,6 +195,19 @@ class ReviewController(QObject):
     def next(self) -> None:
         self._step(+1)
 
+    def next_unreviewed(self) -> bool:
+        """Open the next unreviewed hit after the current one (wrapping to the top); False when none is left."""
+        n = self.model.rowCount()
+        here = self.model.row_of(self.current.image_id) if self.current is not None else None
+        start = 0 if here is None else here + 1
+        for row in [*range(start, n), *range(0, min(start, n))]:
+            hit = self.model.hit_at(row)
+            if hit is not None and row != here and self.status(hit.image_id) == "unreviewed":
+                self.select_row(row)
+                return True
+        self.message.emit(f"Every result of this search is reviewed ({n} of {n})")
+        return False
+
     def prev(self) -> None:
         self._step(-1)
 
@@ -217,6 +235,8 @@ class ReviewController(QObject):
         hit = self.model.hit_at(row)
         if hit is None or self.project is None or self.model.root is None:
             return  # (the root comes with the image list, read in a worker)
+        if not self._advancing:
+            self.advanced_from = None
         self.current = hit
         doc = self.document_for(hit)
         self.canvas_ctl.show(hit.image_id, self.model.root / hit.path, doc, overlay=hit.region)
@@ -314,12 +334,14 @@ class ReviewController(QObject):
             return
         kind = "corrected" if doc.is_edited else "accepted"
         self._decide(doc, kind, doc.region, "Accept" if kind == "accepted" else "Accept correction")
+        self._advance()
 
     def reject(self) -> None:
         if not self._can_decide():
             return
         if self.status(self.current.image_id) == "rejected":
             self.message.emit("Already rejected")
+            self._advance()
             return
         doc = self.document_for(self.current)
         doc.stack.beginMacro(f"Reject {self.current.path}")
@@ -327,6 +349,38 @@ class ReviewController(QObject):
                  shape_of(self.current.region))  # a rejected hit keeps no edited outline (nor draft)
         self._decide(doc, "rejected", None, "Reject")
         doc.stack.endMacro()
+        self._advance()
+
+    def _advance(self) -> None:
+        """At keyboard speed: after a decision, the next hit that needs one (the setting can turn it off)."""
+        if not self.advance or self.current is None:
+            return
+        decided = self.current.image_id
+        self._advancing = True
+        try:
+            moved = self.next_unreviewed()
+        finally:
+            self._advancing = False
+        if moved and self.current is not None:
+            self.advanced_from = (decided, self.document_for(self.current).stack.index())
+            self.current_changed.emit(self.current)  # (Undo is enabled now: it goes back)
+
+    def can_go_back(self) -> bool:
+        """Nothing was done on the hit a decision moved on to: undo belongs to the decided hit."""
+        if self.advanced_from is None or self.current is None:
+            return False
+        doc = self.documents.get(self.current.image_id)
+        return doc is not None and doc.stack.index() == self.advanced_from[1] \
+            and self.model.row_of(self.advanced_from[0]) is not None
+
+    def go_back(self) -> bool:
+        """Open the hit the last decision moved on from (Ctrl+Z then takes that decision back)."""
+        if not self.can_go_back():
+            return False
+        image_id = self.advanced_from[0]
+        self.advanced_from = None
+        self.select_row(self.model.row_of(image_id))
+        return True
 
     def unreview(self) -> None:
         if self._can_decide() and self.status(self.current.image_id) != "unreviewed":

@@ -99,14 +99,14 @@ class SearchController(QObject):
         if self.project is None:
             return None
         return self._start(Worker(run_search, self.project, query, method, top_k, recall=recall, partial=True,
-                                  name=f"Searching ({method})"), asked=(query, method, top_k))
+                                  name=f"Searching ({pipeline.method_title(method)})"), asked=(query, method, top_k))
 
     def run_object(self, object_id: int, method: str, top_k: int) -> Worker | None:
         """Search again for a remembered object, with all its views."""
         if self.project is None:
             return None
         return self._start(Worker(run_object_search, self.project, object_id, method, top_k, partial=True,
-                                  name=f"Searching again ({method})"))
+                                  name=f"Searching again ({pipeline.method_title(method)})"))
 
     def search_as_new(self) -> Worker | None:
         """The recalled search's region again, searched plainly (its decisions will make a new object)."""

@@ -132,7 +132,8 @@ class ImageListModel(QAbstractListModel):
         if role == Qt.ToolTipRole:
             st = self.review_status(info)
             size = f"{info.width} × {info.height}" if info.width else "size unknown"
-            tip = f"{info.path}\n{size}\n{S.LABELS.get(st, st)}"
+            where = str(self.root / info.path) if self.root is not None else info.path
+            tip = f"{where}\n{size}\n{S.LABELS.get(st, st)}"
             if info.error:
                 tip += f"\n{info.error}"
             return tip

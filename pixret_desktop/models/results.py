@@ -14,6 +14,7 @@ from engine.annotate.review import hit_uncertainty
 from pixret_desktop import status as S
 from pixret_desktop.models import (
     CaptionRole,
+    DividerRole,
     HitRole,
     ImageIdRole,
     PathRole,
@@ -21,19 +22,38 @@ from pixret_desktop.models import (
     ScoreRole,
     SizeRole,
     StatusRole,
+    UnverifiedRole,
 )
 from pixret_desktop.models.thumbnails import ThumbnailCache
 
 SORTS = ("score", "uncertainty")
 # an object search's images decided before (engine.annotate.objects): their score only ranks them, so say what they are
 REMEMBERED = {"reviewed": "reviewed before", "rejected": "rejected before"}
+# stages of a hit nothing has verified: the initial ranking's similarity is all there is
+UNVERIFIED = ("shortlist", "initial")
+INLIERS_TIP = ("inliers: matched points of the query and this photo that agree with one geometric "
+               "transformation; the more, the surer")
+
+
+def is_unverified(hit) -> bool:
+    return hit.stage in UNVERIFIED
 
 
 def score_text(hit, sep: str = "  ") -> str:
-    """The score and, unless verified, the stage of a hit: "score 0.0123  (shortlist)"."""
+    """The hit's score in the units of what found it: "24 inliers" (verified), "via 2 photos · 31 matches"
+    (propagated along the collection graph), "not verified" (the initial ranking's candidates)."""
     if hit.stage in REMEMBERED:
         return REMEMBERED[hit.stage]
-    return f"score {hit.score:.3g}" + ("" if hit.stage == "verified" else f"{sep}({hit.stage})")
+    ev = hit.evidence or {}
+    if hit.stage == "verified":
+        return f"{int(ev.get('inliers', hit.score))} inliers"
+    if hit.stage == "propagated":
+        via = len(ev.get("via") or []) or 1
+        return f"via {via} photo{'s' * (via != 1)}{sep}· {int(ev.get('correspondences', 0))} matches"
+    if hit.stage in UNVERIFIED:
+        n = int(ev.get("inliers", 0) or 0)
+        return "not verified" + (f"{sep}({n} inliers: too few)" if n else "")
+    return hit.stage
 
 
 class ResultsModel(QAbstractListModel):
@@ -52,6 +72,7 @@ class ResultsModel(QAbstractListModel):
         self._rank: dict[int, int] = {}  # image id -> rank in the search (1-based)
         self._uncertainty: dict[int, float] = {}
         self._row_of: dict[int, int] = {}
+        self._divider_row: int | None = None  # the first unverified candidate, in score order
         cache.ready.connect(self._thumbnail_ready)
 
     def set_result(self, result, query_id: int | None, decisions: dict | None = None, *,
@@ -80,10 +101,29 @@ class ResultsModel(QAbstractListModel):
     def _order(self, hits: list) -> None:
         if self.sort == "uncertainty":
             hits.sort(key=lambda h: (-self._uncertainty[h.image_id], self._rank[h.image_id]))
-        else:
-            hits.sort(key=lambda h: self._rank[h.image_id])
+        else:  # what something verified first, then the unverified candidates, then known negatives
+            hits.sort(key=lambda h: (2 if h.stage == "rejected" else 1 if is_unverified(h) else 0,
+                                     self._rank[h.image_id]))
         self._hits = hits
         self._row_of = {h.image_id: r for r, h in enumerate(hits)}
+        self._divider_row = None
+        if self.sort == "score" and not self.partial:
+            self._divider_row = next((r for r, h in enumerate(hits) if is_unverified(h)), None)
+
+    @property
+    def n_found(self) -> int:
+        """Hits something confirmed: verified, propagated, reviewed or imported."""
+        return sum(not is_unverified(h) and h.stage != "rejected" for h in self._hits)
+
+    @property
+    def n_unverified(self) -> int:
+        return sum(is_unverified(h) for h in self._hits)
+
+    def divider_text(self) -> str:
+        n = self.n_unverified
+        if self.n_found == 0:
+            return f"No verified match. The {n} candidate{'s' * (n != 1)} below only look similar"
+        return f"Not verified: the {n} candidate{'s' * (n != 1)} below only look similar"
 
     # -- decisions --------------------------------------------------------------------------------
 
@@ -146,7 +186,11 @@ class ResultsModel(QAbstractListModel):
             return None
         hit = self._hits[index.row()]
         if role == Qt.DisplayRole:
-            return f"#{self._rank[hit.image_id]}  {hit.path.rsplit('/', 1)[-1]}"  # full path: tooltip
+            return f"#{self._rank[hit.image_id]}  {hit.path}"  # collection-relative; the absolute one: tooltip
+        if role == DividerRole:
+            return self.divider_text() if index.row() == self._divider_row else None
+        if role == UnverifiedRole:
+            return is_unverified(hit)
         if role == CaptionRole:
             return ("draft · " if hit.image_id in self.drafts else "") + score_text(hit)  # first: never elided
         if role == Qt.DecorationRole:
@@ -173,10 +217,14 @@ class ResultsModel(QAbstractListModel):
             ev = hit.evidence or {}
             d = self.decisions.get(hit.image_id)
             who = d.describe().removeprefix(d.kind) if d is not None and d.time is not None else ""
-            lines = [hit.path, f"rank {self._rank[hit.image_id]}, score {hit.score:.4g}, {hit.stage}",
-                     f"uncertainty {self._uncertainty[hit.image_id]:.2f}", S.LABELS.get(st, st) + who]
-            if "inliers" in ev:
-                lines.append(f"{ev['inliers']} inlier matches")
+            lines = [str(self.root / hit.path) if self.root is not None else hit.path,
+                     f"rank {self._rank[hit.image_id]}: {score_text(hit, ' ')} ({hit.stage}; ranking score "
+                     f"{hit.score:.4g})", f"uncertainty {self._uncertainty[hit.image_id]:.2f}",
+                     S.LABELS.get(st, st) + who]
+            if hit.stage == "verified":
+                lines.append(INLIERS_TIP)
+            elif is_unverified(hit):
+                lines.append(f"not verified: ranked by visual similarity ({ev.get('initial_score', 0.0):.3g}) only")
             if hit.image_id in self.drafts:
                 lines.append("edited outline not accepted yet (a draft): open it and press A to accept")
             return "\n".join(lines)

@@ -2,7 +2,10 @@
 questions asked before leaving drafts or replacing an export (the safe answer is the default)."""
 from __future__ import annotations
 
+import time
+
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -12,6 +15,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
+    QKeySequenceEdit,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -19,6 +23,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSpinBox,
+    QStyledItemDelegate,
     QTableWidget,
     QTableWidgetItem,
     QTreeWidget,
@@ -60,17 +65,19 @@ class FailuresDialog(QDialog):
 
 
 class SettingsDialog(QDialog):
-    """Default search method, feature long side (new projects), thumbnail size, the author's name."""
+    """Default search method, feature long side (new projects), thumbnail size, the author's name,
+    review keys and pace."""
 
-    def __init__(self, methods: dict[str, str], values: dict, parent=None):
+    def __init__(self, methods: dict[str, tuple[str, str]], values: dict, parent=None,
+                 keymaps: dict[str, str] | None = None):
         super().__init__(parent)
         self.setObjectName("settings_dialog")
         self.setWindowTitle("Settings")
         form = QFormLayout(self)
         self.method = QComboBox(self)
-        for name, description in methods.items():
-            self.method.addItem(name, name)
-            self.method.setItemData(self.method.count() - 1, description, Qt.ToolTipRole)
+        for name, (title, tip) in methods.items():  # name -> (plain name, tooltip)
+            self.method.addItem(title, name)
+            self.method.setItemData(self.method.count() - 1, tip, Qt.ToolTipRole)
         i = self.method.findData(values.get("default_method"))
         self.method.setCurrentIndex(max(i, 0))
         form.addRow("Default search &method:", self.method)
@@ -93,14 +100,30 @@ class SettingsDialog(QDialog):
         self.author.setMaxLength(100)
         self.author.setToolTip("Recorded with each of your review decisions; in a team project the others see it.")
         form.addRow("&Your name:", self.author)
+        self.keymap = QComboBox(self)
+        self.keymap.setObjectName("keymap")
+        for key, title in (keymaps or {}).items():
+            self.keymap.addItem(title, key)
+        self.keymap.setCurrentIndex(max(0, self.keymap.findData(values.get("keymap"))))
+        self.keymap.setToolTip("PixRet: A accepts, R rejects, ←/→ step through the results.\n"
+                               "labelme / X-AnyLabeling: A/D step back and forth, S accepts, X rejects.")
+        form.addRow("Review &keys:", self.keymap)
+        self.advance = QCheckBox("After Accept or Reject, open the next unreviewed result", self)
+        self.advance.setObjectName("advance")
+        self.advance.setChecked(bool(values.get("advance_after_decision", True)))
+        form.addRow("", self.advance)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
     def values(self) -> dict:
-        return {"default_method": self.method.currentData(), "feature_long_side": self.long_side.value(),
-                "thumbnail_size": self.thumb.value(), "author": self.author.text().strip()}
+        values = {"default_method": self.method.currentData(), "feature_long_side": self.long_side.value(),
+                  "thumbnail_size": self.thumb.value(), "advance_after_decision": self.advance.isChecked(),
+                  "author": self.author.text().strip()}
+        if self.keymap.count():
+            values["keymap"] = self.keymap.currentData()
+        return values
 
 
 class TeamProjectDialog(QDialog):
@@ -176,30 +199,91 @@ class TeamProjectDialog(QDialog):
                 "remember": self.remember.isChecked(), "folder": self.folder.text().strip()}
 
 
-class ShortcutsDialog(QDialog):
-    """Every keyboard shortcut of the window, grouped, read from the actions themselves."""
+class _KeyDelegate(QStyledItemDelegate):
+    """Edits a key cell with a key recorder: press the new key (Esc keeps the old one)."""
 
-    def __init__(self, rows: list[tuple[str, str, str]], parent=None):
+    def createEditor(self, parent, option, index):  # noqa: N802 (Qt's name)
+        editor = QKeySequenceEdit(parent)
+        editor.setMaximumSequenceLength(1)
+        return editor
+
+    def setEditorData(self, editor, index) -> None:  # noqa: N802
+        first = (index.data() or "").split(" or ")[0]
+        editor.setKeySequence(QKeySequence.fromString(first, QKeySequence.NativeText))
+
+    def setModelData(self, editor, model, index) -> None:  # noqa: N802
+        seq = editor.keySequence()
+        if not seq.isEmpty():
+            model.setData(index, seq.toString(QKeySequence.NativeText))
+
+
+class ShortcutsDialog(QDialog):
+    """Every keyboard shortcut of the window, grouped, read from the actions themselves. The preset
+    (PixRet, or labelme / X-AnyLabeling) and any action's key can be changed here: double-click a
+    key and press the new one. Changes are asked for through signals; the controller applies them
+    and refills the table."""
+
+    preset_chosen = Signal(str)  # preset key
+    key_chosen = Signal(str, str)  # action name, the key (portable text, "Ctrl+S")
+    reset_requested = Signal()
+
+    def __init__(self, rows: list[tuple[str, str, str, str]], presets: dict[str, str], preset: str, parent=None):
         super().__init__(parent)
         self.setObjectName("shortcuts_dialog")
         self.setWindowTitle("Keyboard shortcuts")
-        self.resize(560, 640)
+        self.resize(600, 680)
         lay = QVBoxLayout(self)
-        self.table = QTableWidget(len(rows), 3, self)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Keys:", self))
+        self.preset = QComboBox(self)
+        self.preset.setObjectName("keymap_preset")
+        for key, title in presets.items():
+            self.preset.addItem(title, key)
+        self.preset.setCurrentIndex(max(0, self.preset.findData(preset)))
+        self.preset.activated.connect(lambda _i: self.preset_chosen.emit(self.preset.currentData()))
+        top.addWidget(self.preset, 1)
+        self.reset = QPushButton("Reset my keys", self)
+        self.reset.setToolTip("Forget the keys you changed; the preset's keys apply again")
+        self.reset.clicked.connect(self.reset_requested)
+        top.addWidget(self.reset)
+        lay.addLayout(top)
+        hint = QLabel("Double-click a key to change it, then press the new key.", self)
+        hint.setStyleSheet("color: palette(mid);")
+        lay.addWidget(hint)
+        self.table = QTableWidget(0, 3, self)
         self.table.setHorizontalHeaderLabels(["Group", "Action", "Keys"])
         self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setEditTriggers(QTableWidget.DoubleClicked | QTableWidget.EditKeyPressed)
+        self.table.setItemDelegateForColumn(2, _KeyDelegate(self.table))
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
-        for r, row in enumerate(rows):
-            for c, text in enumerate(row):
-                self.table.setItem(r, c, QTableWidgetItem(text))
-        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
-        self.table.resizeColumnToContents(0)
-        self.table.resizeColumnToContents(2)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.table.itemChanged.connect(self._edited)
         lay.addWidget(self.table)
         buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
+        self.set_rows(rows)
+
+    def set_rows(self, rows: list[tuple[str, str, str, str]]) -> None:
+        self._filling = True
+        self.rows = rows
+        self.table.setRowCount(len(rows))
+        for r, (group, what, keys, action) in enumerate(rows):
+            for c, text in enumerate((group, what, keys)):
+                item = QTableWidgetItem(text)
+                if c < 2 or not action:
+                    item.setFlags(item.flags() & ~Qt.ItemIsEditable)
+                item.setData(Qt.UserRole, action)
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnToContents(0)
+        self.table.resizeColumnToContents(2)
+        self._filling = False
+
+    def _edited(self, item) -> None:
+        action = item.data(Qt.UserRole)
+        if not self._filling and item.column() == 2 and action:
+            seq = QKeySequence.fromString(item.text(), QKeySequence.NativeText)
+            self.key_chosen.emit(action, seq.toString(QKeySequence.PortableText))
 
 
 class EvidenceView(QTreeWidget):
@@ -252,10 +336,52 @@ def _fmt(v) -> str:
     return str(v)
 
 
+# What each engine progress stage counts, in words: (what is being done, the unit). A stage not
+# listed shows its own name and counts "steps".
+STAGES = {
+    "scan": ("scanning the folder", "files"),
+    "features": ("extracting features", "images"),
+    "training vocabulary": ("training the vocabulary", "steps"),
+    "indexing words": ("indexing", "images"),
+    "graph: neighbours": ("finding similar photos", "images"),
+    "graph": ("linking similar photos", "images"),
+    "query features": ("reading the query", "steps"),
+    "verifying": ("verifying", "photos"),
+    "saving": ("saving the search", "steps"),
+    "generating demo images": ("making the demo collection", "images"),
+    "collecting reviews": ("collecting the reviews", "steps"),
+    "export labels": ("writing labels", "items"),
+    "export images": ("copying images", "images"),
+    "export annotations": ("writing annotations", "objects"),
+    "export labelme": ("writing LabelMe files", "images"),
+    "export masks": ("writing masks", "masks"),
+    "reading": ("reading the annotations", "files"),
+    "matching": ("matching photos", "objects"),
+    "writing": ("saving", "objects"),
+}
+ETA_AFTER_S = 2.0  # no time estimate before this much of a stage has run (the first steps are noisy)
+
+
+def stage_words(stage: str) -> tuple[str, str]:
+    return STAGES.get(stage, (stage, "steps"))
+
+
+def duration_text(seconds: float) -> str:
+    """'about 40 s', 'about 3 min', 'about 1 h 20 min'."""
+    if seconds < 60:
+        return f"about {max(5, round(seconds / 5) * 5):.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {minutes} min"
+    return f"about {minutes // 60} h {minutes % 60:02d} min"
+
+
 class JobRow(QWidget):
-    """One running job in the status bar: what it does, a progress bar, Cancel."""
+    """One running job in the status bar: what it does, a progress bar counting in the stage's unit
+    with the time left, Cancel. Fixed width: a changing text never moves the window's layout."""
 
     cancel_clicked = Signal()
+    WIDTH = 560
 
     def __init__(self, title: str, parent=None):
         super().__init__(parent)
@@ -263,8 +389,10 @@ class JobRow(QWidget):
         lay.setContentsMargins(4, 0, 4, 0)
         self.title = title
         self.label = QLabel(title, self)
+        self.label.setObjectName("job_label")
+        self.label.setFixedWidth(230)
         self.bar = QProgressBar(self)
-        self.bar.setFixedWidth(220)
+        self.bar.setFixedWidth(240)
         self.bar.setRange(0, 0)
         self.bar.setTextVisible(True)
         self.cancel = QPushButton("Cancel", self)
@@ -274,19 +402,35 @@ class JobRow(QWidget):
         lay.addWidget(self.label)
         lay.addWidget(self.bar)
         lay.addWidget(self.cancel)
+        self._stage = None
+        self._started = (0.0, 0)  # (time, done) when the current stage began
+        self.text = title  # the label's whole text (the label may elide it)
 
     def set_progress(self, done: int, total: int, stage: str) -> None:
-        self.label.setText(f"{self.title}: {stage}" if stage else self.title)
+        what, unit = stage_words(stage)
+        now = time.monotonic()
+        if stage != self._stage or done < self._started[1]:
+            self._stage, self._started = stage, (now, done)
+        self._set_label(f"{self.title}: {what}" if what else self.title)
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(min(done, total))
-            self.bar.setFormat("%v / %m")
+            left = ""
+            t0, d0 = self._started
+            if now - t0 >= ETA_AFTER_S and done > d0 and done < total:
+                left = " · " + duration_text((now - t0) / (done - d0) * (total - done)) + " left"
+            self.bar.setFormat(f"{done} of {total} {unit}{left}")
         else:
             self.bar.setRange(0, 0)
 
+    def _set_label(self, text: str) -> None:
+        self.text = text
+        self.label.setText(self.label.fontMetrics().elidedText(text, Qt.ElideMiddle, self.label.width()))
+        self.label.setToolTip(text)
+
     def set_cancelling(self) -> None:
         self.cancel.setEnabled(False)
-        self.label.setText(f"{self.title}: cancelling…")
+        self._set_label(f"{self.title}: cancelling…")
 
 
 def ask_about_drafts(parent, n: int) -> str:

@@ -40,8 +40,9 @@ from pixret_desktop.models.images import FILTERS
 from pixret_desktop.status import LABELS
 from pixret_desktop.views.canvas import ImageCanvas
 from pixret_desktop.views.dialogs import EvidenceView
-from pixret_desktop.views.objects import ObjectsPanel, RecallBanner
-from pixret_desktop.views.thumbnail_grid import ThumbnailGrid
+from pixret_desktop.views.objects import NoticeBanner, ObjectsPanel, RecallBanner
+from pixret_desktop.views.thumbnail_grid import ResultsList, ThumbnailGrid
+from pixret_desktop.views.widgets import ElidedLabel, ElidingComboBox
 
 NAVIGATION_KEYS = {Qt.Key_Left, Qt.Key_Right, Qt.Key_Up, Qt.Key_Down, Qt.Key_Home, Qt.Key_End,
                    Qt.Key_PageUp, Qt.Key_PageDown}
@@ -66,6 +67,9 @@ class MainWindow(QMainWindow):
         self.resize(1400, 860)
         self.setDockNestingEnabled(True)
         self.shortcut_groups: list[tuple[str, list[QAction]]] = []
+        self.default_shortcuts: dict[str, list[QKeySequence]] = {}  # action name -> its keys as built here
+        self.base_tips: dict[str, str] = {}  # action name -> its tooltip without the key
+        self._named_actions: dict[str, QAction] = {}
         self._make_actions()
         self._make_central()
         self._make_docks(thumb_size)
@@ -96,7 +100,14 @@ class MainWindow(QMainWindow):
         a.setCheckable(checkable)
         self.addAction(a)  # shortcuts work wherever focus is in the window
         setattr(self, f"act_{name}", a)
+        self._named_actions[name] = a
+        self.default_shortcuts[name] = list(a.shortcuts())
+        self.base_tips[name] = tip
         return a
+
+    def keyed_actions(self) -> dict[str, QAction]:
+        """Every action of the window by name (keymap.apply gives them their keys)."""
+        return dict(self._named_actions)
 
     def _make_actions(self) -> None:
         A = self._action
@@ -161,14 +172,14 @@ class MainWindow(QMainWindow):
         self.shortcut_groups = [("File", file_), ("Edit", edit), ("View", view), ("Tools", tools),
                                 ("Search", search), ("Review", review), ("Help", help_)]
 
-    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+    def shortcut_rows(self) -> list[tuple[str, str, str, str]]:
+        """(group, what, keys, action name or "" for keys that belong to the canvas, not an action)."""
         rows = []
         for group, actions in self.shortcut_groups:
             for a in actions:
                 keys = " or ".join(k.toString(QKeySequence.NativeText) for k in a.shortcuts() if not k.isEmpty())
-                if keys:
-                    rows.append((group, a.text().replace("&", "").rstrip("…"), keys))
-        rows += [
+                rows.append((group, a.text().replace("&", "").rstrip("…"), keys, a.objectName()))
+        rows += [row + ("",) for row in [
             ("Canvas", "Zoom around the cursor", "Mouse wheel"),
             ("Canvas", "Pan", "Middle drag, or Space + drag"),
             ("Polygon", "Close the polygon", "Click the first point, double-click, or Enter"),
@@ -177,7 +188,7 @@ class MainWindow(QMainWindow):
             ("Polygon", "Delete a vertex", "Right-click it, or hover + Delete"),
             ("Brush", "Erase with the brush", "Right drag"),
             ("Rectangle", "Subtract a rectangle", "Ctrl + drag"),
-        ]
+        ]]
         return rows
 
     # -- layout -------------------------------------------------------------------------------------
@@ -192,18 +203,18 @@ class MainWindow(QMainWindow):
         header.setFrameShape(QFrame.StyledPanel)
         hl = QHBoxLayout(header)
         hl.setContentsMargins(8, 4, 8, 4)
-        self.canvas_title = QLabel("No image", header)
+        self.canvas_title = ElidedLabel("No image", header, min_chars=20)
         self.canvas_title.setObjectName("canvas_title")
-        self.canvas_title.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.canvas_status = QLabel("", header)
         self.canvas_status.setObjectName("canvas_status")
         self.canvas_status.setAlignment(Qt.AlignCenter)
-        self.canvas_status.setMinimumWidth(100)
-        self.canvas_hint = QLabel("", header)
+        self.canvas_status.setFixedWidth(110)  # the same width for every status: nothing beside it moves
+        self.canvas_hint = ElidedLabel("", header, mode=Qt.ElideRight)
         self.canvas_hint.setObjectName("canvas_hint")
+        self.canvas_hint.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         self.canvas_hint.setStyleSheet("color: palette(mid);")
-        hl.addWidget(self.canvas_title, 1)
-        hl.addWidget(self.canvas_hint)
+        hl.addWidget(self.canvas_title, 3)
+        hl.addWidget(self.canvas_hint, 2)
         hl.addWidget(self.canvas_status)
         self.canvas = ImageCanvas(w)
         lay.addWidget(header)
@@ -227,7 +238,7 @@ class MainWindow(QMainWindow):
         row.addWidget(self.status_filter)
         row.addWidget(self.name_filter, 1)
         ll.addLayout(row)
-        self.grid_count = QLabel("", left)
+        self.grid_count = ElidedLabel("", left, mode=Qt.ElideRight)
         self.grid_count.setObjectName("grid_count")
         ll.addWidget(self.grid_count)
         self.grid = ThumbnailGrid(thumb_size, captions=1, parent=left)
@@ -261,17 +272,15 @@ class MainWindow(QMainWindow):
         self.search_button.setObjectName("search_button")
         self.search_button.setToolTip("Search the collection for the outlined object (Ctrl+Enter)")
         bl.addWidget(self.search_button)
-        self.query_label = QLabel("Pick an image and outline the object.", box)
+        self.query_label = ElidedLabel("Pick an image and outline the object.", box)
         self.query_label.setObjectName("query_label")
-        self.query_label.setWordWrap(True)
         bl.addWidget(self.query_label)
         rl.addWidget(box)
 
         r2 = QHBoxLayout()
-        self.history = QComboBox(right)
+        self.history = ElidingComboBox(right)
         self.history.setObjectName("history")
         self.history.setToolTip("Searches of this project (newest first)")
-        self.history.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
         self.sort = QComboBox(right)
         self.sort.setObjectName("sort")
         self.sort.addItem("By score", "score")
@@ -279,12 +288,15 @@ class MainWindow(QMainWindow):
         r2.addWidget(self.history, 1)
         r2.addWidget(self.sort)
         rl.addLayout(r2)
-        self.results_summary = QLabel("No search yet", right)
+        self.results_summary = ElidedLabel("No search yet", right, mode=Qt.ElideRight)
         self.results_summary.setObjectName("results_summary")
         rl.addWidget(self.results_summary)
         self.recall_banner = RecallBanner(right)
         rl.addWidget(self.recall_banner)
-        self.results = ThumbnailGrid(thumb_size, captions=2, parent=right)
+        self.results_notice = NoticeBanner(right)
+        self.results_notice.setObjectName("results_notice")
+        rl.addWidget(self.results_notice)
+        self.results = ResultsList(thumb_size, parent=right)
         self.results.setObjectName("results_grid")
         self.results.installEventFilter(_KeepNavigationKeys(self.results))
         rl.addWidget(self.results, 3)
@@ -419,8 +431,9 @@ class MainWindow(QMainWindow):
 
     # -- small view helpers ------------------------------------------------------------------------
 
-    def set_canvas_header(self, title: str, status: str = "", color=None, hint: str = "") -> None:
+    def set_canvas_header(self, title: str, status: str = "", color=None, hint: str = "", tip: str = "") -> None:
         self.canvas_title.setText(title)
+        self.canvas_title.setToolTip(tip)
         self.canvas_hint.setText(hint)
         self.canvas_status.setText(status)
         if color is not None and status:

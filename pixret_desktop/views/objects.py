@@ -157,3 +157,29 @@ class RecallBanner(QFrame):
         self.label.setText(text)
         self.new_button.setVisible(offer_new)
         self.setVisible(True)
+
+
+class NoticeBanner(QFrame):
+    """A plain-spoken notice above the results ("No verified match", with what to try), wrapped."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.StyledPanel)
+        self.setStyleSheet("NoticeBanner { background: #fde8e4; border: 1px solid #e0a090; border-radius: 4px; }"
+                           "NoticeBanner QLabel { color: #4a1a10; }")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 4, 8, 4)
+        self.label = QLabel("", self)
+        self.label.setObjectName("notice_text")
+        self.label.setWordWrap(True)
+        self.label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        lay.addWidget(self.label, 1)
+        self.setVisible(False)
+
+    def show_text(self, text: str) -> None:
+        self.label.setText(text)
+        self.setVisible(True)
+
+    def clear(self) -> None:
+        self.label.setText("")
+        self.setVisible(False)

@@ -11,7 +11,6 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction
 
 from pixret_desktop.app import build_parser, start
-from pixret_desktop.controllers.main import _engine_export
 from pixret_desktop.settings import AppSettings
 from pixret_desktop.views.dialogs import SettingsDialog, ShortcutsDialog
 from tests.gui.conftest import WAIT_MS, open_project_with_images
@@ -40,7 +39,7 @@ def test_demo_is_created_indexed_and_opened_on_first_run(qtbot, settings, tmp_pa
 
 def test_settings_persist(qtbot, make_window, settings, tmp_path):
     window, ctl = make_window()
-    methods = {"sv": "", "brute-sv": ""}
+    methods = {"sv": ("Fast", ""), "brute-sv": ("Every photo", "")}
     dlg = SettingsDialog(methods, settings.values(), window)
     dlg.method.setCurrentIndex(dlg.method.findData("brute-sv"))
     dlg.long_side.setValue(1536)
@@ -103,15 +102,11 @@ def test_export_menu_entries(qtbot, make_window, tmp_path):
     window, ctl = make_window()
     actions = window.export_menu.actions()
     assert len(actions) == 4
-    if _engine_export() is None:
-        assert all(not a.isEnabled() and a.toolTip() == "arrives with issue 6" for a in actions)
-    else:
-        assert not any(a.isEnabled() for a in actions)  # nothing to export without a project
-        open_project_with_images(qtbot, ctl, tmp_path / "p")
-        assert all(a.isEnabled() for a in actions)
+    assert not any(a.isEnabled() for a in actions)  # nothing to export without a project
+    open_project_with_images(qtbot, ctl, tmp_path / "p")
+    assert all(a.isEnabled() for a in actions)
 
 
-@pytest.mark.skipif(_engine_export() is None, reason="the exporters arrive with issue 6")
 def test_export_writes_the_reviewed_outlines(qtbot, make_window, reviewed_project, tmp_path):
     folder, result = reviewed_project
     window, ctl = make_window()

@@ -63,15 +63,14 @@ def test_accepting_a_hit_makes_an_object_listed_with_its_counts_and_views(qtbot,
     first, second = ctl.results.hit_at(0), ctl.results.hit_at(1)
     with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
         click_row(qtbot, window.results, 0)
-    with qtbot.waitSignal(ctl.review_ctl.decision_saved, timeout=WAIT_MS):
-        qtbot.keyClick(window.canvas, Qt.Key_A)
+    with qtbot.waitSignals([ctl.review_ctl.decision_saved, ctl.canvas_ctl.image_loaded], timeout=WAIT_MS):
+        qtbot.keyClick(window.canvas, Qt.Key_A)  # (and the second hit opens)
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=WAIT_MS)
     assert not panel.empty_label.isVisible()
     obj = model.objects[0]
     assert obj.name == "view01"
     assert [(v.image, v.kind) for v in obj.reviewed] == [(first.image_id, "accepted")]
-    with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
-        qtbot.keyClick(window.canvas, Qt.Key_Right)
+    assert ctl.review_ctl.current.image_id == second.image_id
     with qtbot.waitSignal(ctl.review_ctl.decision_saved, timeout=WAIT_MS):
         qtbot.keyClick(window.canvas, Qt.Key_R)
     qtbot.waitUntil(lambda: model.objects[0].negatives == (second.image_id,), timeout=WAIT_MS)

@@ -67,16 +67,19 @@ def test_outline_search_review_undo_and_reopen(qtbot, make_window, collection, t
     assert all(h.region is not None for h in result.hits[:3])
     assert ctl.results.rowCount() == len(result.hits)
 
-    # accept the first hit with A
-    first = ctl.results.hit_at(0)
+    # accept the first hit with A: the next hit opens by itself
+    first, second = ctl.results.hit_at(0), ctl.results.hit_at(1)
     with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
         click_row(qtbot, window.results, 0)
-    with qtbot.waitSignal(ctl.review_ctl.decision_saved, timeout=WAIT_MS):
+    with qtbot.waitSignals([ctl.review_ctl.decision_saved, ctl.canvas_ctl.image_loaded], timeout=WAIT_MS):
         qtbot.keyClick(canvas, Qt.Key_A)
     assert ctl.results.status_of(first.image_id) == "accepted"
+    assert ctl.review_ctl.current.image_id == second.image_id
 
-    # next hit (Right), paint a correction with the brush, undo it, redo it, accept it
-    second = ctl.results.hit_at(1)
+    # back (Left) and forth (Right), then paint a correction with the brush, undo it, redo it, accept it
+    with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
+        qtbot.keyClick(canvas, Qt.Key_Left)
+    assert ctl.review_ctl.current.image_id == first.image_id
     with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
         qtbot.keyClick(canvas, Qt.Key_Right)
     assert ctl.review_ctl.current.image_id == second.image_id
@@ -93,14 +96,13 @@ def test_outline_search_review_undo_and_reopen(qtbot, make_window, collection, t
     assert doc.region.iou(second.region, 480, 640) > 0.999
     qtbot.keyClick(canvas, Qt.Key_Z, Qt.ControlModifier | Qt.ShiftModifier)
     assert doc.region.iou(corrected, 480, 640) > 0.999
-    with qtbot.waitSignal(ctl.review_ctl.decision_saved, timeout=WAIT_MS):
+    third = ctl.results.hit_at(2)
+    with qtbot.waitSignals([ctl.review_ctl.decision_saved, ctl.canvas_ctl.image_loaded], timeout=WAIT_MS):
         qtbot.keyClick(canvas, Qt.Key_A)
     assert ctl.results.status_of(second.image_id) == "corrected"
 
-    # reject the third
-    third = ctl.results.hit_at(2)
-    with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=WAIT_MS):
-        qtbot.keyClick(canvas, Qt.Key_Right)
+    # reject the third, which the correction's accept opened
+    assert ctl.review_ctl.current.image_id == third.image_id
     with qtbot.waitSignal(ctl.review_ctl.decision_saved, timeout=WAIT_MS):
         qtbot.keyClick(canvas, Qt.Key_R)
 
