@@ -452,6 +452,10 @@ class ReviewController(QObject):
             self.model.set_decision(image_id, current)
             self._reset_document(image_id)
         self.decision_saved.emit(image_id, current.kind if current else "unreviewed")
+        row = self.model.row_of(image_id)
+        if row is not None and (self.current is None or self.current.image_id != image_id):
+            self.advanced_from = None
+            self.select_row(row)  # (a decision may have moved on to the next hit): the question is about this one
         self.conflict.emit(exc, state)
 
     def decide_again(self, conflict: DecisionConflict, state: dict) -> None:
