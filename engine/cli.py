@@ -287,8 +287,27 @@ def cmd_status(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from engine.evaluate.official import PEER_FORMATS, export_results
     from engine.formats.export import export_project
 
+    if args.format in PEER_FORMATS:
+        if not (args.dataset and args.results):
+            raise PixretError(f"--format {args.format} exports a run for the official scripts: give --dataset "
+                              "PIXBENCH_DIR and --results RUN_DIR (a `pixret bench` output)")
+        progress = TqdmProgress(not args.quiet)
+        with cancel_on_interrupt() as cancel:
+            try:
+                warnings = export_results(args.dataset, args.results, args.out, args.format,
+                                          name=args.name or "roxford5k", method=args.method, overwrite=args.overwrite,
+                                          progress=progress, cancel=cancel)
+            finally:
+                progress.close()
+        print(f"{args.format}: the official scripts' inputs for {args.results} in {args.out}")
+        for w in warnings:
+            print(f"  warning: {w}", file=sys.stderr)
+        return EXIT_OK
+    if not args.project:
+        raise PixretError(f"--format {args.format} exports a project's reviews: give --project PROJECT_DIR")
     with project_job(args) as (project, progress, cancel):
         report = export_project(project, args.out, args.format, overwrite=args.overwrite, name=args.name,
                                 include_unreviewed=args.include_unreviewed, progress=progress, cancel=cancel)
@@ -312,6 +331,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    from engine.evaluate.official import official_report
     from engine.evaluate.report import eval_report
 
     progress = TqdmProgress(not args.quiet)
@@ -323,6 +343,19 @@ def cmd_eval(args) -> int:
             progress.close()
     for m in doc["methods"]:
         print_metrics({"method": m["name"], "metrics": m["metrics"]})
+    if args.protocol == "proxford":
+        official = official_report(args.dataset, args.results, args.out, names=[m["name"] for m in doc["methods"]],
+                                   name=args.proxford_set)
+        print(f"\nPROxford's official scripts (evaluation_code/mious.py, mAP@k.py), {official['n_queries']} "
+              "pixel-labelled queries; their definitions, quirks in engine/evaluate/official.py:")
+        keys = ("mAP", "mAP@50:5:95", "mIoU_box", "mIoU_mask")
+        for m in official["methods"]:
+            print(f"method {m['name']}")
+            print(f"{'protocol':10s}" + "".join(f"{k:>18s}" for k in keys))
+            for protocol, v in m["metrics"].items():
+                print(f"{protocol:10s}" + "".join(f"{v[k]:18.2f}" if v.get(k) is not None else f"{'nan':>18s}"
+                                                  for k in keys))
+        print(f"official numbers: {Path(args.out) / 'proxford.json'}")
     print(f"report: {Path(args.out) / 'report.html'}")
     return EXIT_OK
 
@@ -385,16 +418,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.set_defaults(func=cmd_bench)
 
+    from engine.evaluate.official import PEER_FORMATS, SETS
     from engine.formats.export import EXPORT_FORMATS
     from engine.formats.importers import IMPORT_FORMATS
 
-    sp = sub.add_parser("export", help="write the reviewed annotations as a dataset (PixBench, COCO, LabelMe, masks)")
-    common(sp)
-    sp.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    sp = sub.add_parser("export", help="write the reviewed annotations as a dataset (PixBench, COCO, LabelMe, "
+                        "masks), or a run as the official revisitop/PROxford scripts' inputs")
+    common(sp, project_required=False)
+    sp.add_argument("--format", required=True, choices=EXPORT_FORMATS + PEER_FORMATS)
     sp.add_argument("--out", required=True, help="export folder: a new or empty one, or an earlier PixRet export")
     sp.add_argument("--overwrite", action="store_true",
                     help="replace OUT when it holds an earlier PixRet export (any other non-empty folder is refused)")
-    sp.add_argument("--name", default=None, help="dataset name (gnd_<name>.pkl; default: the project's)")
+    sp.add_argument("--name", default=None, help="dataset name (gnd_<name>.pkl; default: the project's; "
+                    f"proxford/revisitop: {' or '.join(SETS)}, the names their scripts know, default roxford5k)")
+    sp.add_argument("--dataset", help="proxford/revisitop: the PixBench set the run was made on")
+    sp.add_argument("--results", help="proxford/revisitop: the run (a `pixret bench` output: ranking/, pairs/)")
+    sp.add_argument("--method", default=None, help="proxford: the method's folder name (default: the run's folder)")
     sp.add_argument("--include-unreviewed", action="store_true",
                     help="also export searches nobody has reviewed yet (as queries without positives)")
     sp.set_defaults(func=cmd_export)
@@ -411,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="report folder (metrics.json, plots/, report.html)")
     sp.add_argument("--name", action="append", help="method name, once per results folder, in order "
                     "(default: the run's metrics.json method, else the folder name)")
+    sp.add_argument("--protocol", choices=("pixret", "proxford"), default="pixret",
+                    help="proxford: also the numbers PROxford's official scripts give (their definitions, quirks "
+                    "included), beside PixRet's own")
+    sp.add_argument("--proxford-set", choices=tuple(SETS), default="roxford5k",
+                    help="the set name the official scripts would see (it decides which queries they skip)")
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.set_defaults(func=cmd_eval)
 

@@ -312,3 +312,126 @@ def test_perfect_run_on_dev_scores_100(tmp_path):
     assert worse.value < 20
     assert all(v < 100 for v in worse.per_query if v is not None)
     assert np.isfinite(worse.value)
+
+
+# -- the official PROxford / revisitop scripts (engine.evaluate.official) ----------------------------
+#
+# The tiny bench by the scripts' own rules (worked out by hand from evaluation_code/mious.py and mAP@k.py).
+# Only q0 and q2 have pixel labels: they are the exported queries 0 and 1.
+# Q1: the canvas is as wide as the largest coordinate (9): a 10 x 10 square keeps 81 pixels, SEVENTY 63,
+#     ELL 65. q0: a 1 (box and mask), c 63/81 (box and mask), f no prediction (hard: 0).
+#     q2: g is the box (0, 0)-(9, 9) over ELL: box 1, mask 65/81.
+# mIoU medium: q0 (0 + 1 + 63/81) / 3, q2 1 (box) or 65/81 (mask); hard: q0 0, q2 as medium.
+# pixel mAP (box IoU, > t): q0 medium passes a (and c up to t = 0.75): AP 1; q2: g after a (junk) and b: AP 1/4.
+#     hard: q0's only positive f never passes: q0 is left out (Q5), so the mean is q2's alone.
+# image mAP medium: q0 0.85 (positives at 0, 1, 4 after the junk), q2 0.25; hard: q0 1/6, q2 1/4.
+
+
+def test_official_numbers_follow_the_scripts_quirks(tmp_path, bench, run):
+    from engine.evaluate.official import peer_inputs, proxford_metrics
+
+    ranking, predicted = run
+    inputs = peer_inputs(bench, ranking, predicted)
+    assert inputs.qimlist == ["q0", "q2"] and inputs.ranks.shape == (7, 2)
+    assert inputs.ranks[:, 1].tolist() == [0, 1, 6, 2, 3, 4, 5]       # the run's ranking, then the rest
+    got = proxford_metrics(inputs)
+    m, h = got["medium"], got["hard"]
+    assert m["mIoU_box"] == pytest.approx(100 * ((0 + 1 + 63 / 81) / 3 + 1) / 2)
+    assert m["mIoU_mask"] == pytest.approx(100 * ((0 + 1 + 63 / 81) / 3 + 65 / 81) / 2)
+    assert h["mIoU_box"] == pytest.approx(100 * (0 + 1) / 2)
+    assert h["mIoU_mask"] == pytest.approx(100 * (0 + 65 / 81) / 2)
+    assert m["mAP@50:5:95"] == pytest.approx(100 * (1 + 0.25) / 2)
+    assert h["mAP@50:5:95"] == pytest.approx(25.0)
+    assert m["mAP"] == pytest.approx(100 * (0.85 + 0.25) / 2)
+    assert h["mAP"] == pytest.approx(100 * (1 / 6 + 0.25) / 2)
+    # PixRet's own definitions on the same run differ where the quirks bite
+    ours = ev.evaluate(ranking, predicted, predicted, bench)
+    assert ours["hard"]["mAP@50:5:95_box"] != pytest.approx(h["mAP@50:5:95"])
+
+
+def test_official_quirks_strict_threshold_and_skipped_easy_pairs(tmp_path, bench, run):
+    from engine.evaluate.official import peer_inputs, proxford_metrics
+
+    ranking, predicted = run
+    # a's prediction is 20 wide: on the 20-wide canvas its box keeps 200 pixels, the label 100: IoU 0.5
+    # exactly, which does not pass t = 0.50 (Q3: strictly greater). Then c alone passes up to t = 0.75,
+    # after the junk b: AP 1/4; from 0.80 on nothing passes and q0 is left out (Q5). q2 is 1/4 throughout.
+    wide = {**predicted, (0, "a"): region([[0, 0], [20, 0], [20, 9], [0, 9]])}
+    got = proxford_metrics(peer_inputs(bench, ranking, wide))["medium"]
+    assert got["mAP@50:5:95"] == pytest.approx(25.0)
+    assert got["mIoU_box"] == pytest.approx(100 * ((0 + 0.5 + 63 / 81) / 3 + 1) / 2)
+    # an easy pair without a prediction: skipped by mIoU (Q7) and no positive for pixel mAP (Q8)
+    missing = {**predicted, (0, "a"): None}
+    got = proxford_metrics(peer_inputs(bench, ranking, missing))["medium"]
+    assert got["mIoU_box"] == pytest.approx(100 * ((0 + 63 / 81) / 2 + 1) / 2)
+    assert got["mAP@50:5:95"] == pytest.approx(25.0)
+    ours = ev.evaluate(ranking, missing, missing, bench)["medium"]
+    assert ours["mIoU_box"] == pytest.approx(100 * ((0 + 0.7 + 0) / 3 + 1) / 2)     # FORMAT.md: a missing one is 0
+
+
+def test_export_proxford_writes_what_the_scripts_load(tmp_path, bench, run, capsys):
+    import pickle
+
+    from engine.cli import main
+
+    ranking, predicted = run
+    write_run(tmp_path / "run", bench, ranking, predicted)
+    out = tmp_path / "official"
+    assert main(["export", "--format", "proxford", "--dataset", str(bench.folder), "--results", str(tmp_path / "run"),
+                 "--method", "mine", "--out", str(out), "-q"]) == 0
+    assert "1 queries without pixel labels are left out" in capsys.readouterr().err
+    gnd_folder = out / "pixel_retrieval_benchmarks"
+    with open(gnd_folder / "revisitop" / "data" / "roxford5k" / "gnd_roxford5k.pkl", "rb") as f:
+        gnd = pickle.load(f)                                            # path_manage.name_list('roxford')
+    assert gnd["qimlist"] == ["q0", "q2"] and gnd["imlist"] == list("abcdefg")
+    assert gnd["gnd"][1] == {"bbx": [0.0, 0.0, 9.0, 9.0], "easy": [], "hard": [6], "junk": [0]}
+    pair2label = np.load(gnd_folder / "oxford_pair2labelpath.npy", allow_pickle=True).item()   # mious.py
+    assert pair2label == {"0_0": "labels/0_0.json", "0_2": "labels/0_2.json", "0_5": "labels/0_5.json",
+                          "1_6": "labels/1_6.json"}
+    assert all(json.loads((gnd_folder / p).read_text())["shapes"] for p in pair2label.values())
+    matching = np.load(out / "results" / "pixel-level" / "mine" / "matching_result" / "proxford.npy",
+                       allow_pickle=True).item()
+    assert set(matching) == {"qimlist_0_imlist_0", "qimlist_0_imlist_2", "qimlist_0_imlist_5", "qimlist_1_imlist_6"}
+    assert len(matching["qimlist_0_imlist_5"]) == 0 and len(matching["qimlist_0_imlist_2"]) == 4
+    ranks = np.load(out / "results" / "image-level" / "mine" / "roxford.npy")             # mAP@k.py
+    assert ranks.shape == (7, 2) and sorted(ranks[:, 0]) == list(range(7))
+    # the revisitop layout: configdataset('roxford5k', OUT/datasets) and ranks for compute_map
+    assert main(["export", "--format", "revisitop", "--dataset", str(bench.folder), "--results",
+                 str(tmp_path / "run"), "--out", str(tmp_path / "rv"), "-q"]) == 0
+    with open(tmp_path / "rv" / "datasets" / "roxford5k" / "gnd_roxford5k.pkl", "rb") as f:
+        assert len(pickle.load(f)["qimlist"]) == 3
+    assert np.load(tmp_path / "rv" / "ranks_roxford5k.npy").shape == (7, 3)
+    # `pixret eval --protocol proxford` prints the official numbers beside PixRet's own
+    assert main(["eval", str(bench.folder), str(tmp_path / "run"), "--out", str(tmp_path / "rep"), "--protocol",
+                 "proxford", "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "PROxford's official scripts" in text and f"{100 * (1 + 0.25) / 2:.2f}" in text
+    doc = json.loads((tmp_path / "rep" / "proxford.json").read_text())
+    assert doc["methods"][0]["metrics"]["hard"]["mAP@50:5:95"] == pytest.approx(25.0)
+    # a run export without a dataset is a clear error
+    assert main(["export", "--format", "proxford", "--out", str(tmp_path / "x"), "-q"]) == 2
+    assert "--dataset" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not DEV.is_dir(), reason="dev bench not present")
+def test_official_numbers_of_a_perfect_run_on_dev(tmp_path):
+    """Labels as predictions: every box IoU is 1 after the scripts' truncation, so pixel mAP equals image
+    mAP (100); only the 20 pixel-labelled queries count."""
+    from engine.evaluate.official import peer_inputs, proxford_metrics
+
+    b = load_pixbench(DEV)
+    ranking, predicted = {}, {}
+    for q, e in enumerate(b.gnd):
+        pos = b.positives(q, "medium")
+        ranking[q] = [b.imlist[i] for i in pos]
+        if e.pixel_gt:
+            predicted.update({(q, b.imlist[i]): b.label_region(q, i) for i in pos})
+    inputs = peer_inputs(b, ranking, predicted)
+    assert len(inputs.qimlist) == sum(e.pixel_gt for e in b.gnd) == 20
+    got = proxford_metrics(inputs)
+    for protocol in ("medium", "hard"):
+        assert got[protocol]["mAP"] == pytest.approx(100.0)
+        assert got[protocol]["mAP@50:5:95"] == pytest.approx(100.0), protocol
+    assert got["medium"]["mIoU_box"] == pytest.approx(100.0)
+    # one label (12_51) crosses itself: as a region it is repaired, a few of its 45 points move
+    assert 99.99 < got["medium"]["mIoU_mask"] <= 100.0

@@ -59,6 +59,8 @@ def _refused(path: Path, why: str) -> ExportDestination:
 
 
 def _guarded(project, out_r: Path) -> str | None:
+    if project is None:                    # an export of a run, not of a project
+        return None
     folders = [("the project", Path(project.folder).resolve())]
     if project.root is not None:
         folders.append(("the collection", Path(project.root).resolve()))
@@ -115,7 +117,8 @@ def _raise(e: OSError) -> None:
 
 
 def check_export_destination(project, out) -> ExportDestination:
-    """Whether (and how) an export of `project` may write into the folder `out`; touches nothing."""
+    """Whether (and how) an export of `project` (None: not of a project) may write into the folder
+    `out`; touches nothing."""
     out = Path(out)
     try:
         why = _guarded(project, out.resolve())
