@@ -6,10 +6,13 @@ homography, and measures IoU.
 
 Pixel convention. Integer coordinates are pixel centres: a vertex at (10, 20) lies on the centre of
 pixel column 10, row 20, and a region covers a pixel when that centre lies in the region or on its
-boundary. This is the convention of OpenCV (findContours, fillPoly, perspective warps) and of the
-PixBench generator, which rasterizes its labels with `cv2.fillPoly` on rounded vertices. `to_mask`
-rasterizes exactly that way, so metrics computed here agree pixel for pixel with the labels, and
-`from_mask` inverts it (a contour through boundary pixel centres fills back to the same pixels).
+boundary. `to_mask` rounds the vertices to pixel centres (as the PixBench generator did before it
+called cv2.fillPoly) and then takes exactly the pixels whose centres the rounded polygon covers:
+inside its exterior ring or on it, and not strictly inside a hole. This is computed by our own
+scanline fill in integer arithmetic (`_cover`), not by OpenCV, whose fillPoly picks the pixels
+along slanted edges differently from one version to the next (4.9 and 5.1 filled 50 of dev's 111
+label polygons differently, by up to 49 pixels), so metrics do not change with the OpenCV version.
+`from_mask` inverts it (a contour through boundary pixel centres covers back the same pixels).
 """
 from __future__ import annotations
 
@@ -88,10 +91,51 @@ def _ring_xy(ring) -> np.ndarray:
     return np.asarray(ring.coords, dtype=np.float64)[:-1, :2]
 
 
-def _ring_pixels(ring, x0: int, y0: int) -> np.ndarray:
-    # np.round (half to even) on the absolute coordinates, as the bench generator does, then an
-    # integer shift into the window, which cannot change the rounding.
-    return (np.round(_ring_xy(ring)).astype(np.int64) - (x0, y0)).astype(np.int32)
+def _ring_pixels(ring) -> np.ndarray:
+    """Ring vertices rounded to pixel centres (np.round, half to even, as the bench generator did)."""
+    return np.round(_ring_xy(ring)).astype(np.int64)
+
+
+def _cover(ring: np.ndarray, x0: int, y0: int, w: int, h: int, *, boundary: bool = True) -> np.ndarray:
+    """Bool (h, w): the pixels of the window at (x0, y0) whose centres the closed integer ring covers:
+    inside it (even-odd) or exactly on an edge; boundary=False: strictly inside (not on an edge).
+    Exact: integer arithmetic only."""
+    out = np.zeros((h, w), dtype=bool)
+    if len(ring) == 0 or w <= 0 or h <= 0:
+        return out
+    a, b = ring, np.roll(ring, -1, axis=0)
+    # inside: where each edge crosses a row of pixel centres (rows half-open, so a vertex counts once);
+    # between a row's 1st and 2nd crossing, 3rd and 4th, ... the centres strictly between are inside
+    slanted = a[:, 1] != b[:, 1]
+    ea, eb = a[slanted], b[slanted]
+    r0 = np.maximum(np.minimum(ea[:, 1], eb[:, 1]), y0)
+    n = np.maximum(np.minimum(np.maximum(ea[:, 1], eb[:, 1]), y0 + h) - r0, 0)
+    if n.sum():
+        e = np.repeat(np.arange(len(ea)), n)
+        y = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + r0[e]
+        xa, ya, dx, dy = ea[e, 0], ea[e, 1], eb[e, 0] - ea[e, 0], eb[e, 1] - ea[e, 1]
+        num, den = (y - ya) * dx * np.sign(dy), np.abs(dy)       # crossing at xa + num / den
+        order = np.lexsort((xa + num / den, y))
+        y, xa, num, den = y[order], xa[order], num[order], den[order]
+        row_start = np.concatenate(([True], y[1:] != y[:-1]))
+        k = np.arange(len(y)) - np.maximum.accumulate(np.where(row_start, np.arange(len(y)), 0))
+        left = np.flatnonzero((k % 2 == 0)[:-1] & (y[1:] == y[:-1]))
+        first = np.maximum(xa[left] + num[left] // den[left] + 1, x0) - x0          # right of floor(left)
+        last = np.minimum(xa[left + 1] - (-num[left + 1] // den[left + 1]) - 1, x0 + w - 1) - x0  # left of ceil
+        for r, c0, c1 in zip((y[left] - y0).tolist(), first.tolist(), last.tolist()):
+            if c0 <= c1:
+                out[r, c0:c1 + 1] = True
+    # on an edge: its lattice points, gcd(|dx|, |dy|) + 1 of them (the crossings above cannot tell
+    # those apart: a row along a horizontal edge counts as inside or outside depending on its ends)
+    d = b - a
+    g = np.gcd(np.abs(d[:, 0]), np.abs(d[:, 1]))
+    step = d // np.maximum(g, 1)[:, None]
+    e = np.repeat(np.arange(len(a)), g + 1)
+    k = np.arange(int((g + 1).sum())) - np.repeat(np.cumsum(g + 1) - (g + 1), g + 1)
+    px, py = a[e, 0] + k * step[e, 0] - x0, a[e, 1] + k * step[e, 1] - y0
+    keep = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+    out[py[keep], px[keep]] = boundary
+    return out
 
 
 def _halfplane_clip(corners: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
@@ -375,7 +419,7 @@ class Region:
         if not parts:
             return cls.empty()
         # a single polygon keeps its vertices exactly (a union could re-node them), so that
-        # to_mask reproduces the bench's fillPoly of the same points
+        # to_mask covers the pixels of the very polygon given
         return cls(parts[0] if len(parts) == 1 else shapely.union_all(parts))
 
     @classmethod
@@ -480,7 +524,8 @@ class Region:
         return {"polygons": self.polygons_with_holes()}
 
     def to_mask(self, height: int, width: int) -> np.ndarray:
-        """Bool (height, width) mask: cv2.fillPoly of rounded vertices, as the bench labels are made."""
+        """Bool (height, width) mask: the pixels whose centres the polygon, its vertices rounded to
+        pixel centres, covers (module doc); the same whatever the OpenCV version."""
         return self._raster(0, 0, int(width), int(height)).astype(bool)
 
     def pixel_box(self, height: int, width: int) -> tuple[int, int, int, int] | None:
@@ -497,7 +542,7 @@ class Region:
         if self.is_empty or w <= 0 or h <= 0:
             return out
         geom = self._geom
-        # Far-away vertices (a warp near the horizon) would overflow cv2's fixed-point edges;
+        # Far-away vertices (a warp near the horizon) would overflow the integer edge arithmetic;
         # cutting the geometry well outside the window moves an edge inside it by < 0.5 px.
         margin = 4 * max(w, h) + 16
         bx0, by0, bx1, by1 = geom.bounds
@@ -505,25 +550,19 @@ class Region:
             geom = _polygonal(geom.intersection(
                 _shapely_box(x0 - margin, y0 - margin, x0 + w + margin, y0 + h + margin)))
         for part in _iter_polygons(geom):
-            ext = _ring_pixels(part.exterior, x0, y0)
-            if not part.interiors:
-                cv2.fillPoly(out, [ext], 1)
-                continue
-            # Holes may hold islands of other parts: draw this part on its own canvas, then OR it.
-            cx0, cy0 = np.maximum(ext.min(axis=0), 0)
-            cx1, cy1 = np.minimum(ext.max(axis=0), (w - 1, h - 1))
+            ext = _ring_pixels(part.exterior)
+            # each part in its own box (holes may hold islands of other parts), then OR-ed in
+            cx0, cy0 = np.maximum(ext.min(axis=0), (x0, y0))
+            cx1, cy1 = np.minimum(ext.max(axis=0), (x0 + w - 1, y0 + h - 1))
             if cx1 < cx0 or cy1 < cy0:
                 continue
-            canvas = np.zeros((cy1 - cy0 + 1, cx1 - cx0 + 1), np.uint8)
-            shift = np.array([cx0, cy0], np.int32)
-            cv2.fillPoly(canvas, [ext - shift], 1)
-            holes = [_ring_pixels(r, x0, y0) - shift for r in part.interiors]
-            for hole in holes:
-                cv2.fillPoly(canvas, [hole], 0)
-            # A hole's ring passes through the centres of boundary pixels that belong to the region
-            # (as findContours traces them): clear the inside only, keep the ring.
-            cv2.polylines(canvas, holes, True, 1, lineType=cv2.LINE_8)
-            out[cy0:cy1 + 1, cx0:cx1 + 1] |= canvas
+            box = (int(cx0), int(cy0), int(cx1 - cx0 + 1), int(cy1 - cy0 + 1))
+            canvas = _cover(ext, *box)
+            for ring in part.interiors:
+                # a hole's ring passes through the centres of boundary pixels that belong to the
+                # region (as findContours traces them): clear only what is strictly inside
+                canvas &= ~_cover(_ring_pixels(ring), *box, boundary=False)
+            out[cy0 - y0:cy1 - y0 + 1, cx0 - x0:cx1 - x0 + 1] |= canvas
         return out
 
     def to_rle(self, height: int, width: int) -> dict:
