@@ -3,6 +3,7 @@ revisitop's pickle, labelme's JSON), and export -> import gives the same regions
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -762,3 +763,25 @@ def test_jpg_copies_carry_the_pixels_as_seen(tmp_path):
         assert imageio.image_size(dst) == imageio.image_size(src)
         assert np.abs(imageio.load_image(dst).astype(int) - imageio.load_image(src).astype(int)).mean() < 4
     assert (tmp_path / "out" / "plain.jpg").read_bytes() == plain.read_bytes()
+
+
+def test_an_export_killed_midway_leaves_nothing_the_next_one_keeps(reviewed, tmp_path):
+    """SIGKILL leaves the hidden staging folder (or the earlier export moved aside); the next export to
+    the same folder removes them, and never those of a process that is still running."""
+    import subprocess
+    import sys
+
+    project, _ = reviewed
+    out = tmp_path / "out"
+    export_project(project, out, "masks")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    stale = tmp_path / f".out.export-{dead}-abc123"
+    (stale / "masks").mkdir(parents=True)
+    (stale / "masks" / "x.png").write_bytes(b"half")
+    moved = tmp_path / f".out.old-{dead}-def456"
+    shutil.copytree(out, moved)
+    live = tmp_path / f".out.export-{os.getpid()}-ghi789"           # an export running now (this process)
+    live.mkdir()
+    export_project(project, out, "masks", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out", live.name])

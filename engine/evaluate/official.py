@@ -52,7 +52,7 @@ from engine.base.errors import PixretError
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
 from engine.formats import revisitop
-from engine.formats.destination import check_export_destination, swap_in, write_marker
+from engine.formats.destination import check_export_destination, new_stage, swap_in, write_marker
 from engine.formats.export import publish_modes
 from engine.formats.pixbench import PixBench, load_pixbench
 
@@ -172,7 +172,6 @@ def export_results(dataset, results, out, fmt: str, *, name: str = "roxford5k", 
                    cancel: CancelToken = NEVER) -> list[str]:
     """Write a run on a PixBench set as the official scripts' inputs (module doc); returns warnings."""
     import re
-    import tempfile
 
     from engine.evaluate.metrics import load_results
 
@@ -190,8 +189,7 @@ def export_results(dataset, results, out, fmt: str, *, name: str = "roxford5k", 
     inputs = peer_inputs(bench, ranking, pair_regions, name=name, pixel_only=fmt == "proxford")
     method = re.sub(r"[^A-Za-z0-9_.-]+", "_", method or Path(results).resolve().name).strip("._") or "pixret"
     cancel.raise_if_set()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    stage = new_stage(out)
     try:
         (_write_proxford if fmt == "proxford" else _write_revisitop)(inputs, stage, method)
         cancel.raise_if_set()

@@ -11,13 +11,18 @@ notes, photos, an older export without a file list) makes the folder the user's.
 
 `check_export_destination(project, out)` says which case a folder is, without touching it, so the
 GUI can ask before it starts (engine.formats.export calls it too, and again right before the swap).
-The new export is staged in a hidden folder next to OUT and swapped in whole; the earlier export
-is then removed file by file from its marker's list, so a file that appeared meanwhile is kept.
+The new export is staged in a hidden folder next to OUT (`new_stage`) and swapped in whole; the
+earlier export is then removed file by file from its marker's list, so a file that appeared
+meanwhile is kept. The hidden folders carry the exporting process's id: those of a process that
+was killed (SIGKILL leaves them) are removed by the next export to the same OUT.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +30,8 @@ from pathlib import Path
 from engine.base.atomic import atomic_write_text
 from engine.base.errors import PixretError
 
-__all__ = ["MARKER", "LEGACY_MANIFEST", "ExportDestination", "check_export_destination", "write_marker", "swap_in"]
+__all__ = ["MARKER", "LEGACY_MANIFEST", "ExportDestination", "check_export_destination", "write_marker", "swap_in",
+           "new_stage"]
 
 MARKER = "pixret.json"      # not "*-export.json": datumaro (and CVAT) would take the folder for VoTT
 LEGACY_MANIFEST = "pixret-export.json"   # PixRet 0.1's manifest (no file list: never trusted as a marker)
@@ -164,7 +170,7 @@ def swap_in(project, stage: Path, out: Path, overwrite: bool) -> list[str]:
         os.replace(stage, out)        # fails, rather than merging, if the folder appeared meanwhile
         return []
     listed = _marker_files(out) or set()
-    old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     os.replace(out, old)
     try:
         os.replace(stage, out)
@@ -172,6 +178,33 @@ def swap_in(project, stage: Path, out: Path, overwrite: bool) -> list[str]:
         os.replace(old, out)
         raise
     return _remove_export(old, listed)
+
+
+def new_stage(out: Path) -> Path:
+    """A hidden folder next to OUT to build the export in; first removes the ones a killed export
+    to the same OUT left (their process is gone): its staging folder, or the earlier export it had
+    moved aside (removed by its marker, like any earlier export)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(export|old)-(\d+)-")
+    for p in out.parent.iterdir():
+        m = pattern.match(p.name)
+        if not m or not p.is_dir() or p.is_symlink() or _alive(int(m.group(2))):
+            continue
+        if m.group(1) == "export":
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            _remove_export(p, _marker_files(p) or set())
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.export-{os.getpid()}-", dir=out.parent))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def _remove_export(folder: Path, listed: set[str]) -> list[str]:

@@ -54,7 +54,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +68,7 @@ from engine.base.regions import Region
 from engine.catalog.tables import AnnotationRow, ImageRow, ProjectRow, QueryRow
 from engine.formats import coco as coco_format
 from engine.formats import revisitop
-from engine.formats.destination import check_export_destination, swap_in, write_marker
+from engine.formats.destination import check_export_destination, new_stage, swap_in, write_marker
 from engine.formats.labelme import labelme_doc, region_shapes, write_labelme
 from engine.ingest import imageio
 
@@ -372,8 +371,7 @@ def export_project(project, out, fmt: str, *, overwrite: bool = False, name: str
         rs.name = name
     rs.name = re.sub(r"[^A-Za-z0-9_.-]+", "_", rs.name).strip("._") or "pixret"
     cancel.raise_if_set()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    stage = new_stage(out)
     report = ExportReport(fmt, out, warnings=list(rs.warnings))
     try:
         writer = {"pixbench": _pixbench, "coco": _coco, "labelme": _labelme, "masks": _masks}[fmt]
