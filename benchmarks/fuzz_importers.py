@@ -59,10 +59,12 @@ def deep(n: int) -> str:
 
 def valid_docs(col) -> dict:
     (rel1, p1), (rel2, p2) = col.views["object1"][:2]
-    labelme = {"version": "5.0.1", "flags": {}, "imagePath": rel1.split("/")[-1], "imageData": None,
+    labelme = {"version": "5.3.1", "flags": {}, "imagePath": rel1.split("/")[-1], "imageData": None,
                "imageWidth": W, "imageHeight": H,
                "shapes": [{"label": "o", "shape_type": "polygon", "points": p1, "group_id": 1,
-                           "flags": {"query": True}}]}
+                           "flags": {"query": True}},
+                          {"label": "o", "shape_type": "mask", "points": [[2, 3], [9, 7]], "group_id": 1,
+                           "flags": {}, "mask": png_b64(np.ones((5, 8), bool))}]}
     coco = {"images": [{"id": 1, "file_name": rel1, "width": W, "height": H},
                        {"id": 2, "file_name": rel2, "width": W, "height": H},
                        {"id": 3, "file_name": col.distractors[0], "width": W, "height": H}],
@@ -79,6 +81,17 @@ def valid_docs(col) -> dict:
            "qimlist": [flat(rel1)],
            "gnd": [{"bbx": [10.0, 10.0, 90.0, 80.0], "easy": [0], "hard": [1], "junk": [2], "pixel_gt": False}]}
     return {"labelme": labelme, "coco": coco, "gnd": gnd}
+
+
+def png_b64(mask) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(mask).save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def paths_of(doc, prefix=()):
@@ -122,7 +135,7 @@ def random_value(rng: random.Random):
 TARGETS = {"file_name": "name", "imagePath": "name", "imlist": "name", "qimlist": "name",
            "segmentation": "rle", "counts": "rle", "size": "rle", "points": "points", "bbx": "points",
            "easy": "index", "hard": "index", "junk": "index", "image_id": "index", "width": "index",
-           "height": "index", "imageWidth": "index", "imageHeight": "index"}
+           "height": "index", "imageWidth": "index", "imageHeight": "index", "mask": "png"}
 AIMED = {"name": ["n" * 300, "n" * 300 + ".jpg", "/etc/passwd", "../../../../etc/passwd", "..", "a\x00b.jpg",
                   "C:\\Windows\\win.ini", "images/../../x.jpg", "\udcff.jpg", "a/" * 200 + "b.jpg", ""],
          "rle": [{"size": [H, W], "counts": [2**62, 2**62, 2**62, 2**62 + H * W]},
@@ -130,7 +143,9 @@ AIMED = {"name": ["n" * 300, "n" * 300 + ".jpg", "/etc/passwd", "../../../../etc
                  {"size": [100000, 100000], "counts": "0"}, {"size": [H, W], "counts": [-1, H * W + 1]},
                  {"size": [H, W], "counts": "\u00ff"}, {"size": [2**40, 2**40], "counts": [2**80]}],
          "points": [[[1e7, 1e7]] * 3, [[0.5, 0.5]] * 100000, [[1e300, -1e300], [0, 0], [1, 1]], [[0, 0]] * 2],
-         "index": [2**63, -1, 10**9, 1e308, float("nan"), True, "0"]}
+         "index": [2**63, -1, 10**9, 1e308, float("nan"), True, "0"],
+         "png": ["", "not base64!", "aGVsbG8=", "iVBORw0KGgo" + "A" * 40,            # not PNGs
+                 png_b64(np.ones((1, 1), bool)), png_b64(np.ones((4000, 3), bool))]}      # the wrong size
 
 
 def mutate_doc(doc, rng: random.Random):

@@ -263,7 +263,8 @@ def _protocol(e: dict, protocol: str) -> tuple[list, list]:
 
 def proxford_metrics(inputs: PeerInputs) -> dict:
     """What mious.py and mAP@k.py print, in percent: {"medium" | "hard": {"mAP", "mAP@50:5:95",
-    "mIoU_box", "mIoU_mask"}}; None where the scripts divide by zero or average a NaN (Q5, Q7)."""
+    "mIoU_box", "mIoU_mask", "per_query": {"mIoU_box", "mIoU_mask"}}}; None where the scripts divide
+    by zero or average a NaN (Q5, Q7); per_query as mious.py prints it (fractions; None for NaN)."""
     ious: dict[str, tuple[float, float]] = {}        # the scripts' IOU_dict: hard pairs always, easy when predicted
     miou = {("medium", k): [] for k in ("box", "mask")} | {("hard", k): [] for k in ("box", "mask")}
     for q, e in enumerate(inputs.gnd):
@@ -309,6 +310,8 @@ def proxford_metrics(inputs: PeerInputs) -> dict:
                             if pixel_maps and all(v is not None for v in pixel_maps) else None),
             "mIoU_box": _nan_mean(miou[(protocol, "box")]),
             "mIoU_mask": _nan_mean(miou[(protocol, "mask")]),
+            "per_query": {k: [None if math.isnan(v) else v for v in miou[(protocol, kind)]]
+                          for k, kind in (("mIoU_box", "box"), ("mIoU_mask", "mask"))},
         }
     return out
 
