@@ -528,6 +528,10 @@ class Region:
         pixel centres, covers (module doc); the same whatever the OpenCV version."""
         return self._raster(0, 0, int(width), int(height)).astype(bool)
 
+    def window_mask(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+        """Bool (height, width): `to_mask` of the image window whose top-left pixel is (x0, y0)."""
+        return self._raster(int(x0), int(y0), int(width), int(height)).astype(bool)
+
     def pixel_box(self, height: int, width: int) -> tuple[int, int, int, int] | None:
         """Inclusive pixel box (c1, r1, c2, r2) of `to_mask(height, width)`, or None if no pixel."""
         window = _joint_window((self,), height, width)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import shapely.affinity
 
 from engine.base.errors import FormatError
 from engine.base.regions import Region, RegionDataError, decode_rle, encode_rle
@@ -248,18 +249,25 @@ def _polygons_region(polys: list[np.ndarray], path: Path, where: str, height: in
         smooth = Region.from_polygons([p - COCO_SHIFT for p in polys])
     except (ValueError, ArithmeticError) as e:
         raise FormatError(path, where, f"not a usable polygon: {e}") from None
+    lo = np.floor(np.min([p.min(axis=0) for p in polys], axis=0)).astype(np.int64) - 1
+    hi = np.ceil(np.max([p.max(axis=0) for p in polys], axis=0)).astype(np.int64) + 1
     if height is None or width is None:          # no image size: the canvas the polygons span
-        top = np.max([p.max(axis=0) for p in polys], axis=0)
-        width, height = (max(1, math.ceil(v) + 1) for v in top)
-    if height * width > DEFAULT_MAX_PIXELS:
+        width, height = (max(1, int(v)) for v in hi)
+    # work in the window the polygons reach (an integer shift changes nothing in pycocotools' rule)
+    x0, y0 = (max(0, int(v)) for v in lo)
+    x1, y1 = min(width, int(hi[0])), min(height, int(hi[1]))
+    if x1 <= x0 or y1 <= y0:
+        return Region.empty()
+    if (x1 - x0) * (y1 - y0) > DEFAULT_MAX_PIXELS:
         return smooth
     try:
-        mask = polygon_mask([p.reshape(-1) for p in polys], height, width)
+        mask = polygon_mask([(p - (x0, y0)).reshape(-1) for p in polys], y1 - y0, x1 - x0)
     except ValueError as e:
         raise FormatError(path, where, str(e)) from None
-    if np.array_equal(smooth.to_mask(height, width), mask):
+    # (clipped at the window's far edges only where the image ends: the window holds the polygons)
+    if np.array_equal(smooth.window_mask(x0, y0, x1 - x0, y1 - y0), mask):
         return smooth
-    return Region.from_mask(mask)
+    return Region(shapely.affinity.translate(Region.from_mask(mask).geometry, x0, y0))
 
 
 def annotation_region(seg, bbox, path: Path, where: str, height: int | None, width: int | None) -> Region:

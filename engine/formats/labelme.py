@@ -160,7 +160,10 @@ def _mask(data, pts, where: str, path: Path) -> np.ndarray:
     """A mask shape's pixels: the base64 PNG, checked to be exactly its box's size before decoding."""
     from PIL import Image, UnidentifiedImageError
 
-    (x1, y1), (x2, y2) = (np.asarray(pts[:2], dtype=np.float64)).astype(np.int64)
+    box = np.asarray(pts[:2], dtype=np.float64)
+    if not (np.abs(box) <= DEFAULT_MAX_PIXELS).all():
+        raise FormatError(path, where.replace(".mask", ".points"), "a box far outside any image")
+    (x1, y1), (x2, y2) = box.astype(np.int64)
     if x2 < x1 or y2 < y1 or x1 < 0 or y1 < 0:
         raise FormatError(path, where.replace(".mask", ".points"), "not a box [[x1, y1], [x2, y2]] in the image")
     w, h = int(x2 - x1 + 1), int(y2 - y1 + 1)
