@@ -39,7 +39,9 @@ Q10 image mAP: revisitop's compute_map on the full rank arrays (unranked images 
 """
 from __future__ import annotations
 
+import json
 import math
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,13 +49,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.base.atomic import atomic_write
+from engine.base.atomic import atomic_write, atomic_write_text
 from engine.base.errors import PixretError
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
+from engine.evaluate.metrics import load_results
 from engine.formats import revisitop
 from engine.formats.destination import check_export_destination, new_stage, swap_in, write_marker
 from engine.formats.export import publish_modes
+from engine.formats.labelme import load_json
 from engine.formats.pixbench import PixBench, load_pixbench
 
 __all__ = ["PEER_FORMATS", "SETS", "PeerInputs", "peer_inputs", "export_results", "proxford_metrics",
@@ -84,8 +88,9 @@ def prediction_points(region: Region | None) -> tuple[list[list[float]], bool]:
     Returns (points, lost) where lost says that holes or other parts were left out."""
     if region is None or region.is_empty:
         return [], False
-    rings = max(region.polygons_with_holes(), key=lambda r: abs(_ring_area(r[0])))
-    return [[float(x), float(y)] for x, y in rings[0]], len(region.polygons_with_holes()) > 1 or len(rings) > 1
+    parts = region.polygons_with_holes()
+    rings = max(parts, key=lambda r: abs(_ring_area(r[0])))
+    return [[float(x), float(y)] for x, y in rings[0]], len(parts) > 1 or len(rings) > 1
 
 
 def _ring_area(ring) -> float:
@@ -171,10 +176,6 @@ def export_results(dataset, results, out, fmt: str, *, name: str = "roxford5k", 
                    overwrite: bool = False, progress: Progress = NO_PROGRESS,
                    cancel: CancelToken = NEVER) -> list[str]:
     """Write a run on a PixBench set as the official scripts' inputs (module doc); returns warnings."""
-    import re
-
-    from engine.evaluate.metrics import load_results
-
     if fmt not in PEER_FORMATS:
         raise PixretError(f"unknown format {fmt!r}: expected one of {', '.join(PEER_FORMATS)}")
     out = Path(out)
@@ -232,8 +233,6 @@ def _pair_ious(found_points, label_shapes) -> tuple[float, float]:
 
 
 def _label_shapes(path: Path) -> list:
-    from engine.formats.labelme import load_json
-
     return [s["points"] for s in load_json(path)["shapes"]]
 
 
@@ -324,11 +323,6 @@ def _nan_mean(values: list[float]) -> float | None:
 def official_report(dataset, results, out_dir, *, names=None, name: str = "roxford5k") -> dict:
     """The official numbers of each run (names: one per run, as `pixret eval` calls them), written to
     OUT_DIR/proxford.json; returns that document."""
-    import json
-
-    from engine.base.atomic import atomic_write_text
-    from engine.evaluate.metrics import load_results
-
     bench = load_pixbench(dataset)
     doc = {"protocol": "proxford", "set": name, "dataset": str(dataset), "methods": [],
            "definitions": "PROxford's evaluation_code/mious.py and mAP@k.py; quirks Q1-Q10 in "
