@@ -98,9 +98,12 @@ def cmd_index(args) -> int:
     if not Path(args.images_dir).is_dir():  # before a project is made for it
         raise PixretError(f"{args.images_dir}: no such folder" if not Path(args.images_dir).exists()
                           else f"{args.images_dir}: not a folder")
-    with project_job(args, create=True) as (project, progress, cancel):
-        report = project.index_folder(args.images_dir, graph=not args.no_graph, progress=progress, cancel=cancel)
+    with project_job(args, create=True) as (project, progress, cancel), index_runner(args) as runner:
+        report = project.index_folder(args.images_dir, graph=not args.no_graph, progress=progress, cancel=cancel,
+                                      runner=runner)
     print(report.summary())
+    if runner is not None:
+        print(f"ran on {report.ran_on}")
     for path, reason in report.failed:
         print(f"  skipped {shown(path)}: {reason}", file=sys.stderr)
     for folder in report.unreadable_dirs:
@@ -109,6 +112,18 @@ def cmd_index(args) -> int:
     t = report.seconds
     print(f"time: scan {t.get('scan', 0):.1f}s, features {t.get('features', 0):.1f}s, index {t.get('index', 0):.1f}s")
     return EXIT_FAILED if report.failed or report.unreadable_dirs else EXIT_OK
+
+
+@contextmanager
+def index_runner(args):
+    """A Dask cluster for `index --workers N | --scheduler ADDR` (engine.parallel.cluster), else None."""
+    if args.workers is None and args.scheduler is None:
+        yield None
+        return
+    from engine.parallel.cluster import open_cluster
+
+    with open_cluster(workers=args.workers, scheduler=args.scheduler) as runner:
+        yield runner
 
 
 def parse_bbox(text: str):
@@ -382,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="add/refresh images, extract features, index (incremental)")
     sp.add_argument("images_dir")
     sp.add_argument("--no-graph", action="store_true", help=no_graph_help)
+    g = sp.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, metavar="N", help="run the batches on a local Dask cluster of N worker "
+                   "processes (needs the dask extra: pip install 'pixret-desktop[dask]')")
+    g.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run the batches on the Dask cluster of this "
+                   "scheduler (the collection and the project on a folder every worker sees at the same path)")
     common(sp)
     sp.set_defaults(func=cmd_index)
 

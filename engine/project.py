@@ -12,7 +12,6 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,23 +20,25 @@ import numpy as np
 from sqlalchemy import func, insert, select
 
 from engine.base.atomic import IN_FLIGHT_S, atomic_write_text, remove_leftovers
-from engine.base.errors import ImageReadError, ProjectError
+from engine.base.errors import ProjectError
 from engine.base.locks import folder_lock
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.catalog.tables import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
-from engine.features.extract import FeatureConfig, FeatureSet, extract, rootsift
+from engine.features.batch import ExtractedBatch, extract_batch
+from engine.features.extract import FeatureConfig, FeatureSet, rootsift
 from engine.features.store import FeatureStore
 from engine.index.asmk import (
     VOCABULARY_ITERATIONS,
     InvertedFile,
     Quantizer,
-    build_entries,
+    aggregate_batch,
     train_vocabulary,
     vocabulary_size,
 )
 from engine.index.checkpoint import IndexWork, training_key, vocabulary_key
 from engine.ingest import imageio
 from engine.ingest.scan import scan_folder
+from engine.parallel.runner import Runner
 
 MARKER = "pixret-project.json"
 FORMAT_VERSION = 1
@@ -45,6 +46,7 @@ BATCH = 32  # images per feature pack / catalog transaction
 RETRAIN_GROWTH = 4.0  # retrain the vocabulary once the collection has 4x the features it was trained on
 TRAIN_SAMPLE_PER_WORD = 32  # k-means cost is sample x k per iteration: enough, and bounded
 WORDS_CHECKPOINT = 256  # images aggregated between two saves of index work in progress
+WORDS_BATCH = 32  # images per batch of word work (engine.parallel)
 # One indexer at a time writes the project folder (feature packs, index, graph), wherever it runs:
 # the folder may be a team's network share (engine.base.locks).
 INDEX_LOCK = "indexing.lock"
@@ -74,6 +76,7 @@ class IndexReport:
     vocabulary_trained: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     graph: object | None = None  # engine.propagate.graph.GraphReport when the graph was brought up to date
+    ran_on: str = ""  # where the batches ran: this process, or a cluster (engine.parallel)
 
     def summary(self) -> str:
         s = (f"{self.new} new, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged; "
@@ -302,6 +305,10 @@ class Project:
         row = self._image_table().get(int(image_id))
         return None if row is None else int(row[6])
 
+    def feature_spans(self) -> dict[int, tuple[str, int, int]]:
+        """Where each indexed image's features are in the store: image id -> (pack, offset, count)."""
+        return {i: (t[3], t[4], t[5]) for i, t in self._image_table().items()}
+
     def features(self, image_id: int) -> FeatureSet:
         _, _, _, pack, offset, count, _ = self._image_table()[image_id]
         return self.store.read(pack, offset, count)
@@ -326,28 +333,35 @@ class Project:
             return self._quantizer
 
     def index_folder(self, root=None, *, include: set[str] | None = None, progress: Progress = NO_PROGRESS,
-                     cancel: CancelToken = NEVER, workers: int | None = None, graph: bool = True) -> IndexReport:
+                     cancel: CancelToken = NEVER, workers: int | None = None, graph: bool = True,
+                     runner: Runner | None = None) -> IndexReport:
         """Add/refresh the collection at `root` (default: the project's), extract, index.
 
         include: collection-relative paths to keep (the bench indexes imlist only); others are
         treated as not part of the collection. graph=False skips the collection graph this time
         (only `diffusion`, `hypergraph` and `full` use it; the next run with it catches up).
+        runner: where the batches of extraction, word and graph work run (engine.parallel: a Dask
+        cluster's DaskRunner); by default in this process with `workers` threads. The project is
+        the same either way.
         """
         report = IndexReport()
+        runner = runner or Runner(workers or _worker_count())
         with self._indexing():
             t0 = time.perf_counter()
             root = self._bind_root(root)
+            runner.check_visible([root, self.store.folder])
+            report.ran_on = runner.describe()
             self._sync_catalog(root, include, report, progress, cancel)
             report.seconds["scan"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            self._extract_pending(root, report, progress, cancel, workers or _worker_count())
+            self._extract_pending(root, report, progress, cancel, runner)
             report.seconds["features"] = time.perf_counter() - t1
             t2 = time.perf_counter()
             self._check_searchable(root)
-            self._update_index(report, progress, cancel)
+            self._update_index(report, progress, cancel, runner)
             report.seconds["index"] = time.perf_counter() - t2
             if graph:
-                self._update_graph(report, progress, cancel, workers or _worker_count())
+                self._update_graph(report, progress, cancel, runner)
             self.store.collect_garbage(self._used_packs())
         return report
 
@@ -430,50 +444,43 @@ class Project:
         self._table = None
 
     def _extract_pending(self, root: Path, report: IndexReport, progress: Progress, cancel: CancelToken,
-                         workers: int) -> None:
+                         runner: Runner) -> None:
+        """Features of the images still 'new', a batch (one pack) at a time, wherever the runner puts
+        the batches; each batch's catalog rows are committed here, as its result comes back."""
         with self.catalog.session() as s:
             todo = [(r.id, r.path) for r in s.scalars(select(ImageRow).where(ImageRow.status == "new")
                                                       .order_by(ImageRow.path))]
         config = self.feature_config
-
-        def work(item):
-            image_id, rel = item
-            try:
-                img = imageio.load_image(root / rel)
-            except ImageReadError as e:
-                return image_id, None, None, e.reason
-            except Exception as e:  # a decoder bug must not stop the collection: report, go on
-                return image_id, None, None, f"unexpected error while reading: {e!r}"
-            return image_id, extract(img, config), (img.shape[1], img.shape[0]), None
-
         done = 0
         progress(0, len(todo), "features")
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for start in range(0, len(todo), BATCH):
-                cancel.raise_if_set()
-                results = list(pool.map(work, todo[start:start + BATCH]))
-                ok = [(i, fs, size) for i, fs, size, err in results if err is None]
-                pack, spans = self.store.write_pack([fs for _, fs, _ in ok]) if ok else (None, [])
-                try:
-                    with self.catalog.session() as s:
-                        for (image_id, fs, (w, h)), (offset, count) in zip(ok, spans):
-                            r = s.get(ImageRow, image_id)
-                            r.width, r.height, r.status, r.error = w, h, "ok", None
-                            s.add(FeatureSetRow(image_id=image_id, kind=config.kind, pack=pack, offset=offset,
-                                                count=count, scale=1.0))
-                        for image_id, _, _, err in results:
-                            if err is not None:
-                                r = s.get(ImageRow, image_id)
-                                r.status, r.error = "error", err
-                                report.failed.append((r.path, err))
-                except BaseException:
-                    if pack is not None and pack not in self._used_packs_or_all():
-                        self.store.remove_pack(pack)  # the commit failed (a full disk): no debris
-                    raise
-                report.extracted += len(ok)
-                done += len(results)
-                progress(done, len(todo), "features")
-        self._table = None
+
+        def commit(batch: ExtractedBatch) -> None:
+            nonlocal done
+            try:
+                with self.catalog.session() as s:
+                    for image_id, w, h, offset, count in batch.ok:
+                        r = s.get(ImageRow, image_id)
+                        r.width, r.height, r.status, r.error = w, h, "ok", None
+                        s.add(FeatureSetRow(image_id=image_id, kind=config.kind, pack=batch.pack, offset=offset,
+                                            count=count, scale=1.0))
+                    for image_id, err in batch.failed:
+                        r = s.get(ImageRow, image_id)
+                        r.status, r.error = "error", err
+                        report.failed.append((r.path, err))
+            except BaseException:
+                if batch.pack is not None and batch.pack not in self._used_packs_or_all():
+                    self.store.remove_pack(batch.pack)  # the commit failed (a full disk): no debris
+                raise
+            report.extracted += len(batch.ok)
+            done += len(batch.ok) + len(batch.failed)
+            progress(done, len(todo), "features")
+
+        tasks = ((root, todo[start:start + BATCH], config, self.store.folder, runner.task_threads)
+                 for start in range(0, len(todo), BATCH))
+        try:
+            runner.run(extract_batch, tasks, commit, cancel=cancel)
+        finally:
+            self._table = None
 
     def _check_searchable(self, root: Path) -> None:
         """A clear ProjectError instead of k-means failing on nothing: a collection without one
@@ -503,7 +510,8 @@ class Project:
         except Exception:
             return set(self.store.packs())
 
-    def _update_index(self, report: IndexReport, progress: Progress, cancel: CancelToken) -> None:
+    def _update_index(self, report: IndexReport, progress: Progress, cancel: CancelToken,
+                      runner: Runner) -> None:
         """Train the vocabulary when there is none or the collection outgrew it, aggregate the images
         the index lacks, save. Both long steps checkpoint into index-work/ (engine.index.checkpoint):
         an interrupted run resumes there."""
@@ -531,12 +539,28 @@ class Project:
         vocabulary = vocabulary_key(centroids)
         entries.update(work.words(vocabulary, wanted))
         todo = sorted(set(wanted) - set(entries))
-        for start in range(0, len(todo), WORDS_CHECKPOINT):
-            part = build_entries(lambda i: self.features(i).rootsift(), todo[start:start + WORDS_CHECKPOINT],
-                                 quantizer, cancel=cancel,
-                                 progress=lambda done, _, stage, start=start: progress(start + done, len(todo), stage))
-            work.save_words(vocabulary, part, wanted)
+        unsaved: dict = {}
+        done = 0
+
+        def collect(part: dict) -> None:
+            nonlocal done
+            done += len(part)
             entries.update(part)
+            unsaved.update(part)
+            if len(unsaved) >= WORDS_CHECKPOINT:
+                work.save_words(vocabulary, unsaved, wanted)
+                unsaved.clear()
+            progress(done, len(todo), "indexing words")
+
+        shared = runner.share(centroids) if todo else centroids
+        tasks = ((self.store.folder, [(i, *table[i][3:6]) for i in todo[start:start + WORDS_BATCH]], shared)
+                 for start in range(0, len(todo), WORDS_BATCH))
+        progress(0, len(todo), "indexing words")
+        try:
+            runner.run(aggregate_batch, tasks, collect, cancel=cancel)
+        finally:  # a cancel keeps the words made so far
+            if unsaved:
+                work.save_words(vocabulary, unsaved, wanted)
         entries = {i: entries[i] for i in wanted}
         inv = InvertedFile.build(centroids, entries, trained_on, wanted)
         inv.save(self.folder / "index")
@@ -561,7 +585,7 @@ class Project:
         progress(done, VOCABULARY_ITERATIONS, "training vocabulary")
         return centroids
 
-    def _update_graph(self, report: IndexReport, progress: Progress, cancel: CancelToken, workers: int) -> None:
+    def _update_graph(self, report: IndexReport, progress: Progress, cancel: CancelToken, runner: Runner) -> None:
         """kNN graph and verified hyperedges (engine.propagate.graph), incremental; off with settings graph.enabled."""
         from engine.propagate.graph import GraphConfig, build_graph
 
@@ -570,7 +594,7 @@ class Project:
             return
         t = time.perf_counter()
         try:
-            report.graph = build_graph(self, config, progress=progress, cancel=cancel, workers=workers)
+            report.graph = build_graph(self, config, progress=progress, cancel=cancel, runner=runner)
         finally:
             self.reload_graph()  # with whatever was saved
             report.seconds["graph"] = time.perf_counter() - t

@@ -24,7 +24,8 @@ def os_user() -> str:
 
 DEFAULTS = {"default_method": "sv", "feature_long_side": 1024, "thumbnail_size": 128, "top_k": 100,
             "author": os_user(), "keymap": "pixret", "advance_after_decision": True,
-            "shortcuts": ""}
+            "shortcuts": "", "cluster_mode": "local", "cluster_workers": 2,
+            "cluster_scheduler": ""}
 
 
 class AppSettings:

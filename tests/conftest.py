@@ -34,6 +34,17 @@ def pg_url(pg_cluster) -> str:
 
 
 @pytest.fixture(scope="session")
+def dask_cluster():
+    """A LocalCluster of 2 worker processes for the whole session (engine.parallel.cluster's
+    DaskRunner on it), started on first use; skipped where the dask extra is not installed."""
+    pytest.importorskip("distributed")
+    from engine.parallel.cluster import open_cluster
+
+    with open_cluster(workers=2) as runner:
+        yield runner
+
+
+@pytest.fixture(scope="session")
 def small_collection(tmp_path_factory) -> GeneratedCollection:
     """3 objects x 4 views + 8 distractors, 640x480 JPEGs (generated once per test session)."""
     root = tmp_path_factory.mktemp("collection")

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "pixret_desktop")
 
 # engine's stages, lowest first: a module may import its own stage and the ones above it in this list.
-STAGES = ("base", "catalog", "ingest", "features", "index", "verify", "propagate", "segment",
+STAGES = ("base", "parallel", "catalog", "ingest", "features", "index", "verify", "propagate", "segment",
           "project", "pipeline", "annotate", "formats", "evaluate", "demo", "cli")
 
 

@@ -232,6 +232,7 @@ def test_interrupted_vocabulary_training_and_word_indexing_resume(tmp_path, monk
     root = tmp_path / "photos"
     make_collection(root, n_objects=1, views=3, n_distractors=5, size=(320, 240), seed=21)
     monkeypatch.setattr(project_module, "WORDS_CHECKPOINT", 3)
+    monkeypatch.setattr(project_module, "WORDS_BATCH", 3)
     with Project.create(tmp_path / "straight") as project:
         project.index_folder(root, graph=False)
     reference = InvertedFile.load(tmp_path / "straight" / "index")

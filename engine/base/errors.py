@@ -60,6 +60,9 @@ class DiskFullError(PixretError, OSError):
     def __str__(self) -> str:
         return self.strerror
 
+    def __reduce__(self):  # raised on a cluster worker, it travels back to the coordinator pickled
+        return DiskFullError, (self.folder,)
+
 
 def is_disk_full(exc: BaseException, folder=None) -> bool:
     """ENOSPC/EDQUOT, or SQLite's 'database or disk is full' (also inside a SQLAlchemy error); an

@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 
 from engine.base.atomic import atomic_write_arrays
-from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.features.batch import store_at
 
 SIG_WORDS = 2  # 128-bit signatures as two uint64
 
@@ -216,14 +216,29 @@ class InvertedFile:
         return int(self.centroids.nbytes + self.ptr.nbytes + self.images.nbytes + self.sigs.nbytes)
 
 
-def build_entries(descs: "callable", image_ids: list[int], quantizer: Quantizer, *,
-                  progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Aggregate every listed image; `descs(image_id)` returns its RootSIFT (N, 128)."""
+_QUANTIZERS: dict[bytes, Quantizer] = {}  # one per vocabulary in each process that aggregates words
+
+
+def _quantizer_of(centroids: np.ndarray) -> Quantizer:
+    import hashlib
+
+    key = hashlib.sha1(np.ascontiguousarray(centroids, np.float32).tobytes()).digest()
+    q = _QUANTIZERS.get(key)
+    if q is None:
+        _QUANTIZERS.clear()  # a new vocabulary replaces the old one
+        q = _QUANTIZERS[key] = Quantizer(centroids)
+    return q
+
+
+def aggregate_batch(store_folder, items: list[tuple[int, str, int, int]], centroids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Indexing's unit of word work (engine.parallel runs it here or on a cluster worker): the ASMK
+    aggregation of each listed image, read from the project's feature store.
+
+    items: (image id, pack, offset, count)."""
+    store = store_at(store_folder)
+    quantizer = _quantizer_of(centroids)
     out = {}
-    for n, i in enumerate(image_ids, 1):
-        cancel.raise_if_set()
-        x = descs(i)
-        out[i] = aggregate(x, quantizer.assign(x), quantizer.centroids)
-        if n % 16 == 0 or n == len(image_ids):
-            progress(n, len(image_ids), "indexing words")
+    for image_id, pack, offset, count in items:
+        x = store.read(pack, offset, count).rootsift()
+        out[int(image_id)] = aggregate(x, quantizer.assign(x), quantizer.centroids)
     return out

@@ -37,13 +37,16 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
+from engine.features.batch import store_at
 from engine.features.extract import rootsift
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.atomic import IN_FLIGHT_S, atomic_write_arrays, atomic_write_text, remove_leftovers
+from engine.parallel.runner import Runner
 from engine.verify.spatial import SVConfig, fit_homography, match_ratio, plausible_homography
 
 GRAPH_VERSION = 1
 CHECKPOINT = 256  # pairs per pending chunk
+PAIRS_PER_BATCH = 32  # pairs per batch of verification work (engine.parallel)
 _EDGE_FIELDS = ("pairs", "fs", "inliers", "H", "ptr", "idx", "xy")
 
 
@@ -371,8 +374,11 @@ def load_edges(folder: Path) -> Edges:
 
 
 def build_graph(project, config: GraphConfig | None = None, *, progress: Progress = NO_PROGRESS,
-                cancel: CancelToken = NEVER, workers: int = 2, sv: SVConfig = SVConfig()) -> GraphReport:
-    """Bring `<project>/graph/` up to date with the project's index (incremental, resumable)."""
+                cancel: CancelToken = NEVER, workers: int = 2, sv: SVConfig = SVConfig(),
+                runner: Runner | None = None) -> GraphReport:
+    """Bring `<project>/graph/` up to date with the project's index (incremental, resumable).
+    runner: where the pairs are verified (engine.parallel); by default here, in `workers` threads."""
+    runner = runner or Runner(workers)
     if config is None:
         config = GraphConfig.from_json(project.settings().get("graph"))
     folder = project.folder / "graph"
@@ -406,7 +412,7 @@ def build_graph(project, config: GraphConfig | None = None, *, progress: Progres
 
     t1 = time.perf_counter()
     try:
-        _verify_pairs(project, folder, todo, fs_of, sv, config, progress, cancel, workers, report)
+        _verify_pairs(project, folder, todo, fs_of, sv, config, progress, cancel, runner, report)
     finally:
         report.seconds["verify"] = time.perf_counter() - t1
         _consolidate(folder, fs_of)
@@ -543,35 +549,57 @@ def add_reviewed_edges(project, pairs: list[tuple[int, int, np.ndarray, np.ndarr
     return len(results)
 
 
+def verify_batch(store_folder, pairs: list[tuple[int, int]], spans: dict[int, tuple[str, int, int]],
+                 fs_of: dict[int, int], sv: SVConfig, max_corr: int, threads: int = 1) -> list[tuple]:
+    """The graph's unit of verification work (engine.parallel runs it here or on a cluster worker):
+    each pair verified on the features in the project's store. spans: image id -> (pack, offset,
+    count). Returns Edges.from_results rows, in the order of `pairs`."""
+    store = store_at(store_folder)
+
+    def work(pair):
+        a, b = pair
+        inl, H, idx, xy = verify_pair(store.read(*spans[a]), store.read(*spans[b]), sv, max_corr)
+        return a, b, fs_of[a], fs_of[b], inl, H, idx, xy
+
+    if threads > 1 and len(pairs) > 1:
+        with ThreadPoolExecutor(max_workers=min(threads, len(pairs))) as pool:
+            return list(pool.map(work, pairs))
+    return [work(p) for p in pairs]
+
+
 def _verify_pairs(project, folder: Path, todo: list[tuple[int, int]], fs_of: dict, sv: SVConfig,
-                  config: GraphConfig, progress: Progress, cancel: CancelToken, workers: int,
+                  config: GraphConfig, progress: Progress, cancel: CancelToken, runner: Runner,
                   report: GraphReport) -> None:
     pending = folder / "pending"
     pending.mkdir(exist_ok=True)
     progress(0, len(todo), "graph")
-
-    def work(pair):
-        a, b = pair
-        inl, H, idx, xy = verify_pair(project.features(a), project.features(b), sv, config.max_corr)
-        return a, b, fs_of[a], fs_of[b], inl, H, idx, xy
-
+    spans = project.feature_spans()
+    results: list[tuple] = []
     done = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(todo), CHECKPOINT):
-            part = todo[start:start + CHECKPOINT]
-            results = []
-            sub = max(1, workers * 4)
-            try:
-                for s in range(0, len(part), sub):
-                    cancel.raise_if_set()
-                    results.extend(pool.map(work, part[s:s + sub]))
-                    done += len(part[s:s + sub])
-                    progress(done, len(todo), "graph")
-            finally:  # a cancel keeps the pairs verified so far
-                if results:
-                    atomic_write_arrays(pending / f"c{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
-                                        Edges.from_results(results).arrays())
-                    report.pairs_checked += len(results)
+
+    def save() -> None:
+        if results:
+            atomic_write_arrays(pending / f"c{time.time_ns():020d}-{uuid.uuid4().hex[:6]}",
+                                Edges.from_results(results).arrays())
+            report.pairs_checked += len(results)
+            results.clear()
+
+    def collect(part: list[tuple]) -> None:
+        nonlocal done
+        results.extend(part)
+        done += len(part)
+        if len(results) >= CHECKPOINT:
+            save()
+        progress(done, len(todo), "graph")
+
+    size = max(PAIRS_PER_BATCH, 4 * runner.task_threads)
+    tasks = ((project.store.folder, part, {i: spans[i] for p in part for i in p}, {i: fs_of[i] for p in part for i in p},
+              sv, config.max_corr, runner.task_threads)
+             for part in (todo[s:s + size] for s in range(0, len(todo), size)))
+    try:
+        runner.run(verify_batch, tasks, collect, cancel=cancel)
+    finally:  # a cancel keeps the pairs verified so far
+        save()
 
 
 def _consolidate(folder: Path, fs_of: dict) -> None:

@@ -35,6 +35,7 @@ from pixret_desktop.models.results import ResultsModel, score_text
 from pixret_desktop.models.thumbnails import ThumbnailCache
 from pixret_desktop.settings import AppSettings
 from pixret_desktop.views.dialogs import (
+    ClusterDialog,
     FailuresDialog,
     JobRow,
     SettingsDialog,
@@ -132,6 +133,7 @@ class MainController(QObject):
         w.act_open_team_project.triggered.connect(self.ask_open_team_project)
         w.act_open_demo.triggered.connect(lambda: self.open_demo())
         w.act_import_folder.triggered.connect(self.ask_import_folder)
+        w.act_import_folder_cluster.triggered.connect(self.ask_import_folder_on_cluster)
         w.act_show_failures.triggered.connect(lambda: p.load_failures())
         w.act_close_project.triggered.connect(self.close_project)
         w.act_quit.triggered.connect(w.close)
@@ -298,6 +300,26 @@ class MainController(QObject):
             return None
         return self.choose_folder("Import a folder of images", "photos", self.import_folder, create=False,
                                   reselect=True)
+
+    def ask_import_folder_on_cluster(self) -> None:
+        """Where the batches run (N local worker processes or a Dask scheduler), then the folder."""
+        import sys
+
+        from engine.parallel.cluster import DASK_EXTRA, dask_available
+
+        if self.project is None:
+            self.show_error("No project", "Create or open a project first (File ▸ New Project).")
+            return
+        hint = DASK_EXTRA if not getattr(sys, "frozen", False) else \
+            f"{DASK_EXTRA} (the packaged app leaves Dask out: install PixRet with pip for this)"
+        dialog = ClusterDialog(self.settings.values(), dask_available(), hint, self.window)
+        if dialog.exec() != ClusterDialog.Accepted:
+            return
+        self.settings.update(dialog.values())
+        folder = QFileDialog.getExistingDirectory(self.window, "Import a folder of images on a cluster",
+                                                  str(self.images.root or Path.home()))
+        if folder:
+            self.project_ctl.import_folder(folder, cluster=dialog.cluster())
 
     def new_project(self, folder) -> Worker:
         return self.project_ctl.new_project(folder, long_side=self.settings.get("feature_long_side"))
@@ -533,7 +555,7 @@ class MainController(QObject):
         w = self.window
         has_project = self.project is not None
         reviewing = self.mode == "hit" and self.review_ctl.current is not None and self.results.query_id is not None
-        for a in (w.act_import_folder, w.act_show_failures, w.act_close_project):
+        for a in (w.act_import_folder, w.act_import_folder_cluster, w.act_show_failures, w.act_close_project):
             a.setEnabled(has_project)
         can_search = has_project and self.images.total > 0
         w.act_search.setEnabled(can_search)

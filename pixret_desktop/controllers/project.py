@@ -42,6 +42,19 @@ def _load_images(project: Project):
     return project.root, project.images(), review.image_status(project)
 
 
+def _index_on_cluster(project: Project, root: Path, cluster: dict, *, progress, cancel):
+    """Project.index_folder with its batches on a Dask cluster; each stage says on how many workers."""
+    from engine.parallel.cluster import open_cluster
+
+    progress(0, 0, "starting the cluster")
+    with open_cluster(**cluster) as runner:
+        def on_workers(done: int, total: int, stage: str) -> None:
+            progress(done, total, f"{stage} on {runner.describe()}")
+
+        cancel.raise_if_set()
+        return project.index_folder(root, runner=runner, progress=on_workers, cancel=cancel)
+
+
 class ProjectController(QObject):
     opened = Signal(object)  # Project
     closing = Signal()  # before the catalog closes: stop what watches it
@@ -118,14 +131,21 @@ class ProjectController(QObject):
         if project is self.project:
             self.images_loaded.emit(*r)
 
-    def import_folder(self, root) -> Worker | None:
+    def import_folder(self, root, cluster: dict | None = None) -> Worker | None:
+        """Index `root` into the project; cluster: open_cluster's arguments (workers=N or
+        scheduler=ADDR) to run the batches on a Dask cluster (engine.parallel.cluster)."""
         if self.project is None:
             self.error.emit("No project", "Create or open a project first.")
             return None
         if self.import_worker is not None:
             self.error.emit("Import running", "An import is already running; cancel it first.")
             return None
-        w = Worker(self.project.index_folder, Path(root), name=f"Importing {Path(root).name}")
+        if cluster is None:
+            w = Worker(self.project.index_folder, Path(root), name=f"Importing {Path(root).name}")
+        else:
+            where = f"{cluster['workers']} local workers" if "workers" in cluster else cluster["scheduler"]
+            w = Worker(_index_on_cluster, self.project, Path(root), cluster,
+                       name=f"Importing {Path(root).name} on a cluster ({where})")
         self.import_worker = w
         self._listed_during_import = False
         return self.jobs.start(w, pool="long", show=True, on_finished=self._imported,
@@ -135,7 +155,7 @@ class ProjectController(QObject):
     def _import_progress(self, done: int, total: int, stage: str) -> None:
         # once the folder is scanned the new images are in the catalog: show them while their
         # features are extracted (thumbnails load meanwhile)
-        if stage == "features" and not self._listed_during_import:
+        if stage.startswith("features") and not self._listed_during_import:
             self._listed_during_import = True
             self.refresh()
 

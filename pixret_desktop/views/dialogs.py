@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QRadioButton,
     QSizePolicy,
     QSpinBox,
     QStyledItemDelegate,
@@ -215,6 +216,68 @@ class _KeyDelegate(QStyledItemDelegate):
         seq = editor.keySequence()
         if not seq.isEmpty():
             model.setData(index, seq.toString(QKeySequence.NativeText))
+
+
+class ClusterDialog(QDialog):
+    """File ▸ Import Folder on a Cluster: where the indexing batches run, N worker processes on this
+    machine or the Dask cluster of a scheduler (engine.parallel.cluster). Without Dask installed it
+    says which pip command adds it, and cannot be accepted."""
+
+    def __init__(self, values: dict, dask_installed: bool, install_hint: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("cluster_dialog")
+        self.setWindowTitle("Import Folder on a Cluster")
+        self.setMinimumWidth(520)
+        form = QFormLayout(self)
+        form.addRow(QLabel("Features, words and the graph's pairs are computed in batches by the cluster's "
+                           "workers; this window writes the project. On a cluster of several machines the "
+                           "photos and the project must be on a shared folder with the same path on each.",
+                           wordWrap=True))
+        self.local = QRadioButton("&Worker processes on this computer:", self)
+        self.local.setObjectName("cluster_local")
+        self.workers = QSpinBox(self)
+        self.workers.setObjectName("cluster_workers")
+        self.workers.setRange(1, 256)
+        self.workers.setValue(int(values.get("cluster_workers", 2)))
+        form.addRow(self.local, self.workers)
+        self.remote = QRadioButton("A Dask &scheduler:", self)
+        self.remote.setObjectName("cluster_remote")
+        self.scheduler = QLineEdit(str(values.get("cluster_scheduler", "")), self)
+        self.scheduler.setObjectName("cluster_scheduler")
+        self.scheduler.setPlaceholderText("tcp://scheduler.example.org:8786")
+        form.addRow(self.remote, self.scheduler)
+        (self.remote if values.get("cluster_mode") == "scheduler" else self.local).setChecked(True)
+        self.missing = QLabel(f"Dask is not installed here, so PixRet cannot use a cluster. Install it with:\n"
+                              f"{install_hint}", self)
+        self.missing.setObjectName("cluster_missing")
+        self.missing.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.missing.setVisible(not dask_installed)
+        form.addRow(self.missing)
+        self.dask_installed = dask_installed
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
+        self.buttons.button(QDialogButtonBox.Ok).setText("Choose the Folder…")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        form.addRow(self.buttons)
+        for signal in (self.local.toggled, self.scheduler.textChanged):
+            signal.connect(self._update_ok)
+        self._update_ok()
+
+    def _update_ok(self, *_) -> None:
+        self.workers.setEnabled(self.local.isChecked())
+        self.scheduler.setEnabled(self.remote.isChecked())
+        ok = self.dask_installed and (self.local.isChecked() or bool(self.scheduler.text().strip()))
+        self.buttons.button(QDialogButtonBox.Ok).setEnabled(ok)
+
+    def values(self) -> dict:
+        return {"cluster_mode": "local" if self.local.isChecked() else "scheduler",
+                "cluster_workers": self.workers.value(), "cluster_scheduler": self.scheduler.text().strip()}
+
+    def cluster(self) -> dict:
+        """open_cluster's arguments."""
+        if self.local.isChecked():
+            return {"workers": self.workers.value()}
+        return {"scheduler": self.scheduler.text().strip()}
 
 
 class ShortcutsDialog(QDialog):

@@ -118,6 +118,8 @@ class MainWindow(QMainWindow):
                                                                 "a PostgreSQL server, its index in a shared folder"),
             A("open_demo", "Open &Demo Project", tip="The built-in demo collection (created on first use)"),
             A("import_folder", "&Import Folder…", "Ctrl+I", tip="Add a folder of images to the project and index it"),
+            A("import_folder_cluster", "Import Folder on a C&luster…",
+              tip="Index a large folder with several worker processes, or on a Dask cluster"),
             A("show_failures", "&Unreadable Files…", tip="Files that could not be read, with the reasons"),
             A("close_project", "&Close Project", "Ctrl+Shift+W"),
             A("quit", "&Quit", "Ctrl+Q"),
@@ -372,6 +374,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.act_open_demo)
         m.addSeparator()
         m.addAction(self.act_import_folder)
+        m.addAction(self.act_import_folder_cluster)
         m.addAction(self.act_show_failures)
         m.addSeparator()
         m.addAction(self.act_close_project)
