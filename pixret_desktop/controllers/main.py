@@ -301,7 +301,7 @@ class MainController(QObject):
         return self.choose_folder("Import a folder of images", "photos", self.import_folder, create=False,
                                   reselect=True)
 
-    def ask_import_folder_on_cluster(self) -> None:
+    def ask_import_folder_on_cluster(self) -> ClusterDialog | None:
         """Where the batches run (N local worker processes or a Dask scheduler), then the folder."""
         import sys
 
@@ -309,17 +309,22 @@ class MainController(QObject):
 
         if self.project is None:
             self.show_error("No project", "Create or open a project first (File ▸ New Project).")
-            return
+            return None
         hint = DASK_EXTRA if not getattr(sys, "frozen", False) else \
             f"{DASK_EXTRA} (the packaged app leaves Dask out: install PixRet with pip for this)"
-        dialog = ClusterDialog(self.settings.values(), dask_available(), hint, self.window)
-        if dialog.exec() != ClusterDialog.Accepted:
-            return
-        self.settings.update(dialog.values())
-        folder = QFileDialog.getExistingDirectory(self.window, "Import a folder of images on a cluster",
-                                                  str(self.images.root or Path.home()))
-        if folder:
-            self.project_ctl.import_folder(folder, cluster=dialog.cluster())
+        dlg = ClusterDialog(self.settings.values(), dask_available(), hint, self.window)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+
+        def accepted() -> None:
+            self.settings.update(dlg.values())
+            cluster = dlg.cluster()
+            self.choose_folder("Import a folder of images on a cluster", "photos",
+                               lambda folder: self.project_ctl.import_folder(folder, cluster=cluster),
+                               create=False, reselect=True)
+
+        dlg.accepted.connect(accepted)
+        dlg.open()
+        return dlg
 
     def new_project(self, folder) -> Worker:
         return self.project_ctl.new_project(folder, long_side=self.settings.get("feature_long_side"))

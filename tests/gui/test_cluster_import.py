@@ -2,46 +2,27 @@
 many workers, and without Dask the dialog names the pip command and cannot be accepted."""
 from __future__ import annotations
 
-import pytest
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QDialogButtonBox
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
 
-import pixret_desktop.controllers.main as main_controller
+from pixret_desktop.views.dialogs import ClusterDialog
 from tests.gui.conftest import WAIT_MS, open_project_with_images
+from tests.gui.test_names_and_folders import choose
 
 
-def fill_cluster_dialog(fill, seen: dict, tries: int = 250) -> None:
-    """When the cluster dialog is up, let `fill(dialog)` set it (and accept or reject it)."""
-    def poll(left=tries):
-        dialog = QApplication.activeModalWidget()
-        if dialog is None or dialog.objectName() != "cluster_dialog":
-            if left > 0:
-                QTimer.singleShot(20, lambda: poll(left - 1))
-            return
-        seen["dialog"] = dialog
-        fill(dialog)
-    QTimer.singleShot(0, poll)
-
-
-def test_import_on_a_cluster_shows_the_workers_and_indexes(qtbot, make_window, tmp_path, collection, dask_cluster,
-                                                           monkeypatch):
+def test_import_on_a_cluster_shows_the_workers_and_indexes(qtbot, make_window, tmp_path, collection, dask_cluster):
     window, ctl = make_window()
     open_project_with_images(qtbot, ctl, tmp_path / "project")
     address = dask_cluster.client.scheduler.address
-    monkeypatch.setattr(main_controller.QFileDialog, "getExistingDirectory", lambda *a, **k: str(collection.root))
-    seen = {}
-
-    def fill(dialog):
-        assert not dialog.missing.isVisibleTo(dialog)  # Dask is installed here
-        dialog.remote.setChecked(True)
-        dialog.scheduler.setText(address)
-        dialog.buttons.button(QDialogButtonBox.Ok).click()
-
-    fill_cluster_dialog(fill, seen)
-    stages = []
-    window.act_import_folder_cluster.trigger()  # returns once the dialog is answered and the job started
+    dlg = ctl.ask_import_folder_on_cluster()
+    assert dlg.isVisible() and not dlg.missing.isVisibleTo(dlg)  # Dask is installed here
+    dlg.remote.setChecked(True)
+    dlg.scheduler.setText(address)
+    qtbot.mouseClick(dlg.buttons.button(QDialogButtonBox.Ok), Qt.LeftButton)
+    choose(qtbot, ctl.folder_dialog, str(collection.root))  # then the folder, as for a plain import
     worker = ctl.project_ctl.import_worker
     assert worker is not None and "on a cluster" in worker.name
+    stages = []
     worker.signals.progress.connect(lambda done, total, stage: stages.append(stage))
     with qtbot.waitSignal(ctl.project_ctl.import_finished, timeout=WAIT_MS) as done:
         pass
@@ -60,15 +41,10 @@ def test_without_dask_the_cluster_dialog_names_the_pip_command(qtbot, make_windo
     monkeypatch.setattr(cluster, "dask_available", lambda: False)
     window, ctl = make_window()
     open_project_with_images(qtbot, ctl, tmp_path / "project")
-    seen = {}
-
-    def fill(dialog):
-        seen["ok"] = dialog.buttons.button(QDialogButtonBox.Ok).isEnabled()
-        seen["text"] = dialog.missing.text() if dialog.missing.isVisibleTo(dialog) else ""
-        dialog.reject()
-
-    fill_cluster_dialog(fill, seen)
     window.act_import_folder_cluster.trigger()
-    assert "dialog" in seen and seen["ok"] is False
-    assert "pip install 'pixret-desktop[dask]'" in seen["text"]
+    dlg = window.findChild(ClusterDialog, "cluster_dialog")
+    assert dlg is not None and dlg.isVisible()
+    assert not dlg.buttons.button(QDialogButtonBox.Ok).isEnabled()
+    assert dlg.missing.isVisibleTo(dlg) and "pip install 'pixret-desktop[dask]'" in dlg.missing.text()
+    dlg.reject()
     assert ctl.project_ctl.import_worker is None  # nothing started
