@@ -197,3 +197,41 @@ def with_ring(geom: BaseGeometry, pi: int, ri: int, vertices) -> tuple[BaseGeome
         new = _areal(Polygon(shell, [h for h in holes if len(h) >= 3]))
     others = [p for i, p in enumerate(polys) if i != pi]
     return _combine(others + polygons(new)), old, new
+
+
+def key_vertices(ring: np.ndarray, tol: float, most: int = 80) -> np.ndarray:
+    """The indices of a closed ring's vertices that carry its shape: Douglas-Peucker at `tol` (raised
+    until at most `most` are left), never fewer than 3. A traced outline (a brush stroke, a topo
+    region) has hundreds of vertices; editing needs a handle only where the shape turns."""
+    n = len(ring)
+    if n <= 3:
+        return np.arange(n)
+    v = np.asarray(ring, np.float64)
+    far = int(np.argmax(np.hypot(*(v - v[0]).T)))
+    while True:
+        keep = np.zeros(n, bool)
+        keep[[0, far]] = True
+        stack = [(0, far), (far, n)]  # (start, end) with end == n meaning the ring's vertex 0 again
+        while stack:
+            a, b = stack.pop()
+            if b - a < 2:
+                continue
+            p, q = v[a], v[b % n]
+            inner = v[a + 1:b]
+            d = q - p
+            length = float(np.hypot(*d))
+            if length < 1e-12:
+                dist = np.hypot(*(inner - p).T)
+            else:
+                dist = np.abs(d[0] * (inner[:, 1] - p[1]) - d[1] * (inner[:, 0] - p[0])) / length
+            k = int(np.argmax(dist))
+            if dist[k] > tol:
+                keep[a + 1 + k] = True
+                stack += [(a, a + 1 + k), (a + 1 + k, b)]
+        idx = np.flatnonzero(keep)
+        if len(idx) <= most or tol <= 0:
+            break
+        tol *= 1.5
+    if len(idx) < 3:
+        idx = np.unique(np.r_[idx, [0, n // 3, 2 * n // 3]])
+    return idx

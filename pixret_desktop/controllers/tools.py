@@ -24,6 +24,8 @@ from pixret_desktop.undo import RegionDocument
 
 HIT_PX = 8.0  # how close (screen pixels) a click must be to a vertex or an edge
 MAX_HANDLES = 3000  # beyond this many vertices (a big brushed region) handles are not drawn
+THIN_ABOVE = 24  # a ring with more vertices gets handles only where its shape turns (G.key_vertices)
+HANDLE_TOL_PX = 3.0  # ... within this many screen pixels: zoomed in, more of them
 BRUSH_MIN, BRUSH_MAX = 1.0, 2000.0
 
 
@@ -88,8 +90,11 @@ class PolygonTool(Tool):
     def __init__(self, ctl):
         super().__init__(ctl)
         self.points: list[tuple[float, float]] = []  # the polygon being drawn
-        self.drag = None  # (pi, ri, vi, ring vertices) while a vertex is dragged
+        self.drag = None  # (pi, ri, vi, ring vertices now, ring vertices before, weights) while dragging
         self.drag_moved = False
+        self.pinned: set[tuple[float, float]] = set()  # vertices inserted or moved by hand: always a handle
+        self._keys_for = None  # (geometry, scale, pinned count) the handles below were found for
+        self._keys: dict[tuple[int, int], np.ndarray] = {}
         self.hover: tuple[int, int, int] | None = None
         self.mouse: tuple[float, float] | None = None
 
@@ -99,6 +104,7 @@ class PolygonTool(Tool):
 
     def reset(self, canvas) -> None:
         self.points, self.drag, self.hover = [], None, None
+        self.pinned = set()
         super().reset(canvas)
         self.refresh(canvas)
 
@@ -110,17 +116,46 @@ class PolygonTool(Tool):
     def _rings(self):
         return G.rings(self.doc.geometry) if self.doc is not None else []
 
+    def handles(self, canvas) -> dict[tuple[int, int], np.ndarray]:
+        """Each ring's vertices that get a handle: all of a short ring's; of a long traced one (a brush
+        stroke, a topo outline), those where its shape turns at this zoom, and any placed by hand. The
+        other vertices stay as they are: a region nobody edits is saved exactly."""
+        geom = self.doc.geometry if self.doc is not None else None
+        scale = canvas.pixels_per_screen_pixel()
+        seen = self._keys_for
+        if seen is None or seen[0] is not geom or seen[1] != scale or seen[2] != len(self.pinned):
+            keys = {}
+            for pi, ri, v in self._rings():
+                if len(v) <= THIN_ABOVE:
+                    keys[(pi, ri)] = np.arange(len(v))
+                    continue
+                own = [i for i, p in enumerate(v) if (round(p[0], 3), round(p[1], 3)) in self.pinned]
+                keys[(pi, ri)] = np.union1d(G.key_vertices(v, HANDLE_TOL_PX * scale), own).astype(int)
+            self._keys_for, self._keys = (geom, scale, len(self.pinned)), keys
+        return self._keys
+
     def vertex_at(self, canvas, pos):
         tol, best = self._tol(canvas), None
         x, y = _xy(pos)
+        keys = self.handles(canvas)
         for pi, ri, v in self._rings():
-            if len(v) == 0:
+            idx = keys.get((pi, ri), np.arange(len(v)))
+            if len(idx) == 0:
                 continue
-            d = np.hypot(v[:, 0] - x, v[:, 1] - y)
-            i = int(np.argmin(d))
-            if d[i] <= tol and (best is None or d[i] < best[0]):
-                best = (float(d[i]), pi, ri, i)
+            d = np.hypot(v[idx, 0] - x, v[idx, 1] - y)
+            k = int(np.argmin(d))
+            if d[k] <= tol and (best is None or d[k] < best[0]):
+                best = (float(d[k]), pi, ri, int(idx[k]))
         return None if best is None else best[1:]
+
+    def _neighbours(self, canvas, pi, ri, vi) -> tuple[int, int]:
+        """The handles before and after vertex vi on its ring (the stretch an edit of vi may change)."""
+        idx = [int(i) for i in self.handles(canvas).get((pi, ri), [])]
+        if vi not in idx or len(idx) < 3:
+            n = next(len(v) for p, r, v in self._rings() if (p, r) == (pi, ri))
+            return (vi - 1) % n, (vi + 1) % n
+        k = idx.index(vi)
+        return idx[k - 1], idx[(k + 1) % len(idx)]
 
     def edge_at(self, canvas, pos):
         """(pi, ri, index of the edge's first vertex, the nearest point on it) within tolerance."""
@@ -146,18 +181,20 @@ class PolygonTool(Tool):
             canvas.set_handles(self.points, first=self.points[0])
             return
         if self.drag is not None:
-            pi, ri, vi, ring = self.drag
+            pi, ri, vi, ring, _before, _weights = self.drag
+            idx = [int(i) for i in self.handles(canvas).get((pi, ri), range(len(ring)))]
             canvas.set_preview_path(G.polyline_path([tuple(p) for p in ring], closed=True))
-            canvas.set_handles([tuple(p) for p in ring], highlight=vi)
+            canvas.set_handles([tuple(ring[i]) for i in idx], highlight=idx.index(vi) if vi in idx else None)
             return
         canvas.set_preview_path(QPainterPath())
-        rings = self._rings()
+        keys = self.handles(canvas) if self.doc is not None else {}
         pts, highlight, n = [], None, 0
-        for pi, ri, v in rings:
-            if self.hover is not None and self.hover[:2] == (pi, ri):
-                highlight = n + self.hover[2]
-            pts.extend(map(tuple, v))
-            n += len(v)
+        for pi, ri, v in self._rings():
+            idx = keys.get((pi, ri), np.arange(len(v)))
+            if self.hover is not None and self.hover[:2] == (pi, ri) and self.hover[2] in idx:
+                highlight = n + int(np.flatnonzero(idx == self.hover[2])[0])
+            pts.extend(map(tuple, v[idx]))
+            n += len(idx)
         canvas.set_handles(pts if n <= MAX_HANDLES else [], highlight=highlight)
 
     def close(self, canvas) -> bool:
@@ -180,7 +217,7 @@ class PolygonTool(Tool):
             else:
                 hit = self.vertex_at(canvas, pos)
                 if hit is not None:
-                    self.delete_vertex(*hit)
+                    self.delete_vertex(*hit, canvas=canvas)
             self.refresh(canvas)
             return
         if button != Qt.LeftButton:
@@ -197,7 +234,8 @@ class PolygonTool(Tool):
         if hit is not None:
             pi, ri, vi = hit
             ring = next(v for p, r, v in self._rings() if (p, r) == (pi, ri)).copy()
-            self.drag, self.drag_moved = (pi, ri, vi, ring), False
+            weights = _falloff(ring, vi, *self._neighbours(canvas, pi, ri, vi))
+            self.drag, self.drag_moved = (pi, ri, vi, ring.copy(), ring, weights), False
             self.refresh(canvas)
             return
         if self.edge_at(canvas, pos) is not None:
@@ -209,8 +247,7 @@ class PolygonTool(Tool):
     def move(self, canvas, pos, buttons, mods) -> None:
         self.mouse = _xy(pos)
         if self.drag is not None:
-            pi, ri, vi, ring = self.drag
-            ring[vi] = _xy(pos)
+            self._drag_to(pos)
             self.drag_moved = True
             self.refresh(canvas)
         elif self.drawing:
@@ -223,13 +260,21 @@ class PolygonTool(Tool):
 
     def release(self, canvas, pos, button, mods) -> None:
         if button == Qt.LeftButton and self.drag is not None:
-            pi, ri, vi, ring = self.drag
+            if self.drag_moved:
+                self._drag_to(pos)
+            pi, ri, vi, ring, _before, _weights = self.drag
             self.drag = None
             if self.drag_moved:
-                ring[vi] = _xy(pos)
+                self.pinned.add((round(float(ring[vi][0]), 3), round(float(ring[vi][1]), 3)))
                 new, old, newpoly = G.with_ring(self.doc.geometry, pi, ri, ring)
                 self.doc.edit("Move vertex", new, old, newpoly)
             self.refresh(canvas)
+
+    def _drag_to(self, pos) -> None:
+        """The dragged handle goes to pos; the vertices between it and the handles beside it follow,
+        less the farther along the outline they are (a traced outline bends, it does not spike)."""
+        pi, ri, vi, ring, before, weights = self.drag
+        ring[:] = before + weights[:, None] * (np.array(_xy(pos)) - before[vi])
 
     def double_click(self, canvas, pos, mods) -> None:
         if self.doc is None:
@@ -243,13 +288,19 @@ class PolygonTool(Tool):
         pi, ri, i, q = hit
         ring = next(v for p, r, v in self._rings() if (p, r) == (pi, ri))
         ring = np.insert(ring, i + 1, q, axis=0)
+        self.pinned.add((round(float(q[0]), 3), round(float(q[1]), 3)))  # a handle, on a long outline too
         new, old, newpoly = G.with_ring(self.doc.geometry, pi, ri, ring)
         self.doc.edit("Insert vertex", new, old, newpoly)
         self.refresh(canvas)
 
-    def delete_vertex(self, pi, ri, vi) -> None:
+    def delete_vertex(self, pi, ri, vi, canvas=None) -> None:
+        """Remove a vertex; on a long outline, the whole stretch between the handles beside it (that
+        stretch becomes straight: what the handle stood for goes)."""
         ring = next(v for p, r, v in self._rings() if (p, r) == (pi, ri))
-        ring = np.delete(ring, vi, axis=0)
+        n = len(ring)
+        a, b = self._neighbours(canvas, pi, ri, vi) if canvas is not None else ((vi - 1) % n, (vi + 1) % n)
+        gone = [(a + k) % n for k in range(1, (b - a) % n)]  # strictly between a and b, vi among them
+        ring = np.delete(ring, gone, axis=0)
         new, old, newpoly = G.with_ring(self.doc.geometry, pi, ri, ring)
         self.doc.edit("Delete vertex", new, old, newpoly)
         self.hover = None
@@ -274,12 +325,28 @@ class PolygonTool(Tool):
             if self.drawing:
                 self.points.pop()
             elif self.hover is not None:
-                self.delete_vertex(*self.hover)
+                self.delete_vertex(*self.hover, canvas=canvas)
             else:
                 return False
             self.refresh(canvas)
             return True
         return False
+
+
+def _falloff(ring: np.ndarray, vi: int, a: int, b: int) -> np.ndarray:
+    """How much each vertex follows a drag of vertex vi: 1 at vi, falling along the outline to 0 at
+    the handles a (before) and b (after), 0 beyond them."""
+    n = len(ring)
+    w = np.zeros(n)
+    w[vi] = 1.0
+    for start, end, rising in ((a, vi, True), (vi, b, False)):
+        stretch = [(start + k) % n for k in range((end - start) % n + 1)]
+        if len(stretch) < 3:
+            continue
+        steps = np.hypot(*np.diff(ring[stretch], axis=0).T)
+        along = np.cumsum(steps)[:-1] / max(float(steps.sum()), 1e-12)
+        w[stretch[1:-1]] = along if rising else 1.0 - along
+    return w
 
 
 class RectangleTool(Tool):

@@ -209,3 +209,36 @@ def test_space_drag_and_middle_drag_pan_without_drawing(qtbot, canvas, tools):
     send_mouse(vp, QEvent.MouseButtonRelease, p0 + QPoint(0, 40), Qt.MiddleButton, buttons=Qt.NoButton)
     assert doc.is_empty and not tools.tools["polygon"].drawing
     assert canvas.verticalScrollBar().value() != 0 or canvas.horizontalScrollBar().value() != h1
+
+
+def test_a_long_traced_outline_gets_handles_where_it_turns_and_an_edit_keeps_the_rest_exact(qtbot, canvas):
+    # a traced outline (as a brush stroke or a topo region has): 400 vertices on a wobbly circle
+    t = np.linspace(0, 2 * np.pi, 400, endpoint=False)
+    r = 120 + 6 * np.sin(5 * t)
+    ring = np.c_[320 + r * np.cos(t), 240 + r * np.sin(t)].round(2)
+    traced = Region.from_polygons([ring.tolist()])
+    tools = ToolController(canvas)
+    doc = RegionDocument(1, traced)
+    tools.set_document(doc)
+    shown = canvas._handles.points
+    assert 8 <= len(shown) <= 80  # not 400 handles
+    exact = {(round(p.x(), 2), round(p.y(), 2)) for p in shown} <= {tuple(p) for p in ring}
+    assert exact  # the handles are vertices of the outline, not a redrawn one
+
+    # drag one handle outwards: it moves there, the stretch to its neighbour handles follows smoothly,
+    # every vertex beyond them stays exactly where it was; one undo step
+    handle = (shown[0].x(), shown[0].y())
+    target = (handle[0] + 30, handle[1])
+    drag_image(canvas, [handle, (handle[0] + 15, handle[1]), target])
+    assert doc.stack.count() == 1
+    after = np.asarray(doc.region.polygons()[0])
+    assert len(after) == len(ring)  # nothing simplified away by the edit
+    assert np.isclose(after, target, atol=0.01).all(axis=1).any()
+    unchanged = np.isclose(after[:, None, :], ring[None, :, :], atol=1e-6).all(axis=2).any(axis=1)
+    assert 0.6 * len(ring) < unchanged.sum() < len(ring)
+    doc.stack.undo()
+    assert doc.region == traced  # untouched, the exact region is what is kept
+
+    # a right-click on a handle removes the stretch it stood for
+    click_image(qtbot, canvas, *handle, Qt.RightButton)
+    assert 3 <= len(doc.region.polygons()[0]) < len(ring) - 2
