@@ -89,7 +89,7 @@ def test_migrated_schema_has_the_declared_constraints_and_indexes(catalog):
 
 
 def test_revision_is_head_after_open(catalog):
-    assert current_revision(catalog.engine) == head_revision() == "0004"
+    assert current_revision(catalog.engine) == head_revision() == "0005"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(catalog):
@@ -233,6 +233,34 @@ def test_a_0001_catalog_with_searches_upgrades_to_objects_keeping_everything(tmp
             s.execute(text("UPDATE queries SET object_id = 1"))
             s.execute(text("DELETE FROM objects"))  # forgetting an object keeps its searches
             assert s.execute(text("SELECT object_id FROM queries")).scalar() is None
+    finally:
+        catalog.close()
+
+
+def test_a_0004_catalog_with_objects_upgrades_to_labels_keeping_them(tmp_path):
+    """0005 rebuilds the objects table (SQLite batch mode): its rows and their searches survive, unlabelled."""
+    engine = make_engine(sqlite_url(tmp_path))
+    try:
+        config = make_config()
+        with migration_connection(engine) as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0004")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO objects (id, name, created_at) VALUES (3, 'poster', '2026-01-01')"))
+            c.execute(text("INSERT INTO queries (id, image_id, image_path, region, method, params, created_at, "
+                           "object_id) VALUES (7, NULL, 'a.jpg', '{}', 'sv', '{}', '2026-01-01', 3)"))
+    finally:
+        engine.dispose()
+    catalog = Catalog(sqlite_url(tmp_path))
+    try:
+        with catalog.session() as s:
+            assert s.execute(text("SELECT id, name, label_id FROM objects")).all() == [(3, "poster", None)]
+            assert s.execute(text("SELECT object_id FROM queries WHERE id = 7")).scalar() == 3
+            s.execute(text("INSERT INTO labels (id, name, color, created_at) VALUES (1, 'sign', '#e69f00', "
+                           "'2026-01-01')"))
+            s.execute(text("UPDATE objects SET label_id = 1"))
+            s.execute(text("DELETE FROM labels"))  # taking a label off the list keeps its objects
+            assert s.execute(text("SELECT name, label_id FROM objects")).all() == [("poster", None)]
     finally:
         catalog.close()
 

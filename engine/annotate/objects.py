@@ -34,11 +34,12 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from engine.annotate.labels import ensure_label
 from engine.base.errors import PixretError, ProjectError, shown
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
 from engine.base.types import DECIDED, KINDS, Hit, PairResult, Query, SearchResult
-from engine.catalog.tables import AnnotationRow, HitRow, ImageRow, ObjectRow, QueryRow
+from engine.catalog.tables import AnnotationRow, HitRow, ImageRow, LabelRow, ObjectRow, QueryRow
 from engine.features.extract import rootsift
 from engine.pipeline import (
     METHODS,
@@ -82,6 +83,8 @@ class ObjectInfo:
     negatives: tuple[int, ...]  # rejected image ids
     to_review: int  # images its searches outlined that nobody has decided on yet
     new_images: int  # images indexed since its last search
+    label: str = ""  # its label (engine.annotate.labels): one of the project's list, else its own name
+    label_color: str | None = None  # the label's colour; None when the label is the object's name
 
     @property
     def reviewed(self) -> tuple[View, ...]:
@@ -128,7 +131,26 @@ def attach_object(s, query: QueryRow) -> int:
     """
     if query.object_id is not None:
         return query.object_id
-    stem = shown(Path(query.image_path).stem) or "object"
+    row = new_object(s, _name_from(query.image_path))
+    query.object_id = row.id
+    return row.id
+
+
+def _name_from(image_path: str) -> str:
+    """An object's first name: its query photo's, with the folder when the file name alone says
+    nothing ("beer_can 00" for beer_can/00.jpg, "view01" for object1/view01.jpg)."""
+    path = Path(image_path)
+    stem = shown(path.stem) or "object"
+    if not any(c.isalpha() for c in stem) and path.parent.name:
+        return f"{shown(path.parent.name)} {stem}"
+    return stem
+
+
+def new_object(s, name: str, label: str | None = None) -> ObjectRow:
+    """A new object called `name` ("name (2)" when taken), labelled `label` (added to the project's
+    list, engine.annotate.labels) or, without one, by its own name."""
+    stem = " ".join(str(name or "").split())[:190] or "object"
+    label = " ".join(str(label or "").split())[:200]
     while True:
         taken = set(s.scalars(select(ObjectRow.name).where(ObjectRow.name.like(f"{stem}%"))))
         name, n = stem, 1
@@ -137,8 +159,9 @@ def attach_object(s, query: QueryRow) -> int:
             name = f"{stem} ({n})"
         row = _insert_object(s, name)
         if row is not None:
-            query.object_id = row.id
-            return row.id
+            if label:
+                row.label_id = ensure_label(s, label).id
+            return row
 
 
 def _insert_object(s, name: str) -> ObjectRow | None:
@@ -288,8 +311,10 @@ def _object_info(s, row: ObjectRow) -> ObjectInfo:
         last = queries[-1].created_at
         new_images = int(s.scalar(select(func.count()).select_from(ImageRow)
                                   .where(ImageRow.status == "ok", ImageRow.added_at > last)) or 0)
+    label = s.get(LabelRow, row.label_id) if row.label_id is not None else None
     return ObjectInfo(row.id, row.name, row.created_at, tuple(qids), tuple(unique.values()), tuple(negatives),
-                      to_review, new_images)
+                      to_review, new_images, label.name if label is not None else row.name,
+                      label.color if label is not None else None)
 
 
 def remembered(project, obj: ObjectInfo) -> tuple[dict[int, Hit], dict[str, set[int]]]:

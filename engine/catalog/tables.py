@@ -148,14 +148,26 @@ class FeatureSetRow(Base):
     image: Mapped[ImageRow] = relationship(back_populates="features")
 
 
+class LabelRow(Base):
+    """A label (class) of the project's list: what exports write for the objects that carry it
+    (engine.annotate.labels)."""
+
+    __tablename__ = "labels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    color: Mapped[str] = mapped_column(String(7))  # "#rrggbb"
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class ObjectRow(Base):
     """A remembered object (engine.annotate.objects): named by the user; its views and negatives are the
-    decisions on the searches that point at it."""
+    decisions on the searches that point at it. Its label is a row of `labels`, or its own name."""
 
     __tablename__ = "objects"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    label_id: Mapped[int | None] = mapped_column(ForeignKey("labels.id", ondelete="SET NULL"), nullable=True)
 
 
 class QueryRow(Base):

@@ -64,6 +64,7 @@ from sqlalchemy import func, select
 from engine.base.atomic import atomic_copy, atomic_write_bytes, atomic_write_text
 from engine.base.errors import ImageReadError, PixretError
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.annotate.labels import object_labels
 from engine.base.regions import Region
 from engine.catalog.tables import AnnotationRow, ImageRow, ProjectRow, QueryRow
 from engine.formats import coco as coco_format
@@ -172,10 +173,13 @@ def _unique(name: str, used: set[str]) -> str:
 # what to export, read from the catalog
 
 
-def object_label(decided: list[AnnotationRow]) -> str:
-    """The label exporters write for an object: the one place it is decided. Today: the label of
-    its latest positive decision that carries one (an imported dataset's category), else
-    DEFAULT_LABEL."""
+def object_label(decided: list[AnnotationRow], label: str | None = None) -> str:
+    """The label exporters write for an object: the one place it is decided. The label of the
+    remembered object its search belongs to (`label`: engine.annotate.labels, one of the project's
+    list, else the object's name); for a search of no object, the label of its latest positive
+    decision that carries one (an imported dataset's category), else DEFAULT_LABEL."""
+    if label:
+        return label
     for r in sorted(decided, key=lambda r: r.id, reverse=True):
         if r.kind in _POSITIVE and r.label:
             return r.label
@@ -203,6 +207,7 @@ def reviewed_set(project, *, include_unreviewed: bool = False) -> ReviewedSet:
         image_rows = {r.id: (r.path, r.width, r.height, r.status) for r in s.scalars(select(ImageRow))}
         queries = list(s.scalars(select(QueryRow).order_by(QueryRow.id)))
         rows = _current_rows(s)
+        labels = object_labels(s)
     by_query: dict[int, list[AnnotationRow]] = {}
     for r in rows:
         if r.query_id is not None:
@@ -224,8 +229,9 @@ def reviewed_set(project, *, include_unreviewed: bool = False) -> ReviewedSet:
     for q in queries:
         key = (q.image_id if q.image_id is not None else q.image_path,
                json.dumps(q.region, sort_keys=True))
-        g = groups.setdefault(key, {"ids": [], "row": q, "rows": []})
+        g = groups.setdefault(key, {"ids": [], "row": q, "rows": [], "label": None})
         g["ids"].append(q.id)
+        g["label"] = g["label"] or labels.get(q.object_id, (None,))[0]
         g["rows"].extend(by_query.get(q.id, []))
 
     objects: list[ExportObject] = []
@@ -279,7 +285,7 @@ def reviewed_set(project, *, include_unreviewed: bool = False) -> ReviewedSet:
                                       else "easy")
         query_name = (q.params or {}).get("query_name")
         objects.append(ExportObject(len(objects), tuple(g["ids"]), qimage, region,
-                                    object_label(list(decided.values())), decisions,
+                                    object_label(list(decided.values()), g["label"]), decisions,
                                     query_name if isinstance(query_name, str) and query_name else None))
     return ReviewedSet(name, images, objects, warnings)
 

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from engine.annotate.objects import new_object
 from engine.base.errors import FormatError, PixretError
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
@@ -101,6 +102,7 @@ class ImportReport:
     query_ids: list[int] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    matched: list[tuple[str, str, str]] = field(default_factory=list)  # (object, source image, collection path)
 
     def summary(self) -> str:
         return (f"imported {self.n_objects} objects with {self.n_annotations} outlines and {self.n_rejected} "
@@ -483,6 +485,7 @@ class _Matcher:
         with project.catalog.session() as s:
             rows = [(r.id, r.path, r.sha256) for r in s.scalars(select(ImageRow).where(ImageRow.status != "missing"))]
         self.by_path = {p: i for i, p, _ in rows}
+        self.path_of = {i: p for i, p, _ in rows}
         self.by_flat = {}
         stems: dict[str, list[int]] = {}
         self.by_sha: dict[str, list[int]] = {}
@@ -552,6 +555,8 @@ def import_annotations(project, path, fmt: str, *, progress: Progress = NO_PROGR
         if qid is None:
             report.warnings.append(f"{obj.query}: query image of {obj.name} is not in the collection; "
                                    f"kept by its path {obj.query.file}")
+        else:
+            report.matched.append((obj.name, str(obj.query), matcher.path_of[qid]))
         hits: dict[int, SourceItem] = {}
         for item in obj.items:
             iid = matcher.match(item.image)
@@ -560,6 +565,7 @@ def import_annotations(project, path, fmt: str, *, progress: Progress = NO_PROGR
                 continue
             if iid == qid:
                 continue
+            report.matched.append((obj.name, str(item.image), matcher.path_of[iid]))
             prev = hits.get(iid)
             if prev is None:
                 hits[iid] = item
@@ -581,6 +587,7 @@ def import_annotations(project, path, fmt: str, *, progress: Progress = NO_PROGR
                                    **({"query_name": obj.query_name} if obj.query_name else {})}, uncertainty=None)
             s.add(row)
             s.flush()
+            row.object_id = new_object(s, obj.name, obj.label).id  # its label joins the project's list
             for rank, (iid, item) in enumerate(hits.items()):
                 region = item.region.to_json() if item.region is not None and item.kind == "accepted" else None
                 s.add(HitRow(query_id=row.id, image_id=iid, rank=rank,

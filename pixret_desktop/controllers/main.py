@@ -17,14 +17,15 @@ from sqlalchemy.exc import ArgumentError
 
 import engine.annotate.review as review
 import engine.pipeline as pipeline
+from engine.base.regions import Region
 from engine.formats.destination import check_export_destination
-from pixret_desktop import credentials
 from engine.formats.export import export_project
-from pixret_desktop import keymap
+from engine.formats.importers import import_annotations
+from pixret_desktop import credentials, keymap
 from pixret_desktop import status as S
 from pixret_desktop.controllers.canvas import CanvasController
 from pixret_desktop.controllers.objects import ObjectsController
-from pixret_desktop.controllers.project import ProjectController
+from pixret_desktop.controllers.project import DEMO, ProjectController
 from pixret_desktop.controllers.review import ReviewController
 from pixret_desktop.controllers.search import SearchController
 from pixret_desktop.geometry import region_to_path
@@ -37,6 +38,7 @@ from pixret_desktop.settings import AppSettings
 from pixret_desktop.views.dialogs import (
     ClusterDialog,
     FailuresDialog,
+    ImportSummaryDialog,
     JobRow,
     SettingsDialog,
     ShortcutsDialog,
@@ -61,6 +63,16 @@ def method_choices() -> dict[str, tuple[str, str]]:
     return {name: (pipeline.method_title(name),
                    f"{pipeline.METHOD_TITLES.get(name, ('', ''))[1]}\n\n{name}: {m.description}".strip())
             for name, m in pipeline.METHODS.items()}
+
+
+def demo_query() -> tuple[str, object] | None:
+    """The shipped demo's query: (collection path, Region) from its LabelMe file, or None."""
+    try:
+        doc = json.loads((DEMO / "demo_query.json").read_text())
+        shape = doc["shapes"][0]
+        return doc["imagePath"].removeprefix("photos/"), Region.from_polygons([shape["points"]])
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
 
 
 def no_match_text(method: str, n_candidates: int) -> str:
@@ -109,6 +121,8 @@ class MainController(QObject):
         self.dialogs: list = []  # non-modal dialogs and message boxes kept alive (tests read them)
         self.last_report = None
         self.last_export = None
+        self.last_import = None
+        self._demo_query = None  # (collection path, Region) to show once the demo's photos are listed
         self.folder_dialog: FolderDialog | None = None  # the folder chooser last opened (tests type into it)
         self._wire()
         self._setup_methods()
@@ -134,6 +148,8 @@ class MainController(QObject):
         w.act_open_demo.triggered.connect(lambda: self.open_demo())
         w.act_import_folder.triggered.connect(self.ask_import_folder)
         w.act_import_folder_cluster.triggered.connect(self.ask_import_folder_on_cluster)
+        for fmt in ("labelme", "coco", "pixbench"):
+            getattr(w, f"act_import_{fmt}").triggered.connect(lambda _c=False, f=fmt: self.ask_import_annotations(f))
         w.act_show_failures.triggered.connect(lambda: p.load_failures())
         w.act_close_project.triggered.connect(self.close_project)
         w.act_quit.triggered.connect(w.close)
@@ -326,15 +342,73 @@ class MainController(QObject):
         dlg.open()
         return dlg
 
+    def ask_import_annotations(self, fmt: str):
+        """File ▸ Import Annotations: a LabelMe folder, a COCO file or a PixBench set, chosen without
+        blocking the window, then imported in a worker."""
+        if self.project is None:
+            self.show_error("No project", "Open the project of the annotated photos first.")
+            return None
+        then = lambda path: self.import_annotations(path, fmt)  # noqa: E731
+        if fmt != "coco":
+            what = "a folder of LabelMe files" if fmt == "labelme" else "a PixBench set (the folder of gnd.json)"
+            return self.choose_folder(f"Import annotations: {what}", "annotations", then, create=False,
+                                      reselect=True)
+        dlg = QFileDialog(self.window, "Import annotations: a COCO file", str(self.settings.last_folder("annotations")),
+                          "COCO JSON (*.json);;All files (*)")
+        dlg.setObjectName("coco_file_dialog")
+        dlg.setOption(QFileDialog.DontUseNativeDialog, True)
+        dlg.setFileMode(QFileDialog.ExistingFile)
+        dlg.fileSelected.connect(lambda f: (self.settings.set_last_folder("annotations", Path(f).parent), then(f)))
+        dlg.finished.connect(lambda _r, d=dlg: d.deleteLater())
+        self.folder_dialog = dlg
+        dlg.open()
+        return dlg
+
+    def import_annotations(self, path, fmt: str) -> Worker | None:
+        """Existing annotations as reviewed searches and labelled objects (engine.formats.importers), in a
+        worker with progress; a summary says what matched which photo and what was skipped."""
+        if self.project is None:
+            return None
+        project = self.project
+        self.review_ctl.wait_saved()
+        titles = {"labelme": "LabelMe", "coco": "COCO", "pixbench": "PixBench"}
+        return self.jobs.start(Worker(import_annotations, project, Path(path), fmt,
+                                      name=f"Importing {titles.get(fmt, fmt)} annotations"),
+                               pool="long", show=True,
+                               on_finished=lambda r: project is self.project and self._annotations_imported(r),
+                               on_failed=lambda e: self.show_error("The annotations were not imported", str(e)),
+                               on_cancelled=lambda: self.show_message("Import cancelled: nothing was imported"))
+
+    def _annotations_imported(self, report) -> ImportSummaryDialog:
+        self.last_import = report
+        skipped = [(u, "no photo of the collection matches it") for u in report.unmatched]
+        skipped += [tuple(w.split(": ", 1)) if ": " in w else ("", w) for w in report.warnings]
+        dlg = ImportSummaryDialog(report.summary(), report.matched, skipped, self.window)
+        dlg.setAttribute(Qt.WA_DeleteOnClose)
+        self.dialogs.append(dlg)
+        dlg.finished.connect(lambda _r, d=dlg: d in self.dialogs and self.dialogs.remove(d))
+        dlg.show()
+        self.show_message(f"Imported {report.n_objects} objects with {report.n_annotations} outlines"
+                          + (f"; {len(report.unmatched)} skipped" if report.unmatched else ""))
+        self.objects_ctl.refresh()
+        self._reload_statuses()
+        self.review_ctl.load_history()
+        if report.query_ids:
+            self.review_ctl.load_query(report.query_ids[0])
+        return dlg
+
     def new_project(self, folder) -> Worker:
         return self.project_ctl.new_project(folder, long_side=self.settings.get("feature_long_side"))
 
     def open_project(self, folder) -> Worker:
         return self.project_ctl.open_project(folder)
 
-    def open_demo(self, folder=None) -> Worker:
-        self.show_message("Preparing the demo collection (generated and indexed on first use)…")
-        return self.project_ctl.open_demo(folder)
+    def open_demo(self, folder=None, photos=None) -> Worker:
+        """The demo: real photos (copied and indexed on first use, about a minute), opened on the can's
+        photo with its outline drawn, so the first Search shows what PixRet does."""
+        self.show_message("Preparing the demo collection (copied and indexed on first use, about a minute)…")
+        self._demo_query = demo_query()
+        return self.project_ctl.open_demo(folder, photos)
 
     def import_folder(self, folder) -> Worker | None:
         return self.project_ctl.import_folder(folder)
@@ -415,6 +489,19 @@ class MainController(QObject):
                                          if images else "This project has no images yet: File ▸ Import Folder…")
         self.window.canvas.viewport().update()
         self._update_enabled()  # Search needs images
+        self._show_demo_query()
+
+    def _show_demo_query(self) -> None:
+        """Once the demo's photos are listed: its query photo on the canvas, outlined, ready to search."""
+        rel, region = getattr(self, "_demo_query", None) or (None, None)
+        info = next((i for i in self.images._all if i.path == rel), None) if rel else None
+        if info is None:
+            return
+        self._demo_query = None
+        self.search_ctl.document(info.id, region)
+        self.open_query_image(info.id)
+        self.show_message("The demo: a can outlined on its first photo. Press Search (Ctrl+Enter) to find it "
+                          "in the others")
 
     def _try_restore(self) -> None:
         """After reopening a project: show the last search's query image once it is known."""
@@ -528,7 +615,7 @@ class MainController(QObject):
             name = info.path if info else str(self.query_image)
             st = self.images.review_status(info) if info else "unreviewed"
             w.set_canvas_header(f"Query image — {name}", S.LABELS.get(st, st) if st != "unreviewed" else "",
-                                S.color(st), "outline the object, then Search (Ctrl+Enter)", tip=self._abs(name))
+                                S.color(st), "outline it, then Ctrl+Enter to search", tip=self._abs(name))
         elif self.mode == "view" and self.shown_view is not None:
             obj, view = self.shown_view
             w.set_canvas_header(f"Object {obj.name} — {view.kind} view — {view.image_path}",
@@ -554,13 +641,15 @@ class MainController(QObject):
     def keys(self, action: str) -> str:
         """The first key of a window action, as the menus show it ("A", "→")."""
         a = getattr(self.window, f"act_{action}")
-        return a.shortcut().toString(QKeySequence.NativeText) or "—"
+        key = a.shortcut().toString(QKeySequence.NativeText) or "—"
+        return {"Left": "←", "Right": "→", "Up": "↑", "Down": "↓"}.get(key, key)
 
     def _update_enabled(self) -> None:
         w = self.window
         has_project = self.project is not None
         reviewing = self.mode == "hit" and self.review_ctl.current is not None and self.results.query_id is not None
-        for a in (w.act_import_folder, w.act_import_folder_cluster, w.act_show_failures, w.act_close_project):
+        for a in (w.act_import_folder, w.act_import_folder_cluster, w.act_show_failures, w.act_close_project,
+                  w.act_import_labelme, w.act_import_coco, w.act_import_pixbench):
             a.setEnabled(has_project)
         can_search = has_project and self.images.total > 0
         w.act_search.setEnabled(can_search)
@@ -916,8 +1005,13 @@ class MainController(QObject):
 
     def show_about(self) -> None:
         QMessageBox.about(self.window, "About PixRet",
-                          "PixRet Desktop: outline an object once, find and outline it across a photo "
-                          "collection, review the results, export a dataset. Runs offline.")
+                          "<p>PixRet Desktop: outline an object once, find and outline it across a photo "
+                          "collection, review the results, export a dataset. Runs offline.</p>"
+                          "<p><b>The demo's photos</b> (File ▸ Open Demo Project) come from the DreamBooth "
+                          "dataset (Ruiz et al., CVPR 2023; CC-BY-4.0), whose can, alarm clock and backpack "
+                          "photos are by Unsplash users @zn35pjqq and @laurachouette (Unsplash License) and "
+                          "whose robot photos are by Varun Jampani, and from AliceVision's Buddha dataset "
+                          "(CC-BY-4.0). Each photo's source is listed in resources/demo/CREDITS.md.</p>")
 
     def ask_export(self, fmt: str) -> FolderDialog | None:
         if self.project is None:

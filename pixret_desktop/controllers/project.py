@@ -17,6 +17,11 @@ from engine.project import MARKER, Project
 from pixret_desktop.workers import JobManager, Worker
 
 
+# the shipped demo: photos of real objects, with their credits (resources/demo/CREDITS.md)
+DEMO = Path(__file__).resolve().parents[1] / "resources" / "demo"
+DEMO_PHOTOS = DEMO / "photos"
+
+
 def _open(folder, *, create: bool, long_side: int | None = None, progress=None, cancel=None) -> Project:
     cancel.raise_if_set()
     if create:
@@ -86,10 +91,11 @@ class ProjectController(QObject):
         """url: the catalog's database URL (with its password, which goes no further than the engine)."""
         return self._start_open(Worker(_open_team, folder, url, name=f"Opening team project {Path(folder).name}"))
 
-    def open_demo(self, folder=None) -> Worker:
-        """The demo collection: generated and indexed on first use (a minute), then just opened."""
-        return self._start_open(Worker(demo.ensure_demo_project, folder, name="Preparing the demo collection"),
-                                show=True)
+    def open_demo(self, folder=None, photos=None) -> Worker:
+        """The demo collection: real photos (resources/demo), copied and indexed on first use (a minute),
+        then just opened."""
+        return self._start_open(Worker(demo.ensure_demo_project, folder, photos=photos or DEMO_PHOTOS,
+                                       name="Preparing the demo collection"), show=True)
 
     def _start_open(self, worker: Worker, show: bool = False) -> Worker:
         self._opening = worker

@@ -1,4 +1,6 @@
-"""The remembered objects (engine.annotate.objects) as a two-level tree: one row per object, its views below.
+"""The remembered objects (engine.annotate.objects) as a tree grouped by label: a row per label of the
+project's list that labels some object (engine.annotate.labels), its objects below it; objects still
+labelled by their own name at the top level; under each object, its views.
 
 Rows are the ObjectInfo values of engine.annotate.objects.list_objects (read in a worker by the
 ObjectsController). Editing a name writes nothing here: the model asks (`rename_requested`), the
@@ -16,85 +18,147 @@ from pixret_desktop import status as S
 from pixret_desktop.models import StatusTextRole
 
 QUERY_COLOR = QColor(150, 110, 210)  # a view drawn by the person, not decided on a hit
-TOP = 0  # internalId of an object row; a view row's is its object's row + 1
+ROOT = 0  # internalId of the invisible root; every row's internalId is its node's id (1, 2, ...)
 
 
 class ObjectsModel(QAbstractItemModel):
+    """Rows: a group per label of the project's list that labels some object (its objects below it),
+    then the objects labelled by their own name; under each object, its views."""
+
     rename_requested = Signal(int, str)  # object id, the new name
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.objects: list = []  # engine.annotate.objects.ObjectInfo, most recently searched first
+        self.labels: list = []  # engine.annotate.labels.Label: the project's list
         self._dots: dict[str, QPixmap] = {}
+        self._nodes: dict[int, tuple] = {}  # node id -> (kind 'label'|'object'|'view', payload, parent id)
+        self._children: dict[int, list[int]] = {ROOT: []}
 
-    def set_objects(self, objects: list) -> None:
+    def set_objects(self, objects: list, labels: list | None = None) -> None:
         self.beginResetModel()
         self.objects = list(objects)
+        if labels is not None:
+            self.labels = list(labels)
+        self._nodes, self._children = {}, {ROOT: []}
+
+        def add(kind, payload, parent) -> int:
+            node = len(self._nodes) + 1
+            self._nodes[node] = (kind, payload, parent)
+            self._children.setdefault(parent, []).append(node)
+            self._children[node] = []
+            return node
+
+        def add_object(obj, parent) -> None:
+            node = add("object", obj, parent)
+            for view in obj.views:
+                add("view", view, node)
+
+        labelled = [o for o in self.objects if o.label_color is not None]
+        for name in sorted({o.label for o in labelled}, key=str.lower):
+            members = [o for o in labelled if o.label == name]
+            group = add("label", (name, members[0].label_color, len(members)), ROOT)
+            for obj in members:
+                add_object(obj, group)
+        for obj in self.objects:
+            if obj.label_color is None:
+                add_object(obj, ROOT)
         self.endResetModel()
 
     def clear(self) -> None:
-        self.set_objects([])
+        self.set_objects([], [])
 
     # -- reading -------------------------------------------------------------------------------------
 
+    def _node(self, index: QModelIndex):
+        return self._nodes.get(index.internalId()) if index.isValid() else None
+
     def object_at(self, index: QModelIndex):
-        """The object of a row (a view row: the object it belongs to)."""
-        if not index.isValid():
+        """The object of a row (a view row: the object it belongs to; a label row: None)."""
+        node = self._node(index)
+        if node is None or node[0] == "label":
             return None
-        row = index.row() if index.internalId() == TOP else index.internalId() - 1
-        return self.objects[row] if 0 <= row < len(self.objects) else None
+        return node[1] if node[0] == "object" else self._nodes[node[2]][1]
 
     def view_at(self, index: QModelIndex):
-        if not index.isValid() or index.internalId() == TOP:
-            return None
-        obj = self.object_at(index)
-        return obj.views[index.row()] if obj is not None and index.row() < len(obj.views) else None
+        node = self._node(index)
+        return node[1] if node is not None and node[0] == "view" else None
+
+    def label_at(self, index: QModelIndex) -> str | None:
+        node = self._node(index)
+        return node[1][0] if node is not None and node[0] == "label" else None
 
     def index_of(self, object_id: int) -> QModelIndex:
-        row = next((r for r, o in enumerate(self.objects) if o.id == object_id), None)
-        return QModelIndex() if row is None else self.index(row, 0)
+        node = next((n for n, (kind, obj, _p) in self._nodes.items() if kind == "object" and obj.id == object_id),
+                    None)
+        return QModelIndex() if node is None else self._index_of_node(node)
+
+    def _index_of_node(self, node: int) -> QModelIndex:
+        parent = self._nodes[node][2]
+        return self.createIndex(self._children[parent].index(node), 0, node)
+
+    def group_indexes(self) -> list[QModelIndex]:
+        return [self._index_of_node(n) for n in self._children[ROOT] if self._nodes[n][0] == "label"]
 
     # -- QAbstractItemModel ----------------------------------------------------------------------------
 
     def index(self, row: int, column: int = 0, parent=QModelIndex()) -> QModelIndex:
-        if not self.hasIndex(row, column, parent):
+        children = self._children.get(parent.internalId() if parent.isValid() else ROOT, [])
+        if column != 0 or not 0 <= row < len(children):
             return QModelIndex()
-        return self.createIndex(row, column, TOP if not parent.isValid() else parent.row() + 1)
+        return self.createIndex(row, 0, children[row])
 
     def parent(self, index=QModelIndex()) -> QModelIndex:  # noqa: D401 (Qt's name; shadows QObject.parent())
-        if not index.isValid() or index.internalId() == TOP:
+        node = self._node(index)
+        if node is None or node[2] == ROOT:
             return QModelIndex()
-        return self.createIndex(index.internalId() - 1, 0, TOP)
+        return self._index_of_node(node[2])
 
     def rowCount(self, parent=QModelIndex()) -> int:
-        if not parent.isValid():
-            return len(self.objects)
-        if parent.internalId() == TOP:
-            return len(self.objects[parent.row()].views)
-        return 0
+        if parent.isValid() and parent.column() != 0:
+            return 0
+        return len(self._children.get(parent.internalId() if parent.isValid() else ROOT, []))
 
     def columnCount(self, parent=QModelIndex()) -> int:
         return 1
 
     def flags(self, index):
-        if not index.isValid():
+        node = self._node(index)
+        if node is None:
             return Qt.NoItemFlags
         f = Qt.ItemIsEnabled | Qt.ItemIsSelectable
-        return f | Qt.ItemIsEditable if index.internalId() == TOP else f | Qt.ItemNeverHasChildren
+        if node[0] == "object":
+            return f | Qt.ItemIsEditable
+        return f | Qt.ItemNeverHasChildren if node[0] == "view" else f
 
     def data(self, index, role=Qt.DisplayRole):
-        view = self.view_at(index)
-        if view is not None:
-            return self._view_data(view, role)
-        obj = self.object_at(index)
-        if obj is None:
+        node = self._node(index)
+        if node is None:
             return None
+        kind, payload, _parent = node
+        if kind == "view":
+            return self._view_data(payload, role)
+        if kind == "label":
+            name, color, n = payload
+            if role == Qt.DisplayRole:
+                return name
+            if role == StatusTextRole:
+                return f"label · {n} object{'s' * (n != 1)}"
+            if role == Qt.DecorationRole:
+                return self._dot(color)
+            if role == Qt.ToolTipRole:
+                return f"Label {name}: what the exports write for the {n} object{'s' * (n != 1)} below"
+            return None
+        obj = payload
         if role in (Qt.DisplayRole, Qt.EditRole):
             return obj.name
         if role == StatusTextRole:
             return obj.status
+        if role == Qt.DecorationRole and obj.label_color is not None:
+            return self._dot(obj.label_color)
         if role == Qt.ToolTipRole:
-            return (f"{obj.name}: {obj.status}\n{len(obj.queries)} searches, "
+            label = obj.label if obj.label_color is not None else f"{obj.label} (its name: choose one in Label)"
+            return (f"{obj.name}: {obj.status}\nlabel: {label}\n{len(obj.queries)} searches, "
                     f"first reviewed {obj.created_at:%Y-%m-%d %H:%M}\nDouble-click or F2 to rename")
         return None
 
@@ -104,22 +168,23 @@ class ObjectsModel(QAbstractItemModel):
         if role == Qt.ToolTipRole:
             return f"{view.image_path or view.image}\n{view.kind} view (search #{view.query_id}); click to show it"
         if role == Qt.DecorationRole:
-            return self._dot(view.kind)
+            return self._dot(QUERY_COLOR.name() if view.kind == "query" else S.color(view.kind).name())
         return None
 
-    def _dot(self, kind: str) -> QPixmap:
-        """A small square in the kind's review colour (the query outline has its own)."""
-        pm = self._dots.get(kind)
+    def _dot(self, color: str) -> QPixmap:
+        """A small square of a colour: a view's review status, a label's colour."""
+        pm = self._dots.get(color)
         if pm is None:
             pm = QPixmap(10, 10)
-            pm.fill(QUERY_COLOR if kind == "query" else S.color(kind))
-            self._dots[kind] = pm
+            pm.fill(QColor(color))
+            self._dots[color] = pm
         return pm
 
     def setData(self, index, value, role=Qt.EditRole) -> bool:
-        obj = self.object_at(index)
-        if role != Qt.EditRole or obj is None or index.internalId() != TOP:
+        node = self._node(index)
+        if role != Qt.EditRole or node is None or node[0] != "object":
             return False
+        obj = node[1]
         name = str(value)
         if name != obj.name:
             self.rename_requested.emit(obj.id, name)

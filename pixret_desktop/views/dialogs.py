@@ -65,6 +65,48 @@ class FailuresDialog(QDialog):
         lay.addWidget(buttons)
 
 
+class ImportSummaryDialog(QDialog):
+    """After importing annotations: what was imported, which source image matched which photo of the
+    collection, and what was skipped and why."""
+
+    def __init__(self, summary: str, matched: list[tuple[str, str, str]], skipped: list[tuple[str, str]],
+                 parent=None):
+        super().__init__(parent)
+        self.setObjectName("import_summary")
+        self.setWindowTitle("Annotations imported")
+        self.resize(820, 520)
+        lay = QVBoxLayout(self)
+        text = QLabel(summary, self)
+        text.setWordWrap(True)
+        lay.addWidget(text)
+        lay.addWidget(QLabel(f"Matched to photos of the collection ({len(matched)}):", self))
+        self.matched = QTableWidget(len(matched), 3, self)
+        self.matched.setHorizontalHeaderLabels(["Object", "In the annotations", "Photo of the collection"])
+        for r, row in enumerate(matched):
+            for c, value in enumerate(row):
+                self.matched.setItem(r, c, QTableWidgetItem(str(value)))
+        lay.addWidget(self.matched, 2)
+        lay.addWidget(QLabel(f"Skipped ({len(skipped)}):" if skipped else "Nothing was skipped.", self))
+        self.skipped = QTableWidget(len(skipped), 2, self)
+        self.skipped.setHorizontalHeaderLabels(["Skipped", "Why"])
+        for r, (what, why) in enumerate(skipped):
+            self.skipped.setItem(r, 0, QTableWidgetItem(what))
+            item = QTableWidgetItem(why)
+            item.setToolTip(why)
+            self.skipped.setItem(r, 1, item)
+        self.skipped.setVisible(bool(skipped))
+        lay.addWidget(self.skipped, 1)
+        for table in (self.matched, self.skipped):
+            table.verticalHeader().hide()
+            table.setEditTriggers(QTableWidget.NoEditTriggers)
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
+            table.horizontalHeader().setStretchLastSection(True)
+            table.resizeColumnsToContents()
+        buttons = QDialogButtonBox(QDialogButtonBox.Close, self)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+
+
 class SettingsDialog(QDialog):
     """Default search method, feature long side (new projects), thumbnail size, the author's name,
     review keys and pace."""
@@ -444,7 +486,6 @@ class JobRow(QWidget):
     with the time left, Cancel. Fixed width: a changing text never moves the window's layout."""
 
     cancel_clicked = Signal()
-    WIDTH = 560
 
     def __init__(self, title: str, parent=None):
         super().__init__(parent)
@@ -453,7 +494,7 @@ class JobRow(QWidget):
         self.title = title
         self.label = QLabel(title, self)
         self.label.setObjectName("job_label")
-        self.label.setFixedWidth(230)
+        self.label.setFixedWidth(290)
         self.bar = QProgressBar(self)
         self.bar.setFixedWidth(240)
         self.bar.setRange(0, 0)
@@ -488,7 +529,7 @@ class JobRow(QWidget):
 
     def _set_label(self, text: str) -> None:
         self.text = text
-        self.label.setText(self.label.fontMetrics().elidedText(text, Qt.ElideMiddle, self.label.width()))
+        self.label.setText(self.label.fontMetrics().elidedText(text, Qt.ElideRight, self.label.width()))
         self.label.setToolTip(text)
 
     def set_cancelling(self) -> None:

@@ -121,6 +121,10 @@ class MainWindow(QMainWindow):
             A("import_folder_cluster", "Import Folder on a C&luster…",
               tip="Index a large folder with several worker processes, or on a Dask cluster"),
             A("show_failures", "&Unreadable Files…", tip="Files that could not be read, with the reasons"),
+            A("import_labelme", "&LabelMe Folder…", tip="LabelMe JSON files (a folder, subfolders included): each "
+                                                     "label becomes an object of that label, reviewed"),
+            A("import_coco", "&COCO File…", tip="A COCO instances JSON: each category's objects, reviewed"),
+            A("import_pixbench", "&PixBench Set…", tip="A PixBench / PROxford set (gnd.json): each query an object"),
             A("close_project", "&Close Project", "Ctrl+Shift+W"),
             A("quit", "&Quit", "Ctrl+Q"),
         ]
@@ -215,8 +219,9 @@ class MainWindow(QMainWindow):
         self.canvas_hint.setObjectName("canvas_hint")
         self.canvas_hint.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
         self.canvas_hint.setStyleSheet("color: palette(mid);")
-        hl.addWidget(self.canvas_title, 3)
-        hl.addWidget(self.canvas_hint, 2)
+        self.canvas_hint.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Preferred)  # the keys first, in full
+        hl.addWidget(self.canvas_title, 1)
+        hl.addWidget(self.canvas_hint)
         hl.addWidget(self.canvas_status)
         self.canvas = ImageCanvas(w)
         lay.addWidget(header)
@@ -279,20 +284,20 @@ class MainWindow(QMainWindow):
         bl.addWidget(self.query_label)
         rl.addWidget(box)
 
-        r2 = QHBoxLayout()
         self.history = ElidingComboBox(right)
         self.history.setObjectName("history")
         self.history.setToolTip("Searches of this project (newest first)")
+        rl.addWidget(self.history)
+        r2 = QHBoxLayout()
+        self.results_summary = ElidedLabel("No search yet", right, mode=Qt.ElideRight)
+        self.results_summary.setObjectName("results_summary")
         self.sort = QComboBox(right)
         self.sort.setObjectName("sort")
         self.sort.addItem("By score", "score")
         self.sort.addItem("By uncertainty", "uncertainty")
-        r2.addWidget(self.history, 1)
+        r2.addWidget(self.results_summary, 1)
         r2.addWidget(self.sort)
         rl.addLayout(r2)
-        self.results_summary = ElidedLabel("No search yet", right, mode=Qt.ElideRight)
-        self.results_summary.setObjectName("results_summary")
-        rl.addWidget(self.results_summary)
         self.recall_banner = RecallBanner(right)
         rl.addWidget(self.recall_banner)
         self.results_notice = NoticeBanner(right)
@@ -375,6 +380,11 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_import_folder)
         m.addAction(self.act_import_folder_cluster)
+        self.import_annotations_menu = m.addMenu("Import &Annotations")
+        self.import_annotations_menu.setObjectName("import_annotations_menu")
+        self.import_annotations_menu.setToolTipsVisible(True)
+        for a in (self.act_import_labelme, self.act_import_coco, self.act_import_pixbench):
+            self.import_annotations_menu.addAction(a)
         m.addAction(self.act_show_failures)
         m.addSeparator()
         m.addAction(self.act_close_project)

@@ -2,21 +2,30 @@
 
   Objects dock                          recall banner (above the results)
   +-------------------------------+     +---------------------------------------------------+
-  | poster                        |     | Seen before: poster — 12 reviewed images;        |
-  |   5 reviewed · 1 rejected     |     | searching only what is new  [Search as new object]|
-  |   ■ accepted · view2.jpg      |     +---------------------------------------------------+
+  | ■ poster   (a label)          |     | Seen before: poster — 12 reviewed images;        |
+  |   ■ poster 1                  |     | searching only what is new  [Search as new object]|
+  |     5 reviewed · 1 rejected   |     +---------------------------------------------------+
+  |     ■ accepted · view2.jpg    |
+  | view01 (labelled by its name) |     the labels dialog (the project's list)
+  | Label: [poster    ▾] [Labels…]|
   | [Search again] [Rename] [Forget…]
   +-------------------------------+
 """
 from __future__ import annotations
 
 from PySide6.QtCore import QRect, Qt, Signal
-from PySide6.QtGui import QAction, QFont
+from PySide6.QtGui import QAction, QColor, QFont, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QColorDialog,
+    QComboBox,
+    QDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QSizePolicy,
     QStyle,
@@ -50,6 +59,7 @@ class ObjectDelegate(QStyledItemDelegate):
         opt = QStyleOptionViewItem(option)
         self.initStyleOption(opt, index)
         name, opt.text = opt.text, ""
+        opt.icon, opt.features = QIcon(), opt.features & ~QStyleOptionViewItem.HasDecoration  # drawn below
         widget = opt.widget
         style = widget.style() if widget is not None else None
         if style is not None:
@@ -57,6 +67,10 @@ class ObjectDelegate(QStyledItemDelegate):
         selected = bool(opt.state & QStyle.State_Selected)
         line = opt.fontMetrics.height()
         r = opt.rect.adjusted(PAD, PAD, -PAD, -PAD)
+        icon = index.data(Qt.DecorationRole)  # a label's colour: a square before the name
+        if isinstance(icon, QPixmap) and not icon.isNull():
+            painter.drawPixmap(r.x(), r.y() + (line - icon.height()) // 2, icon)
+            r.setLeft(r.left() + icon.width() + PAD)
         painter.save()
         bold = QFont(opt.font)
         bold.setBold(True)
@@ -108,6 +122,25 @@ class ObjectsPanel(QWidget):
         self.act_forget = self._action("forget_object", "Forget…",
                                        "Forget the object; its searches and decisions stay")
         row = QHBoxLayout()
+        row.addWidget(QLabel("Label:", self))
+        self.label_combo = QComboBox(self)
+        self.label_combo.setObjectName("object_label")
+        self.label_combo.setEditable(True)
+        self.label_combo.setInsertPolicy(QComboBox.NoInsert)
+        self.label_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.label_combo.setMinimumContentsLength(8)
+        self.label_combo.lineEdit().setPlaceholderText("choose or type a label")
+        self.label_combo.setToolTip("The selected object's label (class): what the exports write for it. Choose one "
+                                    "of the project's labels, or type a new one and press Enter")
+        row.addWidget(self.label_combo, 1)
+        self.labels_button = QToolButton(self)
+        self.labels_button.setObjectName("edit_labels")
+        self.labels_button.setText("Labels…")
+        self.labels_button.setToolTip("The project's labels: add, rename, colour, remove")
+        row.addWidget(self.labels_button)
+        lay.addLayout(row)
+
+        row = QHBoxLayout()
         for a in (self.act_search_again, self.act_rename, self.act_forget):
             b = QToolButton(self)
             b.setDefaultAction(a)
@@ -126,6 +159,115 @@ class ObjectsPanel(QWidget):
 
     def set_empty(self, empty: bool) -> None:
         self.empty_label.setVisible(empty)
+
+    def show_label(self, obj, labels: list) -> None:
+        """The label box for the selected object (None: disabled): its own name first, then the list."""
+        box = self.label_combo
+        box.blockSignals(True)
+        box.clear()
+        if obj is not None:
+            box.addItem(f"{obj.name} (its name)", None)
+            for label in labels:
+                box.addItem(_swatch(label.color), label.name, label.name)
+            i = box.findData(obj.label) if obj.label_color is not None else 0
+            box.setCurrentIndex(max(0, i))
+        box.setEnabled(obj is not None)
+        box.blockSignals(False)
+
+
+def _swatch(color: str) -> QIcon:
+    pm = QPixmap(12, 12)
+    pm.fill(QColor(color))
+    return QIcon(pm)
+
+
+class LabelsDialog(QDialog):
+    """The project's labels: double-click a name to rename it; Add, Colour…, Remove. Changes are asked
+    for through signals (the controller writes them and calls set_labels with the list read back)."""
+
+    add_requested = Signal(str)
+    rename_requested = Signal(str, str)  # old name, new name
+    color_requested = Signal(str, str)  # name, "#rrggbb"
+    remove_requested = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("labels_dialog")
+        self.setWindowTitle("Labels")
+        self.resize(380, 420)
+        lay = QVBoxLayout(self)
+        note = QLabel("The project's labels (classes). An object without one is labelled by its own name; "
+                      "exports write each object's label (COCO categories, LabelMe labels).", self)
+        note.setWordWrap(True)
+        lay.addWidget(note)
+        self.list = QListWidget(self)
+        self.list.setObjectName("labels_list")
+        self.list.itemChanged.connect(self._edited)
+        lay.addWidget(self.list, 1)
+        row = QHBoxLayout()
+        self.new_name = QLineEdit(self)
+        self.new_name.setPlaceholderText("a new label")
+        self.new_name.returnPressed.connect(self._add)
+        add = QPushButton("Add", self)
+        add.clicked.connect(self._add)
+        row.addWidget(self.new_name, 1)
+        row.addWidget(add)
+        lay.addLayout(row)
+        row = QHBoxLayout()
+        color = QPushButton("Colour…", self)
+        color.clicked.connect(self._color)
+        remove = QPushButton("Remove", self)
+        remove.setToolTip("Take the label off the list; its objects are labelled by their own names again")
+        remove.clicked.connect(self._remove)
+        row.addWidget(color)
+        row.addWidget(remove)
+        row.addStretch(1)
+        close = QPushButton("Close", self)
+        close.clicked.connect(self.accept)
+        row.addWidget(close)
+        lay.addLayout(row)
+        self._filling = False
+
+    def set_labels(self, labels: list) -> None:
+        self._filling = True
+        current = self.list.currentItem().data(Qt.UserRole) if self.list.currentItem() else None
+        self.list.clear()
+        for label in labels:
+            item = QListWidgetItem(_swatch(label.color), label.name)
+            item.setData(Qt.UserRole, label.name)
+            item.setToolTip(f"{label.name}: {label.n_objects} object{'s' * (label.n_objects != 1)}, {label.color}")
+            item.setFlags(item.flags() | Qt.ItemIsEditable)
+            self.list.addItem(item)
+            if label.name == current:
+                self.list.setCurrentItem(item)
+        self._filling = False
+
+    def _selected(self) -> str | None:
+        item = self.list.currentItem()
+        return item.data(Qt.UserRole) if item is not None else None
+
+    def _add(self) -> None:
+        name = self.new_name.text().strip()
+        if name:
+            self.new_name.clear()
+            self.add_requested.emit(name)
+
+    def _edited(self, item) -> None:
+        if not self._filling and item.text().strip() and item.text() != item.data(Qt.UserRole):
+            self.rename_requested.emit(item.data(Qt.UserRole), item.text().strip())
+
+    def _color(self) -> None:
+        name = self._selected()
+        if name is not None:
+            color = QColorDialog.getColor(self.list.currentItem().icon().pixmap(12, 12).toImage().pixelColor(6, 6),
+                                          self, f"Colour of {name}")
+            if color.isValid():
+                self.color_requested.emit(name, color.name())
+
+    def _remove(self) -> None:
+        name = self._selected()
+        if name is not None:
+            self.remove_requested.emit(name)
 
 
 class RecallBanner(QFrame):

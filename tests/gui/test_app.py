@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,9 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction
 
+import pixret_desktop.controllers.project as project_controller
 from pixret_desktop.app import build_parser, start
+from pixret_desktop.controllers.project import DEMO_PHOTOS
 from pixret_desktop.settings import AppSettings
 from pixret_desktop.views.dialogs import SettingsDialog, ShortcutsDialog
 from tests.gui.conftest import WAIT_MS, open_project_with_images
@@ -24,16 +27,32 @@ def test_command_line():
         p.parse_args(["--demo", "--project", "/x"])
 
 
-def test_demo_is_created_indexed_and_opened_on_first_run(qtbot, settings, tmp_path, monkeypatch):
+def test_demo_opens_on_real_photos_with_the_can_outlined_and_search_finds_it(qtbot, settings, tmp_path,
+                                                                           monkeypatch):
+    # the shipped demo's photos, fewer of them (indexing all 29 takes a minute): the can's six, two others
+    photos = tmp_path / "photos"
+    for rel in [f"beer_can/0{k}.jpg" for k in range(6)] + ["alarm_clock/00.jpg", "backpack/00.jpg"]:
+        (photos / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DEMO_PHOTOS / rel, photos / rel)
+    monkeypatch.setattr(project_controller, "DEMO_PHOTOS", photos)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     window, ctl = start(build_parser().parse_args(["--demo"]), settings)
     qtbot.addWidget(window)
     qtbot.waitUntil(lambda: len(ctl.job_rows) == 1, timeout=WAIT_MS)  # a progress bar while it is made
-    with qtbot.waitSignal(ctl.project_ctl.images_loaded, timeout=120_000):
+    with qtbot.waitSignal(ctl.canvas_ctl.image_loaded, timeout=120_000):
         pass
-    assert ctl.project.folder == tmp_path / "data" / "pixret" / "demo" / "project"
-    assert ctl.images.total >= 20 and ctl.project.indexed_images()
+    assert ctl.project.folder == tmp_path / "data" / "pixret" / "demo-photos" / "project"
+    assert ctl.images.total == 8 and ctl.project.indexed_images()
     assert "demo" in window.windowTitle()
+    # it opens on the can's first photo with the can outlined: Search is the next thing to press
+    assert ctl.mode == "query" and ctl.images.info(ctl.query_image).path == "beer_can/00.jpg"
+    assert ctl.search_ctl.documents[ctl.query_image].region.area > 100_000
+    assert window.search_button.isEnabled()
+    with qtbot.waitSignal(ctl.search_ctl.finished, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(window.search_button, Qt.LeftButton)
+    result, _qid = blocker.args
+    found = {h.path for h in result.hits if h.stage == "verified"}
+    assert found == {f"beer_can/0{k}.jpg" for k in range(1, 6)}
     window.close()
 
 
