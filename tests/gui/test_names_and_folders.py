@@ -3,7 +3,6 @@ typed path and make a new folder; each project keeps its own collection filter; 
 count in units with the time left; long names never widen a dock."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
@@ -67,8 +66,10 @@ def test_each_project_keeps_its_own_collection_filter(qtbot, make_window, collec
     open_project_with_images(qtbot, ctl, tmp_path / "a", collection.root)
     qtbot.keyClicks(window.name_filter, "object1")
     assert ctl.images.rowCount() == 4 and window.grid_count.text() == "4 of 13 images"
+    assert window.search_button.isEnabled()
     open_project_with_images(qtbot, ctl, tmp_path / "b")  # a new, empty project
     assert window.name_filter.text() == "" and window.grid_count.text() == "0 images"
+    assert not window.search_button.isEnabled() and "Import photos first" in window.search_button.toolTip()
     open_project_with_images(qtbot, ctl, tmp_path / "a")
     assert window.name_filter.text() == "object1" and ctl.images.rowCount() == 4
 
