@@ -151,3 +151,33 @@ def test_the_cli_reports_an_unreachable_catalog_in_one_line(pg_cluster, pg_url, 
     assert r.returncode == 2
     assert r.stderr.startswith("error: cannot reach the catalog database postgresql+psycopg://pixret@/")
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_two_annotators_adding_the_same_new_label_at_once_share_one(pg_project):
+    """A's insert of "poster" is flushed but not committed when B adds "poster": B's insert waits on
+    the unique name and, once A commits, reads A's row instead of failing."""
+    import threading
+    import time
+
+    from engine.annotate import labels
+
+    flushed, b_started, a_ids = threading.Event(), threading.Event(), []
+
+    def annotator_a():
+        with pg_project.catalog.session() as s:
+            a_ids.append(labels.ensure_label(s, "poster").id)
+            flushed.set()
+            b_started.wait(10)
+            time.sleep(0.5)  # B is now blocked on A's uncommitted row
+
+    a = threading.Thread(target=annotator_a)
+    a.start()
+    assert flushed.wait(10)
+    b_started.set()
+    t = time.perf_counter()
+    b = labels.add_label(pg_project, "poster")
+    waited = time.perf_counter() - t
+    a.join(10)
+    assert waited > 0.3, "the premise: B's insert really met A's uncommitted one"
+    assert b.id == a_ids[0]
+    assert [x.name for x in labels.list_labels(pg_project)] == ["poster"]

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from engine.base.errors import PixretError
 from engine.catalog.tables import LabelRow, ObjectRow
@@ -54,13 +55,21 @@ def _next_color(s) -> str:
 
 
 def ensure_label(s, name: str, color: str | None = None) -> LabelRow:
-    """The label row with this name, added to the list when new (inside the caller's transaction)."""
+    """The label row with this name, added to the list when new (inside the caller's transaction).
+    Two annotators adding the same new label at once get the same row: the insert runs in a
+    savepoint, and the one that loses the race for uq_labels_name (on PostgreSQL it waits for the
+    winner's commit) reads the winner's row instead."""
     name = valid_label_name(name)
-    row = s.scalars(select(LabelRow).where(LabelRow.name == name)).first()
+    by_name = select(LabelRow).where(LabelRow.name == name)
+    row = s.scalars(by_name).first()
     if row is None:
-        row = LabelRow(name=name, color=_valid_color(color) if color else _next_color(s))
-        s.add(row)
-        s.flush()
+        try:
+            with s.begin_nested():
+                row = LabelRow(name=name, color=_valid_color(color) if color else _next_color(s))
+                s.add(row)
+                s.flush()
+        except IntegrityError:
+            row = s.scalars(by_name).one()
     return row
 
 
