@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -27,8 +28,10 @@ from engine.features.extract import FeatureSet, extract, rootsift
 from engine.index.asmk import aggregate
 from engine.ingest import imageio
 from engine.propagate import diffuse
+from engine.segment.outline import (OutlineConfig, Outlined, Photo, QueryOutline, is_planar, learn,
+                                    load_photo, needs_outline, outline, outline_hit)
 from engine.verify.localize import predicted_region
-from engine.verify.spatial import SVConfig, spatial_verify
+from engine.verify.spatial import SVConfig, evenly, match_ratio, spatial_verify
 from engine.verify.topological import TopoConfig, topo_verify
 
 QUERY_FEATURE_FACTOR = 3  # at most 3x the per-image cap for the query: about the cap inside the region
@@ -43,6 +46,7 @@ class SearchConfig:
     topo: TopoConfig = TopoConfig()
     pair_min_inliers: int = 5  # one-shot localization of a known positive may trust fewer inliers
     workers: int = 2  # verification threads (matching and MAGSAC release the GIL)
+    outline: OutlineConfig = OutlineConfig()  # the segment stage: which hits get their object's own outline
 
 
 @dataclass
@@ -55,6 +59,28 @@ class QueryContext:
     desc: np.ndarray  # their RootSIFT
     exclude: set[int]  # the query image itself when it is in the collection
     config: SearchConfig
+    # learned on first use, then kept for the search (and the refine tool's clicks on its hits)
+    _outline: QueryOutline | None = field(default=None, repr=False)
+    _photos: dict = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def outline_query(self) -> QueryOutline:
+        """The query's model for the segment stage (the query photo is decoded once per search)."""
+        with self._lock:
+            if self._outline is None:
+                photo = load_photo(query_path(self.project, self.query)[0], self.config.outline.long_side)
+                self._outline = learn(photo, self.query.region)
+            return self._outline
+
+    def photo(self, image_id: int) -> Photo:
+        """A collection photo decoded for the segment stage; the last two are kept (refine clicks)."""
+        with self._lock:
+            photo = self._photos.get(image_id)
+        if photo is None:
+            photo = load_photo(self.project.abs_path(image_id), self.config.outline.long_side)
+            with self._lock:
+                self._photos = {**{k: v for k, v in list(self._photos.items())[-1:]}, image_id: photo}
+        return photo
 
 
 Verifier = Callable[[QueryContext, int], PairResult]
@@ -71,9 +97,10 @@ def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
     d_xy = np.asarray(d.xy)[di]
     w, h = ctx.project.image_size(image_id)
     region = predicted_region(ctx.query.region, v.H, d_xy, w, h)
-    pts = np.hstack([ctx.features.xy[qi], d_xy])[:MAX_EVIDENCE_MATCHES]
+    pts = evenly(np.hstack([ctx.features.xy[qi], d_xy]), MAX_EVIDENCE_MATCHES)
     return PairResult(True, float(v.inliers), region,
                       {"inliers": int(v.inliers), "homography": np.asarray(v.H).round(6).tolist(),
+                       "homography_inliers": int(v.inliers), "putative": len(v.matches),
                        "matches": pts.round(1).tolist()})
 
 
@@ -131,22 +158,22 @@ def method_title(name: str) -> str:
 # -- query features ---------------------------------------------------------------------------
 
 
+def query_path(project, query: Query) -> tuple[Path, set[int]]:
+    """The query photo's file, and the image ids to leave out of results (the photo itself)."""
+    if isinstance(query.image, (int, np.integer)):
+        return project.abs_path(int(query.image)), {int(query.image)}
+    path = Path(query.image)
+    own = project.image_id(path)
+    return path, set() if own is None else {own}
+
+
 def query_features(project, query: Query) -> tuple[FeatureSet, set[int]]:
     """The query image's features inside the region, and the image ids to leave out of results.
 
     Kept in the project's query cache (keyed by the file's path, size and mtime, the region and the
     feature settings), so searching the same region again, as an object search does, skips decoding
     and extraction."""
-    exclude: set[int] = set()
-    if isinstance(query.image, (int, np.integer)):
-        image_id = int(query.image)
-        path = project.abs_path(image_id)
-        exclude.add(image_id)
-    else:
-        path = Path(query.image)
-        own = project.image_id(path)
-        if own is not None:
-            exclude.add(own)
+    path, exclude = query_path(project, query)
     if query.region.is_empty:
         raise PixretError(f"{path}: the query region is empty")
     w, h = imageio.image_size(path)
@@ -263,6 +290,9 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
         t = time.perf_counter()
         hits, uncertainty = spec.post(ctx, hits, scores, progress=progress, cancel=cancel)
         timings["post"] = time.perf_counter() - t
+    t = time.perf_counter()
+    hits = outline_hits(lambda _: ctx, hits, config.outline, progress, cancel)
+    timings["outline"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return SearchResult(query, method, tuple(hits[:top_k]) if top_k else tuple(hits), uncertainty, timings)
 
@@ -300,3 +330,56 @@ def rank_hits(project, order: list[int], scores: dict[int, float], verified: dic
                                    **({"inliers": verified[i].evidence.get("inliers", 0)} if i in verified else {})},
                             stage))
     return hits
+
+
+# -- the segment stage ----------------------------------------------------------------------------
+
+
+def putative_ends(ctx: QueryContext, image_id: int) -> np.ndarray:
+    """Where the query's ratio-test matches land in the image (a colour guess's prior)."""
+    d = ctx.project.features(image_id)
+    m = match_ratio(ctx.desc, rootsift(d.desc), ctx.config.sv.ratio)
+    return np.asarray(d.xy)[m.di]
+
+
+def outline_one(ctx: QueryContext, hit: Hit) -> Hit:
+    """The hit with its object's outline (engine.segment.outline.outline_hit): a planar verified hit
+    keeps its warped region, any other verified or propagated one is refined on its photo, and one
+    without a region gets a colour guess. A photo that cannot be read leaves the hit as it was."""
+    cfg = ctx.config.outline
+    if hit.region is not None and hit.stage == "verified" and is_planar(hit.evidence, cfg):
+        return outline_hit(None, hit, None, config=cfg)  # the warped region stands: nothing to decode
+    try:
+        photo = ctx.photo(hit.image_id)
+    except PixretError:
+        return hit
+    guess = hit.region is None and not hit.evidence.get("matches") and len(ctx.features)
+    density = putative_ends(ctx, hit.image_id) if guess else None
+    return outline_hit(ctx.outline_query(), hit, photo, density=density, config=cfg)
+
+
+def outline_hits(context_of: Callable[[Hit], QueryContext], hits: list[Hit], config: OutlineConfig,
+                 progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER) -> list[Hit]:
+    """The segment stage of a search: the verified and propagated hits among the first `config.top`
+    get their object's outline, and unverified ones among the first `config.guesses` a colour guess
+    (flagged as such, never moved). context_of(hit): the query context its evidence refers to."""
+    todo = [k for k, h in enumerate(hits[: config.top]) if needs_outline(h)]
+    todo += [k for k, h in enumerate(hits[: config.guesses]) if h.region is None and needs_outline(h, guess=True)]
+    if not todo:
+        return hits
+    hits = list(hits)
+    progress(0, len(todo), "outlining")
+    with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
+        for n, (k, h) in enumerate(zip(todo, pool.map(lambda k: outline_one(context_of(hits[k]), hits[k]), todo))):
+            cancel.raise_if_set()
+            hits[k] = h
+            progress(n + 1, len(todo), "outlining")
+    return hits
+
+
+def refine_outline(ctx: QueryContext, image_id: int, current: Region | None, *, inside=(), outside=(),
+                   box=None) -> Outlined:
+    """The refine tool: the outline on image_id redrawn from the current one and the annotator's
+    clicks inside / outside the object or a box around it (engine.segment, stage "hints")."""
+    return outline(ctx.outline_query(), ctx.photo(image_id), current=current, inside=inside, outside=outside,
+                   box=box, config=ctx.config.outline)

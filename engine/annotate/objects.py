@@ -46,12 +46,14 @@ from engine.pipeline import (
     QueryContext,
     SearchConfig,
     initial_scores,
+    outline_hits,
     prepare,
     query_words,
     rank_hits,
     sv_pair,
     verify_many,
 )
+from engine.segment.outline import GUESSES
 
 log = logging.getLogger(__name__)
 REVIEWED_SCORE = 1e6  # reviewed views rank above anything a verifier scores
@@ -304,9 +306,11 @@ def _object_info(s, row: ObjectRow) -> ObjectInfo:
     to_review = 0
     new_images = 0
     if qids:
-        # a JSON column keeps None as JSON null, not SQL NULL: test the value here
-        outlined = {i for i, r in s.execute(select(HitRow.image_id, HitRow.region).where(HitRow.query_id.in_(qids)))
-                    if r is not None}
+        # a JSON column keeps None as JSON null, not SQL NULL: test the value here; an outline guessed
+        # from colour alone (engine.segment) found nothing, it only drew what a reviewer opened
+        rows = s.execute(select(HitRow.image_id, HitRow.region, HitRow.evidence).where(HitRow.query_id.in_(qids)))
+        outlined = {i for i, r, ev in rows
+                    if r is not None and (ev or {}).get("outline") not in GUESSES}
         to_review = len(outlined - decided)
         last = queries[-1].created_at
         new_images = int(s.scalar(select(func.count()).select_from(ImageRow)
@@ -354,6 +358,18 @@ def view_context(project, view: View, config: SearchConfig) -> QueryContext:
             sub = fs.subset(inside)
             return QueryContext(project, Query(view.image, view.region), sub, rootsift(sub.desc), {view.image}, config)
     return prepare(project, Query(view.image, view.region), config)
+
+
+def hit_context(project, result: SearchResult, hit: Hit, config: SearchConfig = SearchConfig()) -> QueryContext:
+    """The query context a hit's evidence speaks of (to outline it after the search): in an object's
+    search, the view it was verified against, whose pixels its matches' query side is in; else
+    the search's own query."""
+    key = (hit.evidence or {}).get(VIEW_KEY)
+    if result.object_id is not None and key is not None:
+        for view in load_object(project, result.object_id).views:
+            if view.key == key:
+                return view_context(project, view, config)
+    return prepare(project, result.query, config)
 
 
 def _post_stage(method: str):
@@ -463,6 +479,12 @@ def search_object(project, key: int | str, *, query: Query | None = None, contex
         hits, uncertainty = _graph_stage(contexts[0][1], graph, reviewed_hits, hits, combined, exclude | negatives,
                                          propagate, diffusion, cancel)
         timings["post"] = time.perf_counter() - t
+    # the segment stage: a hit's outline refers to the view it was verified against
+    by_view = {v.key: ctx for v, ctx in contexts}
+    t = time.perf_counter()
+    hits = outline_hits(lambda h: by_view.get(h.evidence.get(VIEW_KEY), contexts[0][1]), hits, config.outline,
+                        progress, cancel)
+    timings["outline"] = time.perf_counter() - t
     hits = reviewed_hits + hits + _negative_hits(project, negatives, combined)
     timings["total"] = time.perf_counter() - t0
     return SearchResult(result_query, method, tuple(hits[:top_k]) if top_k else tuple(hits), uncertainty, timings,

@@ -184,6 +184,18 @@ def load_search(project, query_id: int) -> SearchResult:
         return SearchResult(query, row.method, tuple(hits), row.uncertainty, timings, row.object_id)
 
 
+def set_hit_outline(project, query_id: int, image_id: int, region: Region | None, evidence: dict) -> None:
+    """Store a hit's outline drawn after its search (engine.pipeline.outline_one, when the reviewer
+    opened it): its predicted region and evidence become these; its stage and rank stay."""
+    with project.catalog.session() as s:
+        row = s.scalar(select(HitRow).where(HitRow.query_id == query_id, HitRow.image_id == image_id))
+        if row is None:
+            raise ProjectError(f"{project.folder}: search {query_id} has no hit on image {image_id}")
+        stage = (row.evidence or {}).get(_STAGE_KEY)
+        row.evidence = {**_jsonable(dict(evidence)), **({_STAGE_KEY: stage} if stage is not None else {})}
+        row.region = _region_json(region)
+
+
 def set_decision(project, query_id: int, image_id: int, kind: str, region: Region | None = None,
                  difficulty: str = "easy", author: str = "", *, expected: int | None = None) -> Decision:
     """Record the person's verdict on one hit (appended; the latest row is the current decision) and

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from engine.base.atomic import atomic_write_text
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
-from engine.base.types import Query
+from engine.base.types import Hit, Query
 from engine.evaluate import metrics
 from engine.formats.pixbench import load_pixbench
-from engine.pipeline import METHODS, QueryContext, SearchConfig, prepare, search
+from engine.pipeline import METHODS, QueryContext, SearchConfig, outline_one, prepare, search
 from engine.project import Project
 
 MIN_RANKED = 100
@@ -71,7 +71,8 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
 
     ranking, ranked_regions, pair_regions = metrics.load_results(out)
     scores = metrics.evaluate(ranking, ranked_regions, pair_regions, bench)
-    doc = {"method": method, "metrics": {p: {k: v for k, v in m.items() if k != "per_query"}
+    doc = {"method": method, "outline": {"top": config.outline.top, "guesses": config.outline.guesses},
+           "metrics": {p: {k: v for k, v in m.items() if k != "per_query"}
                                          for p, m in scores.items()},
            "timing": {"index_s": index_s, "query_s": query_s},
            "index": {"failed": report.failed, "seconds": report.seconds, **stats,
@@ -82,25 +83,32 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
 
 
 def localize_pairs(ctx: QueryContext, bench, q: int, result, id_of: dict[str, int], method: str) -> dict:
-    """The predicted region in each easy and hard positive of q, given the pair (one-shot).
+    """The predicted region in each easy and hard positive of q, given the pair (one-shot), as the
+    app outlines a hit the reviewer opens.
 
-    A positive the search already verified keeps that region; any other is verified on its own,
-    trusting fewer inliers (the pair is known to be positive).
+    A positive the search already outlined keeps that outline (a region it has not refined yet is
+    refined now); any other is verified on its own, trusting fewer inliers (the pair is known to be
+    positive), and outlined by the segment stage: refined from that geometry, or guessed from
+    colour where there is none.
     """
     entry = bench.gnd[q]
     wanted = [bench.imlist[i] for i in list(entry.easy) + list(entry.hard)]
-    found = {h.image_id: h.region for h in result.hits if h.region is not None}
+    found = {h.image_id: h for h in result.hits if h.region is not None}
     sv = ctx.config.sv
-    ctx = replace(ctx, config=replace(ctx.config, sv=replace(sv, min_inliers=ctx.config.pair_min_inliers)))
+    pair_ctx = replace(ctx, config=replace(ctx.config, sv=replace(sv, min_inliers=ctx.config.pair_min_inliers)))
     pairs = {}
     for name in wanted:
         image_id = id_of.get(name)
         if image_id is None:
             pairs[name] = None  # the image failed to load: nothing to localize
             continue
-        if image_id in found:
-            pairs[name] = found[image_id]
-            continue
-        r = METHODS[method].verifier(ctx, image_id) if len(ctx.features) >= 4 else None
-        pairs[name] = r.region if r is not None else None
+        hit = found.get(image_id)
+        if hit is None:
+            r = METHODS[method].verifier(pair_ctx, image_id) if len(ctx.features) >= 4 else None
+            region = r.region if r is not None else None
+            hit = Hit(image_id, name, r.score if r is not None else 0.0, region, r.evidence if r is not None else {},
+                      "verified" if region is not None else "shortlist")
+        if "outline" not in hit.evidence and ctx.config.outline.top:
+            hit = outline_one(ctx, hit)
+        pairs[name] = hit.region
     return pairs

@@ -271,9 +271,12 @@ def _on_white(rgba: Image.Image) -> Image.Image:
     return Image.alpha_composite(white, rgba).convert("RGB")
 
 
-def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: bool = False) -> np.ndarray:
+def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS, gray: bool = False,
+               max_side: int | None = None) -> np.ndarray:
     """Decode an image: uint8 (H, W, 3) RGB, or (H, W) luma when gray=True; upright per EXIF.
 
+    max_side: downscale (never upscale) to this longer side; a JPEG is then decoded at a reduced
+    scale directly (libjpeg's DCT scaling), which is several times faster on a phone photo.
     Multi-frame files (TIFF pages, animated WebP) give their first frame. Raises ImageReadError
     naming the file and the reason (missing, empty, not an image, unsupported format, truncated,
     corrupt, too many pixels).
@@ -283,8 +286,15 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     with _open(path, max_pixels) as im:
         orientation = _orientation(im)
         try:
+            size = None
+            if max_side and max(im.size) > max_side:
+                s = max_side / max(im.size)
+                size = (max(1, round(im.size[0] * s)), max(1, round(im.size[1] * s)))
+                im.draft(None, size)  # JPEG only (a no-op for other formats): decodes at >= size
             im.load()
             out = _to_8bit(im)
+            if size is not None and out.size != size:
+                out = out.resize(size, Image.Resampling.BOX)
             if orientation in _TRANSPOSE:
                 out = out.transpose(_TRANSPOSE[orientation])
             if gray and out.mode != "L":

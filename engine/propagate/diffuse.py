@@ -35,7 +35,7 @@ from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
 from engine.base.types import Hit
 from engine.verify.localize import MIN_AREA_PX
-from engine.verify.spatial import plausible_homography
+from engine.verify.spatial import evenly, plausible_homography
 
 
 @dataclass(frozen=True)
@@ -332,8 +332,13 @@ def _propagated_hits(ctx, graph, direct: list, config: PropagationConfig, cancel
         hits.append(Hit(b, project.image_path(b), score, r.region,
                         {"hop": r.hop, "path": [project.image_path(i) for i in r.path],
                          "correspondences": int(r.strength),
-                         "via": [project.image_path(i) for i in r.sources]}, "propagated"))
+                         "via": [project.image_path(i) for i in r.sources],
+                         "points": evenly(np.zeros((0, 2)) if r.support is None else r.support,
+                                           MAX_POINTS).round(1).tolist()}, "propagated"))
     return hits
+
+
+MAX_POINTS = 200  # where a propagated hit's correspondences landed, kept in its evidence (the outline's anchors)
 
 
 def _matched_points(hit) -> np.ndarray | None:

@@ -127,3 +127,9 @@ def plausible_homography(H: np.ndarray, bounds: tuple[float, float, float, float
     area_q = max((x2 - x1) * (y2 - y1), 1e-9)
     area_d = 0.5 * abs(np.dot(quad[:, 0], np.roll(quad[:, 1], -1)) - np.dot(quad[:, 1], np.roll(quad[:, 0], -1)))
     return bool(1e-4 < area_d / area_q < 1e4)
+
+
+def evenly(rows: np.ndarray, n: int) -> np.ndarray:
+    """At most n of the rows, spread evenly over them (evidence lists: not just the first ones)."""
+    rows = np.asarray(rows)
+    return rows if len(rows) <= n else rows[np.linspace(0, len(rows) - 1, n).astype(int)]

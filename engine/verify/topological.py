@@ -63,7 +63,7 @@ from engine.base.regions import Region
 from engine.base.types import PairResult
 from engine.features.extract import FeatureSet
 from engine.verify.localize import MIN_AREA_PX, warp_region
-from engine.verify.spatial import SVConfig, fit_homography, match_ratio, plausible_homography
+from engine.verify.spatial import SVConfig, evenly, fit_homography, match_ratio, plausible_homography
 
 MAX_ANISOTROPY = 6.0  # a local affine stretching one axis more than this against the other is degenerate
 MAX_SCALE = 8.0  # ... and so is one scaling areas by more than MAX_SCALE**2 (or less than its inverse)
@@ -257,11 +257,9 @@ def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.nda
         plane = np.r_[plane, on_plane(H, q.xy[gq], d.xy[gd], sv.threshold_px) & plane.any()]
     reps = representative_patches(patches, kept, config)
     region, model = predict_region(patches, kept, reps, H, query_region, width, height, config)
-    shown = np.flatnonzero(kept)
-    if len(shown) > MAX_EVIDENCE:  # evenly over the verified matches, not just the first ones
-        shown = shown[np.linspace(0, len(shown) - 1, MAX_EVIDENCE).astype(int)]
+    shown = evenly(np.flatnonzero(kept), MAX_EVIDENCE)
     evidence = {
-        "inliers": largest, "seeds": seeds, "grown": int(len(qi) - seeds), "model": model,
+        "inliers": largest, "seeds": seeds, "grown": int(len(qi) - seeds), "model": model, "putative": seeds,
         "matches": np.hstack([patches.q_xy[shown], patches.d_xy[shown]]).round(1).tolist(),
         "components": sorted((int(x) for x in sizes[keep_labels]), reverse=True),
         "patches": [{"q": patches.q_xy[i].round(1).tolist(), "d": patches.d_xy[i].round(1).tolist(),
@@ -269,6 +267,9 @@ def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.nda
                      "rd": round(patches.radius * float(np.sqrt(abs(np.linalg.det(patches.affine[i, :, :2])))), 1),
                      "n": int(patches.support[i])} for i in reps],
     }
+    if H is not None and plane[:seeds].any():  # sv's own homography, for the outline's planarity test
+        evidence["homography"] = np.asarray(H).round(6).tolist()
+        evidence["homography_inliers"] = int(plane[:seeds].sum())
     return PairResult(largest >= config.min_inliers, float(largest), region, evidence)
 
 

@@ -1,0 +1,177 @@
+"""The segment stage on real photos of 3D objects (dev3d, downscaled to 512 px): the refined outline
+follows the object where the warped query region does not, a planar pair keeps its exact warp,
+colour alone guesses an outline, and clicks fix a wrong one."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from engine.base.regions import Region
+from engine.base.types import Hit
+from engine.features.extract import FeatureConfig, extract
+from engine.formats.pixbench import load_pixbench
+from engine.segment.outline import OutlineConfig, learn, load_photo, outline, outline_hit
+from engine.verify.localize import predicted_region
+from engine.verify.spatial import spatial_verify
+
+DEV3D = Path("/work/shared/bench/dev3d")
+DEV = Path("/work/shared/bench/dev")
+pytestmark = pytest.mark.skipif(not DEV3D.is_dir(), reason="bench data not here")
+
+SIDE = 512  # the photos are decoded and described at this size: the test stays fast
+CONFIG = OutlineConfig(long_side=SIDE)
+FEATURES = FeatureConfig(long_side=SIDE)
+
+
+def _pair(bench_dir: Path, q: int, name: str):
+    """The query (photo, region), the positive (photo, label) and its name: photos at SIDE px."""
+    bench = load_pixbench(bench_dir)
+    i = bench.imlist.index(name)
+    qpath, dpath = bench.image_path(bench.qimlist[q]), bench.image_path(name)
+    return (load_photo(qpath, SIDE), bench.query_region(q)), (load_photo(dpath, SIDE), bench.label_region(q, i))
+
+
+def _iou(region: Region | None, label: Region, photo) -> float:
+    return 0.0 if region is None else region.iou(label, photo.height, photo.width)
+
+
+def _verify(qphoto, qregion, dphoto):
+    """sv on the pair, as engine.pipeline.sv_pair does: the verification and its evidence."""
+    def features(photo):
+        fs = extract(photo.image, FEATURES)
+        inv = np.linalg.inv(photo.to_grid)  # decoded pixels -> the photo's own
+        return fs, fs.xy * (inv[0, 0], inv[1, 1]) + inv[:2, 2]
+
+    qf, qxy = features(qphoto)
+    inside = qregion.contains_points(qxy)
+    df, dxy = features(dphoto)
+    v = spatial_verify(qxy[inside], qf.subset(inside).rootsift(), dxy, df.rootsift(), q_bounds=qregion.bounds)
+    qi, di = v.verified_pairs
+    evidence = {"inliers": v.inliers, "homography": None if v.H is None else v.H.tolist(),
+                "homography_inliers": v.inliers, "putative": len(v.matches),
+                "matches": np.hstack([qxy[inside][qi], dxy[di]]).tolist()}
+    return v, evidence, dxy[di]
+
+
+def test_the_cut_follows_a_turned_head_better_than_the_warp():
+    # Ethiopian head, DSC_0007 -> DSC_0073: the head turned; the warped query region misses its silhouette
+    (qphoto, qregion), (dphoto, label) = _pair(DEV3D, 10, "nerd_photogrammetry__ethiopian_head__DSC_0073")
+    v, evidence, d_xy = _verify(qphoto, qregion, dphoto)
+    assert v.H is not None and v.inliers >= 8  # premise: sv verifies the pair
+    warped = predicted_region(qregion, v.H, d_xy, dphoto.width, dphoto.height)
+    hit = Hit(1, "x.jpg", float(v.inliers), warped, evidence, "verified")
+    out = outline_hit(learn(qphoto, qregion), hit, dphoto, config=CONFIG)
+    assert out.evidence["outline"] == "cut"  # the pair is not planar: most matches are off sv's plane
+    assert _iou(out.region, label, dphoto) > _iou(warped, label, dphoto) + 0.05
+    assert _iou(out.region, label, dphoto) > 0.75
+    assert out.region.bounds[2] > SIDE  # in the photo's own pixels (1024 px), not the decoded 512
+    # a propagated hit (a carried region and where its correspondences landed) is refined the same way
+    carried = Hit(1, "x.jpg", 12.0, warped, {"hop": 1, "points": d_xy.tolist()}, "propagated")
+    out = outline_hit(learn(qphoto, qregion), carried, dphoto, config=CONFIG)
+    assert out.evidence["outline"] == "cut" and _iou(out.region, label, dphoto) > _iou(warped, label, dphoto) + 0.05
+
+
+@pytest.mark.skipif(not DEV.is_dir(), reason="bench data not here")
+def test_a_planar_pair_keeps_its_exact_warp_without_decoding():
+    # graffiti wall, img1 -> img2: one homography explains most matches
+    bench = load_pixbench(DEV)
+    q = bench.qimlist.index("vgg_graf__graffiti_wall__img1")
+    name = next(bench.imlist[i] for i in bench.positives(q))
+    (qphoto, qregion), (dphoto, label) = _pair(DEV, q, name)
+    v, evidence, d_xy = _verify(qphoto, qregion, dphoto)
+    assert v.H is not None and v.inliers >= 0.5 * len(v.matches)  # premise: a planar pair
+    warped = predicted_region(qregion, v.H, d_xy, dphoto.width, dphoto.height)
+    hit = Hit(1, "x.jpg", float(v.inliers), warped, evidence, "verified")
+    out = outline_hit(None, hit, None, config=CONFIG)  # no model, no photo: nothing is decoded
+    assert out.evidence["outline"] == "warp" and out.region is warped
+    assert _iou(out.region, label, dphoto) > 0.8
+
+
+def test_colour_alone_guesses_an_outline_and_says_so():
+    # no geometry at all (a pair no verifier accepts): the query's colours find the head on the same table
+    (qphoto, qregion), (dphoto, label) = _pair(DEV3D, 10, "nerd_photogrammetry__ethiopian_head__DSC_0073")
+    hit = Hit(1, "x.jpg", 0.3, None, {"initial_score": 0.3}, "shortlist")
+    out = outline_hit(learn(qphoto, qregion), hit, dphoto, config=CONFIG)
+    assert out.evidence["outline"] == "colour" and out.stage == "shortlist" and out.score == 0.3
+    assert _iou(out.region, label, dphoto) > 0.5
+
+
+def next_click(mask: np.ndarray, truth: np.ndarray):
+    """Where a simulated annotator clicks: the most interior point of the largest part the outline
+    gets wrong, and whether it is a miss (a click on the object) or a spill (on the background)."""
+    best = None
+    for err, inside in ((truth & ~mask, True), (mask & ~truth, False)):
+        n, comp, stats, _ = cv2.connectedComponentsWithStats(err.astype(np.uint8), connectivity=8)
+        if n > 1:
+            k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+            if best is None or stats[k, cv2.CC_STAT_AREA] > best[0]:
+                d = cv2.distanceTransform(np.pad((comp == k).astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+                y, x = np.unravel_index(int(np.argmax(d)), d.shape)
+                best = (stats[k, cv2.CC_STAT_AREA], (float(x), float(y)), inside)
+    return best[1:]
+
+
+def test_three_clicks_fix_a_wrong_outline():
+    # Statue of Liberty: start from the upper half of the label's box; click where the outline is wrong
+    (qphoto, qregion), (dphoto, label) = _pair(
+        DEV3D, 11, "nerd_photogrammetry__statue_of_liberty__25557972781_9969807a0a_o")
+    x1, y1, x2, y2 = label.bounds
+    wrong = Region.from_bbox(x1, y1, x2, (y1 + y2) / 2)
+    assert _iou(wrong, label, dphoto) < 0.3  # premise: the outline is wrong
+    query = learn(qphoto, qregion)
+    truth = label.to_mask(dphoto.height, dphoto.width)
+    current, inside, outside, ious = wrong, [], [], []
+    for _ in range(3):
+        xy, on_object = next_click(current.to_mask(dphoto.height, dphoto.width), truth)
+        (inside if on_object else outside).append(xy)
+        out = outline(query, dphoto, current=current, inside=inside, outside=outside, config=CONFIG)
+        assert out.stage == "hints"
+        current = out.region
+        ious.append(_iou(current, label, dphoto))
+    assert ious[-1] > 0.8 and ious[0] > _iou(wrong, label, dphoto)
+
+
+# -- the stage inside the search ------------------------------------------------------------------
+
+
+def test_a_search_outlines_its_top_hits_and_planar_ones_keep_their_warp(indexed_project, small_collection):
+    from dataclasses import replace
+
+    from engine.base.types import Query
+    from engine.pipeline import SearchConfig, outline_one, prepare, search
+
+    project = indexed_project
+    rel, poly = small_collection.query("object1")
+    query = Query(project.image_id(rel), Region.from_polygons([poly]))
+    plain = search(project, query, config=replace(SearchConfig(), outline=OutlineConfig(top=0)))
+    result = search(project, query)
+    assert [h.image_id for h in result.hits] == [h.image_id for h in plain.hits]  # the stage reorders nothing
+    verified = [(a, b) for a, b in zip(plain.hits, result.hits) if b.stage == "verified"]
+    assert len(verified) == 3 and all(a.evidence["putative"] > 0 for a, _ in verified)
+    for before, after in verified:  # the generated objects are flat: one homography explains their matches
+        assert before.evidence["homography_inliers"] >= 0.5 * before.evidence["putative"]
+        assert after.evidence["outline"] == "warp" and after.region is before.region or after.region == before.region
+    first_unverified = result.hits[len(verified)]
+    assert first_unverified.region is None and "outline" not in first_unverified.evidence  # no guesses in a search
+    # opened later (the app's lazy path): a colour guess that changes neither its stage nor its score
+    guessed = outline_one(prepare(project, query), first_unverified)
+    assert guessed.evidence["outline"] == "colour" and guessed.region is not None
+    assert (guessed.stage, guessed.score, guessed.image_id) == (first_unverified.stage, first_unverified.score,
+                                                                first_unverified.image_id)
+
+
+def test_photos_decode_reduced_and_outlines_come_back_in_the_photos_pixels():
+    from engine.ingest.imageio import image_size, load_image
+
+    path = DEV3D / "jpg" / "nerd_photogrammetry__ethiopian_head__DSC_0073.jpg"
+    w, h = image_size(path)
+    small = load_image(path, max_side=256)
+    assert max(small.shape[:2]) == 256 and abs(small.shape[1] / small.shape[0] - w / h) < 0.02
+    full = load_image(path)
+    assert np.abs(cv2.resize(full, small.shape[1::-1], interpolation=cv2.INTER_AREA).astype(int)
+                  - small.astype(int)).mean() < 6  # the same picture, smaller
+    photo = load_photo(path, 256)
+    label = load_pixbench(DEV3D).label_region(10, load_pixbench(DEV3D).imlist.index(path.stem))
+    back = photo.region(photo.mask(label), 0.0)  # through the 256 px grid and back
+    assert back.iou(label, h, w) > 0.9 and back.bounds[2] > 300
