@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from engine.base.atomic import atomic_write_text
@@ -258,12 +259,16 @@ def _one(args, n: int):
 
 def cmd_bench(args) -> int:
     from engine.evaluate.bench import run_bench
+    from engine.pipeline import SearchConfig
 
     progress = TqdmProgress(not args.quiet)
     with cancel_on_interrupt() as cancel:
         try:
+            config = SearchConfig()
+            config = replace(config, outline=replace(config.outline, top=args.outline_top,
+                                                     guesses=args.outline_guesses))
             doc = run_bench(args.pixbench_dir, args.out, method=args.method, project_dir=args.project,
-                            graph=not args.no_graph, progress=progress, cancel=cancel)
+                            config=config, graph=not args.no_graph, progress=progress, cancel=cancel)
         finally:
             progress.close()
     print_metrics(doc)
@@ -277,6 +282,12 @@ def print_metrics(doc: dict) -> None:
     for protocol, m in doc["metrics"].items():
         print(f"{protocol:10s}" + "".join(f"{m[k]:18.2f}" if m.get(k) is not None else f"{'-':>18s}"
                                           for k in keys))
+    for protocol, m in doc["metrics"].items():
+        if m.get("per_kind"):  # meta.json's query kinds: a gain on one kind is not hidden by another
+            print(f"{protocol + ', by kind':18s}" + "".join(f"{k:>18s}" for k in keys))
+            for kind, km in m["per_kind"].items():
+                print(f"{'  ' + kind + ' (' + str(km['n_queries']) + ')':18s}"
+                      + "".join(f"{km[k]:18.2f}" if km.get(k) is not None else f"{'-':>18s}" for k in keys))
     t = doc.get("timing", {})
     qs = sorted(t.get("query_s", []))
     if qs:
@@ -435,6 +446,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--method", default="sv", choices=sorted(METHODS), help=method_help)
     sp.add_argument("--project", default=None, help="project folder to (re)use (default: OUT/project)")
     sp.add_argument("--no-graph", action="store_true", help=no_graph_help)
+    sp.add_argument("--outline-top", type=int, default=20, metavar="N",
+                    help="the segment stage outlines the verified and propagated hits among the first N "
+                         "(0: the verifiers' own regions, as before the stage existed; default 20)")
+    sp.add_argument("--outline-guesses", type=int, default=0, metavar="N",
+                    help="also guess an outline from colour for the unverified hits among the first N (default 0)")
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.set_defaults(func=cmd_bench)
 

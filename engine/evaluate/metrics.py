@@ -32,7 +32,7 @@ from engine.formats.labelme import load_json
 from engine.formats.pixbench import PROTOCOLS, PixBench
 
 __all__ = ["THRESHOLDS", "IOU_KINDS", "Score", "average_precision", "image_map", "pixel_map", "miou",
-           "evaluate", "load_results"]
+           "evaluate", "by_kind", "load_results"]
 
 THRESHOLDS = tuple(k / 100 for k in range(50, 100, 5))
 IOU_KINDS = ("mask", "box")
@@ -233,6 +233,26 @@ def evaluate(ranking: Ranking, ranked_regions: Predictions, pair_regions: Predic
                 "IoU_box": list(loc["box"].per_query),
             },
         }
+        kinds = bench.kinds()
+        if kinds:
+            out[protocol]["per_kind"] = by_kind(out[protocol]["per_query"], kinds)
+    return out
+
+
+# per-query lists (evaluate's "per_query") -> the summary metric they average into
+_PER_QUERY_METRIC = {"AP": "mAP", "pixAP_mask": "mAP@50:5:95_mask", "pixAP_box": "mAP@50:5:95_box",
+                     "IoU_mask": "mIoU_mask", "IoU_box": "mIoU_box"}
+
+
+def by_kind(per_query: dict, kinds: Sequence[str]) -> dict:
+    """The summary metrics per query kind (meta.json's kind), in order of first appearance:
+    {kind: {"mAP": ..., "mIoU_mask": ..., "n_queries": n}}, each the mean over that kind's queries
+    that count for it (as the overall mean is over all of them)."""
+    out: dict[str, dict] = {}
+    for kind in dict.fromkeys(kinds):
+        qs = [q for q, k in enumerate(kinds) if k == kind]
+        out[kind] = {metric: _mean(per_query[key][q] for q in qs) for key, metric in _PER_QUERY_METRIC.items()}
+        out[kind]["n_queries"] = len(qs)
     return out
 
 

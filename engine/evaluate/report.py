@@ -319,6 +319,7 @@ def _html(bench, methods: list[MethodResult], plots, doc) -> str:
                          f"{e(m.name)}<br><small>{e(str(m.folder))}</small></td>{cells}"
                          f"<td>{mm['n_queries']}</td><td>{mm['n_pixel_queries']}</td></tr>")
         parts.append("</table>")
+        parts.append(_kinds_table(methods, protocol, colors))
     parts.append("<h2>Plots</h2>")
     for file, caption, data in plots:
         parts.append(f"<figure><img alt='{e(caption)}' src='data:image/png;base64,"
@@ -339,6 +340,25 @@ def _html(bench, methods: list[MethodResult], plots, doc) -> str:
     parts.append("</table><p><small>– : the query does not count for this metric (no positive, or no pixel "
                  "labels).</small></p></body></html>")
     return "\n".join(parts)
+
+
+def _kinds_table(methods: list[MethodResult], protocol: str, colors: dict) -> str:
+    """The summary per query kind (meta.json's kind), one row per kind and method; "" without kinds."""
+    kinds = list(dict.fromkeys(k for m in methods for k in m.metrics[protocol].get("per_kind", {})))
+    if not kinds:
+        return ""
+    e = html.escape
+    rows = [f"<table><tr><th class='l'>kind ({e(protocol)})</th><th class='l'>method</th>"
+            + "".join(f"<th>{e(k)}</th>" for k in METRIC_KEYS) + "<th>queries</th></tr>"]
+    for kind in kinds:
+        for m in methods:
+            km = m.metrics[protocol].get("per_kind", {}).get(kind)
+            if km is None:
+                continue
+            rows.append(f"<tr><td class='l'>{e(kind)}</td><td class='l'><span class='sw' style='background:"
+                        f"{colors[m.name]}'></span>{e(m.name)}</td>"
+                        + "".join(f"<td>{_fmt(km[k])}</td>" for k in METRIC_KEYS) + f"<td>{km['n_queries']}</td></tr>")
+    return "".join(rows) + "</table>"
 
 
 def eval_report(dataset, results, out_dir, *, names=None, progress: Progress = NO_PROGRESS,

@@ -38,6 +38,7 @@ class PixBench:
     _regions: dict = field(default_factory=dict, repr=False)
     _sizes: dict = field(default_factory=dict, repr=False)
     _index: dict = field(default_factory=dict, repr=False)
+    _meta: dict = field(default_factory=dict, repr=False)  # meta.json, read when first asked for
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -121,6 +122,30 @@ class PixBench:
         if protocol == "hard":
             return tuple(sorted(e.easy + e.junk))
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
+
+    # -- query kinds ---------------------------------------------------------------------------
+
+    def kinds(self) -> tuple[str, ...] | None:
+        """Each query's kind (planar, mask, composite, image, mask3d, ...) from meta.json's
+        queries[].kind, in qimlist order; None when the set has no meta.json. A query meta.json
+        does not list is of kind "?"."""
+        if "kinds" not in self._meta:
+            path = self.folder / "meta.json"
+            kinds = None
+            if path.exists():
+                d = load_json(path)
+                entries = d.get("queries") if isinstance(d, dict) else None
+                if not isinstance(entries, list):
+                    raise FormatError(path, "queries", "missing or not a list")
+                by_q: dict[int, str] = {}
+                for k, e in enumerate(entries):
+                    if not isinstance(e, dict) or isinstance(e.get("q"), bool) or not isinstance(e.get("q"), int) \
+                            or not isinstance(e.get("kind"), str):
+                        raise FormatError(path, f"queries[{k}]", "not an object with an integer q and a string kind")
+                    by_q[e["q"]] = e["kind"]
+                kinds = tuple(by_q.get(q, "?") for q in range(len(self.qimlist)))
+            self._meta["kinds"] = kinds
+        return self._meta["kinds"]
 
     def _check_q(self, q: int) -> None:
         if not 0 <= q < len(self.qimlist):
