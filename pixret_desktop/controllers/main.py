@@ -25,6 +25,7 @@ from pixret_desktop import credentials, keymap
 from pixret_desktop import status as S
 from pixret_desktop.controllers.canvas import CanvasController
 from pixret_desktop.controllers.objects import ObjectsController
+from pixret_desktop.controllers.outline import OutlineController
 from pixret_desktop.controllers.project import DEMO, ProjectController
 from pixret_desktop.controllers.review import ReviewController
 from pixret_desktop.controllers.search import SearchController
@@ -111,6 +112,7 @@ class MainController(QObject):
         self.search_ctl = SearchController(self.jobs, self)
         self.review_ctl = ReviewController(self.jobs, self.canvas_ctl, self.results, w.results, self)
         self.review_ctl.author = self.settings.get("author")
+        self.outline_ctl = OutlineController(self.jobs, self)
         self.objects = ObjectsModel(self)
         self.objects_ctl = ObjectsController(self.jobs, self.objects, w.objects_panel, self)
         self.mode: str | None = None  # 'query' | 'hit' | 'view'
@@ -230,6 +232,10 @@ class MainController(QObject):
         r.remote_changed.connect(self._decided_elsewhere)
         r.error.connect(self.show_error)
         r.message.connect(self.show_message)
+        # outlines drawn after the search, and the refine tool
+        self.outline_ctl.outlined.connect(self._hit_outlined)
+        self.outline_ctl.failed.connect(self.show_message)
+        t.refine_requested.connect(self._refine_requested)
         # remembered objects
         o = self.objects_ctl
         o.view_chosen.connect(self.open_view)
@@ -431,6 +437,7 @@ class MainController(QObject):
         self.cache.set_folder(project.folder)
         self.search_ctl.set_project(project)
         self.review_ctl.set_project(project)
+        self.outline_ctl.set_project(project)
         self.objects_ctl.set_project(project)
         self._clear_object_note()
         self.query_image = None
@@ -469,6 +476,7 @@ class MainController(QObject):
         self.cache.set_folder(None)
         self.search_ctl.set_project(None)
         self.review_ctl.set_project(None)
+        self.outline_ctl.set_project(None)
         self.objects_ctl.set_project(None)
         self._clear_object_note()
         self.canvas_ctl.clear()
@@ -583,6 +591,8 @@ class MainController(QObject):
     def _current_hit_changed(self, hit) -> None:
         if hit is not None:
             self.mode = "hit"
+            if self.results.query_id is not None and self.results.status_of(hit.image_id) == "unreviewed":
+                self.outline_ctl.outline_hit(self.results.query_id, self.results.result, hit)
         elif self.mode == "hit":  # the hit on the canvas went away (a new search, another one loaded)
             self.mode = None
             if self.query_image is not None and self.project is not None:
@@ -877,6 +887,26 @@ class MainController(QObject):
         project = self.project
         self.jobs.start(Worker(review.image_status, project, engine_call=False, name="Statuses"), pool="io",
                         on_finished=lambda st: project is self.project and self.images.set_statuses(st))
+
+    # -- outlines after the search, the refine tool --------------------------------------------------------
+
+    def _hit_outlined(self, query_id: int, hit) -> None:
+        if query_id == self.results.query_id:
+            self.review_ctl.hit_outlined(hit)
+
+    def _refine_requested(self, request) -> None:
+        """The refine tool on a hit (the search's colour model) or on the query being drawn (the photo's own)."""
+        done = self.tools.refined
+        if self.mode == "hit" and self.review_ctl.current is not None and self.results.query_id is not None:
+            hit = self.review_ctl.current
+            self.outline_ctl.refine(request, self.results.query_id, self.results.result, hit.image_id,
+                                    self.results.root / hit.path, done)
+        elif self.mode == "query" and self.query_image is not None and self.images.root is not None:
+            info = self.images.info(self.query_image)
+            self.outline_ctl.refine(request, None, None, info.id, self.images.root / info.path, done)
+        else:
+            self.show_message("The refine tool works on a hit of a finished search, or on a query outline")
+            done(request, None)
 
     # -- evidence ----------------------------------------------------------------------------------------
 

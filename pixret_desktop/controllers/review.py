@@ -242,6 +242,25 @@ class ReviewController(QObject):
         self.canvas_ctl.show(hit.image_id, self.model.root / hit.path, doc, overlay=hit.region)
         self.current_changed.emit(hit)
 
+    def hit_outlined(self, hit) -> None:
+        """A hit's outline drawn after its search: it becomes the hit's prediction, and the outline on
+        its document too, unless the reviewer has edited or decided it already."""
+        old = self.model.hit_of(hit.image_id)
+        if old is None:
+            return
+        self.model.replace_hit(hit)
+        doc = self.documents.get(hit.image_id)
+        if doc is not None and hit.region is not None and doc.stack.count() == 0 \
+                and self.model.decisions.get(hit.image_id) is None and same_shape(doc.region, old.region):
+            doc.predicted = hit.region
+            doc.set_geometry(shape_of(hit.region))
+        if self.current is not None and self.current.image_id == hit.image_id:
+            self.current = hit
+            if self.model.root is not None:
+                self.canvas_ctl.show(hit.image_id, self.model.root / hit.path, self.document_for(hit),
+                                     overlay=hit.region)
+            self.current_changed.emit(hit)
+
     def _document_edited(self, image_id: int) -> None:
         self._sync_draft(image_id)
         if self.current is not None and self.current.image_id == image_id:

@@ -9,10 +9,14 @@ cancels, Backspace drops the last point. On an existing outline: drag a vertex t
 double-click an edge to insert one, right-click (or hover + Delete) to delete one.
 Rectangle: drag (Ctrl subtracts). Brush / eraser: drag to add / subtract a band of the brush's
 size ([ and ] change it); with the brush, the right button erases.
+Refine: click inside the object (left) or on the background (right), or drag a box around it; the
+segment stage redraws the outline from the current one (in a worker: `refine_requested`), and its
+answer is one undo step.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
@@ -454,6 +458,120 @@ class EraserTool(BrushTool):
     subtract = True
 
 
+@dataclass(frozen=True, eq=False)
+class RefineRequest:
+    """What the refine tool asks for: the outline of `document` redrawn from `geometry` (its outline
+    when asked) with every click of the session (x, y) and the box, if one was dragged."""
+
+    document: RegionDocument
+    geometry: object  # shapely geometry
+    inside: tuple
+    outside: tuple
+    box: tuple | None
+
+
+class RefineTool(Tool):
+    """Clicks (left: on the object, right: on the background) and boxes for the segment stage.
+
+    The clicks of a session all count: each request carries them all, until the outline is changed
+    by anything else than a refinement (another tool, undo), which starts a new session. One
+    request at a time: clicks made while one runs go with the next."""
+
+    name = "refine"
+    DOT_PX = 5.0  # click markers' size on screen
+
+    def __init__(self, ctl):
+        super().__init__(ctl)
+        self.start = None  # (x, y, button) of a press
+        self.inside: list[tuple[float, float]] = []
+        self.outside: list[tuple[float, float]] = []
+        self.box: tuple | None = None
+        self.clicks_doc: RegionDocument | None = None  # the document the clicks were made on ...
+        self.after = None  # ... and its outline after the last refinement (the session holds while it stays)
+        self.pending: RefineRequest | None = None
+        self.unsent = False  # clicks made while a request runs
+
+    def _in_session(self) -> bool:
+        doc = self.doc
+        return (doc is not None and doc is self.clicks_doc
+                and (self.pending is not None or doc.geometry.equals(self.after)))
+
+    def reset(self, canvas) -> None:
+        self.start = None
+        super().reset(canvas)
+        self.refresh(canvas)
+
+    def refresh(self, canvas) -> None:
+        path = QPainterPath()
+        if self._in_session():
+            r = self.DOT_PX * canvas.pixels_per_screen_pixel()
+            for x, y in self.inside:
+                path.addEllipse(QPointF(x, y), r, r)
+            for x, y in self.outside:  # a cross: background
+                path.moveTo(x - r, y - r)
+                path.lineTo(x + r, y + r)
+                path.moveTo(x - r, y + r)
+                path.lineTo(x + r, y - r)
+            if self.box is not None:
+                path.addPath(G.geometry_to_path(G.rectangle(*self.box)))
+        canvas.set_preview_path(path)
+
+    def _dragged(self, canvas, pos) -> bool:
+        return math.dist(self.start[:2], _xy(pos)) > HIT_PX * canvas.pixels_per_screen_pixel()
+
+    def press(self, canvas, pos, button, mods) -> None:
+        if self.doc is not None and button in (Qt.LeftButton, Qt.RightButton):
+            self.start = (*_xy(pos), button)
+
+    def move(self, canvas, pos, buttons, mods) -> None:
+        if self.start is not None and self.start[2] == Qt.LeftButton and self._dragged(canvas, pos):
+            canvas.set_preview_path(G.geometry_to_path(G.rectangle(*self.start[:2], *_xy(pos))), filled=True)
+
+    def release(self, canvas, pos, button, mods) -> None:
+        if self.start is None or button != self.start[2] or self.doc is None:
+            return
+        x0, y0 = self.start[:2]
+        dragged = self._dragged(canvas, pos)
+        self.start = None
+        if not self._in_session():
+            self.inside, self.outside, self.box = [], [], None
+            self.clicks_doc, self.after = self.doc, self.doc.geometry
+        if button == Qt.LeftButton and dragged:
+            x1, y1 = _xy(pos)
+            self.box = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        elif button == Qt.LeftButton:
+            self.inside.append((x0, y0))
+        else:
+            self.outside.append((x0, y0))
+        self.refresh(canvas)
+        self.send()
+
+    def send(self) -> None:
+        if self.pending is not None:
+            self.unsent = True
+            return
+        self.unsent = False
+        self.pending = RefineRequest(self.doc, self.doc.geometry, tuple(self.inside), tuple(self.outside), self.box)
+        self.ctl.refine_requested.emit(self.pending)
+
+    def answered(self, request: RefineRequest, geometry) -> None:
+        """The request's outline, or None (it failed or was dropped); clicks that waited go next."""
+        if request is not self.pending:
+            return
+        self.pending = None
+        self.after = geometry if geometry is not None else request.geometry
+        if self.unsent and self._in_session():
+            self.send()
+        self.refresh(self.ctl.canvas)
+
+    def key(self, canvas, key, mods) -> bool:
+        if key == Qt.Key_Escape and self._in_session() and (self.inside or self.outside or self.box):
+            self.clicks_doc = None  # forget the clicks: the next one starts from the outline as it is
+            self.refresh(canvas)
+            return True
+        return False
+
+
 class ToolController(QObject):
     """The active tool, the brush size, and the RegionDocument the tools edit."""
 
@@ -461,15 +579,17 @@ class ToolController(QObject):
     brush_size_changed = Signal(float)  # diameter in image pixels
     document_changed = Signal(object)
     edited = Signal()  # the document on the canvas changed (an edit, undo or redo)
+    refine_requested = Signal(object)  # RefineRequest: answer it with refined()
 
-    TOOLS = ("polygon", "rectangle", "brush", "eraser", "pan")
+    TOOLS = ("polygon", "rectangle", "brush", "eraser", "refine", "pan")
 
     def __init__(self, canvas, parent=None):
         super().__init__(parent)
         self.canvas = canvas
         self.document: RegionDocument | None = None
         self.brush_radius = 12.0
-        self.tools = {t.name: t(self) for t in (PolygonTool, RectangleTool, BrushTool, EraserTool, PanTool)}
+        self.tools = {t.name: t(self) for t in (PolygonTool, RectangleTool, BrushTool, EraserTool, RefineTool,
+                                                PanTool)}
         self.tool = self.tools["polygon"]
         canvas.set_tool(self.tool)
 
@@ -516,6 +636,16 @@ class ToolController(QObject):
 
     def shrink_brush(self) -> None:
         self.set_brush_size(self.brush_radius * 2 / 1.25)
+
+    def refined(self, request: RefineRequest, geometry, text: str = "Refine outline") -> bool:
+        """The answer to a refine request: one undo step turning the outline into `geometry`, unless
+        the outline changed since it was asked (the answer is then dropped). None: it failed."""
+        applied = False
+        doc = request.document
+        if geometry is not None and doc.geometry.equals(request.geometry):
+            applied = doc.edit(text, geometry, doc.geometry, geometry)
+        self.tools["refine"].answered(request, geometry if applied else None)
+        return applied
 
     def clear(self) -> None:
         if self.document is not None and not self.document.is_empty:

@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
 
 from engine.annotate.review import hit_uncertainty
+from engine.segment.outline import GUESSES
 from pixret_desktop import status as S
 from pixret_desktop.models import (
     CaptionRole,
@@ -27,6 +28,11 @@ from pixret_desktop.models import (
 from pixret_desktop.models.thumbnails import ThumbnailCache
 
 SORTS = ("score", "uncertainty")
+# which stage of engine.segment drew a hit's outline, in words
+OUTLINE_TEXT = {"warp": "outline: the query's outline warped (a flat object)",
+                "cut": "outline: refined to the object in this photo",
+                "colour": "outline: a guess from colour alone (not verified)",
+                "hints": "outline: refined with clicks"}
 # an object search's images decided before (engine.annotate.objects): their score only ranks them, so say what they are
 REMEMBERED = {"reviewed": "reviewed before", "rejected": "rejected before"}
 # stages of a hit nothing has verified: the initial ranking's similarity is all there is
@@ -41,7 +47,8 @@ def is_unverified(hit) -> bool:
 
 def score_text(hit, sep: str = "  ") -> str:
     """The hit's score in the units of what found it: "24 inliers" (verified), "via 2 photos · 31 matches"
-    (propagated along the collection graph), "not verified" (the initial ranking's candidates)."""
+    (propagated along the collection graph), "not verified" (the initial ranking's candidates); an
+    outline guessed from colour alone says so: "not verified · colour guess"."""
     if hit.stage in REMEMBERED:
         return REMEMBERED[hit.stage]
     ev = hit.evidence or {}
@@ -52,7 +59,8 @@ def score_text(hit, sep: str = "  ") -> str:
         return f"via {via} photo{'s' * (via != 1)}{sep}· {int(ev.get('correspondences', 0))} matches"
     if hit.stage in UNVERIFIED:
         n = int(ev.get("inliers", 0) or 0)
-        return "not verified" + (f"{sep}({n} inliers: too few)" if n else "")
+        guess = f"{sep}· colour guess" if ev.get("outline") in GUESSES and hit.region is not None else ""
+        return "not verified" + (f"{sep}({n} inliers: too few)" if n else "") + guess
     return hit.stage
 
 
@@ -148,6 +156,15 @@ class ResultsModel(QAbstractListModel):
             idx = self.index(r)
             self.dataChanged.emit(idx, idx, [CaptionRole, Qt.ToolTipRole])
 
+    def replace_hit(self, hit) -> None:
+        """The same image's hit with a new outline (drawn after the search: engine.pipeline.outline_one)."""
+        r = self._row_of.get(hit.image_id)
+        if r is None:
+            return
+        self._hits[r] = hit
+        idx = self.index(r)
+        self.dataChanged.emit(idx, idx, [RegionRole, CaptionRole, HitRole, Qt.ToolTipRole])
+
     def status_of(self, image_id: int) -> str:
         d = self.decisions.get(image_id)
         return d.kind if d is not None else "unreviewed"
@@ -225,6 +242,8 @@ class ResultsModel(QAbstractListModel):
                 lines.append(INLIERS_TIP)
             elif is_unverified(hit):
                 lines.append(f"not verified: ranked by visual similarity ({ev.get('initial_score', 0.0):.3g}) only")
+            if ev.get("outline"):
+                lines.append(OUTLINE_TEXT.get(ev["outline"], f"outline: {ev['outline']}"))
             if hit.image_id in self.drafts:
                 lines.append("edited outline not accepted yet (a draft): open it and press A to accept")
             return "\n".join(lines)

@@ -150,6 +150,8 @@ class MainWindow(QMainWindow):
                 ("rectangle", "&Rectangle", "Ctrl+R", "Drag a rectangle (Ctrl subtracts)"),
                 ("brush", "&Brush", "B", "Paint to add to the region (right button erases)"),
                 ("eraser", "&Eraser", "E", "Paint to remove from the region"),
+                ("refine", "Re&fine", "G", "Click inside the object (left) or on the background (right), or drag "
+                                          "a box around it: the outline is redrawn to follow the object"),
                 ("pan", "P&an", "H", "Drag to move the image (or hold Space, or drag with the middle button)")):
             a = A(f"tool_{name}", text, key, tip=tip, checkable=True)
             self.tool_group.addAction(a)
