@@ -175,3 +175,38 @@ def test_photos_decode_reduced_and_outlines_come_back_in_the_photos_pixels():
     label = load_pixbench(DEV3D).label_region(10, load_pixbench(DEV3D).imlist.index(path.stem))
     back = photo.region(photo.mask(label), 0.0)  # through the 256 px grid and back
     assert back.iou(label, h, w) > 0.9 and back.bounds[2] > 300
+
+
+def test_nan_evidence_never_reaches_the_cut():
+    """A NaN cost or colour weight (no evidence there) must not become a garbage capacity: the cut
+    still follows the finite evidence around it, without a warning."""
+    import warnings
+
+    from engine.segment.colour import colour_codes, histogram
+    from engine.segment.graphcut import contrast_weights, min_cut
+
+    bench = load_pixbench(DEV3D)
+    qphoto, qregion = load_photo(bench.image_path(bench.qimlist[0]), SIDE), bench.query_region(0)
+    truth = cv2.resize(qregion.to_mask(qphoto.height, qphoto.width).astype(np.uint8),
+                       qphoto.image.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    ys, xs = np.nonzero(truth)
+    y0, y1 = max(ys.min() - (ys.max() - ys.min()) // 2, 0), ys.max() + (ys.max() - ys.min()) // 2
+    x0, x1 = max(xs.min() - (xs.max() - xs.min()) // 2, 0), xs.max() + (xs.max() - xs.min()) // 2
+    small = cv2.resize(truth[y0:y1, x0:x1], (96, 96), interpolation=cv2.INTER_NEAREST).astype(bool)
+    assert 0.05 < small.mean() < 0.95  # the premise: an object and a background to tell apart
+    cost_fg = np.where(small, 0.0, 3.0)
+    cost_bg = np.where(small, 3.0, 0.0)
+    cost_fg[40:56, 40:56] = np.nan  # a hole of no evidence, and a NaN on the border
+    cost_bg[0, :8] = np.nan
+    image = cv2.resize(qphoto.image[y0:y1, x0:x1], (96, 96), interpolation=cv2.INTER_AREA)
+    wr, wd = contrast_weights(image, 2.0)
+    wr[5, 5] = np.nan
+    weights = small.astype(np.float64)
+    weights[:3] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        label = min_cut(cost_fg, cost_bg, wr, wd)
+        log_p = histogram(colour_codes(image), weights)
+    assert np.isfinite(log_p).all()
+    iou = (label & small).sum() / max((label | small).sum(), 1)
+    assert iou > 0.9

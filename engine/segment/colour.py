@@ -24,7 +24,8 @@ def colour_codes(image_rgb: np.ndarray) -> np.ndarray:
 
 def histogram(codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """log-probability of each cell, from the pixels' codes weighted by `weights` (same shape)."""
-    w = np.clip(np.asarray(weights, np.float64).ravel(), 0.0, None)  # resampled masks overshoot 1 by rounding
+    # resampled masks overshoot 1 by rounding (1 - mask < 0); a NaN weight counts nothing
+    w = np.clip(np.nan_to_num(np.asarray(weights, np.float64).ravel()), 0.0, None)
     h = np.bincount(codes.ravel(), weights=w, minlength=BINS ** 3)
     total = h.sum()
     h = gaussian_filter(h.reshape(BINS, BINS, BINS), SMOOTH, mode="nearest").ravel()

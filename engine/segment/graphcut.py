@@ -36,8 +36,9 @@ def min_cut(cost_fg: np.ndarray, cost_bg: np.ndarray, w_right: np.ndarray, w_dow
     h, w = cost_fg.shape
     n = h * w
     src, snk = n, n + 1
-    cf = np.asarray(cost_fg, np.float64).copy()
-    cb = np.asarray(cost_bg, np.float64).copy()
+    # a non-finite cost (NaN: no evidence) would cast to a garbage capacity: it costs nothing either way
+    cf = np.nan_to_num(np.asarray(cost_fg, np.float64), nan=0.0, posinf=HARD / SCALE, neginf=0.0)
+    cb = np.nan_to_num(np.asarray(cost_bg, np.float64), nan=0.0, posinf=HARD / SCALE, neginf=0.0)
     base = np.minimum(cf, cb)  # only the difference matters for the cut
     cf -= base
     cb -= base
@@ -52,8 +53,8 @@ def min_cut(cost_fg: np.ndarray, cost_bg: np.ndarray, w_right: np.ndarray, w_dow
     idx = np.arange(n).reshape(h, w)
     a_r, b_r = idx[:, :-1].ravel(), idx[:, 1:].ravel()
     a_d, b_d = idx[:-1].ravel(), idx[1:].ravel()
-    c_r = np.rint(np.asarray(w_right).ravel() * SCALE).astype(np.int64)
-    c_d = np.rint(np.asarray(w_down).ravel() * SCALE).astype(np.int64)
+    c_r = np.rint(np.nan_to_num(np.asarray(w_right, np.float64).ravel()) * SCALE).astype(np.int64)
+    c_d = np.rint(np.nan_to_num(np.asarray(w_down, np.float64).ravel()) * SCALE).astype(np.int64)
     p = idx.ravel()
     rows = np.concatenate([a_r, b_r, a_d, b_d, np.full(n, src), p])
     cols = np.concatenate([b_r, a_r, b_d, a_d, p, np.full(n, snk)])
