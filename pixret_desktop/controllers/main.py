@@ -7,26 +7,21 @@ follow whichever document is on the canvas.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QKeySequence, QUndoGroup
-from PySide6.QtWidgets import QFileDialog, QMessageBox
-from sqlalchemy.exc import ArgumentError
+from PySide6.QtWidgets import QMessageBox
 
 import engine.annotate.review as review
 import engine.pipeline as pipeline
-from engine.base.regions import Region
-from engine.formats.destination import check_export_destination
-from engine.formats.export import export_project
-from engine.formats.importers import import_annotations
-from pixret_desktop import credentials, keymap
 from pixret_desktop import status as S
 from pixret_desktop.controllers.canvas import CanvasController
+from pixret_desktop.controllers.files import FileActions
 from pixret_desktop.controllers.objects import ObjectsController
 from pixret_desktop.controllers.outline import OutlineController
-from pixret_desktop.controllers.project import DEMO, ProjectController
+from pixret_desktop.controllers.preferences import PreferenceActions, method_choices
+from pixret_desktop.controllers.project import ProjectController
 from pixret_desktop.controllers.review import ReviewController
 from pixret_desktop.controllers.search import SearchController
 from pixret_desktop.geometry import region_to_path
@@ -36,44 +31,10 @@ from pixret_desktop.models.objects import ObjectsModel
 from pixret_desktop.models.results import ResultsModel, score_text
 from pixret_desktop.models.thumbnails import ThumbnailCache
 from pixret_desktop.settings import AppSettings
-from pixret_desktop.views.dialogs import (
-    ClusterDialog,
-    FailuresDialog,
-    ImportSummaryDialog,
-    JobRow,
-    SettingsDialog,
-    ShortcutsDialog,
-    TeamProjectDialog,
-    ask_about_drafts,
-    ask_replace_export,
-)
+from pixret_desktop.views.dialogs import FailuresDialog, JobRow, ask_about_drafts
 from pixret_desktop.views.folder_dialog import FolderDialog
 from pixret_desktop.views.main_window import MainWindow
 from pixret_desktop.workers import JobManager, Worker
-
-EXPORT_FORMATS = (
-    ("pixbench", "PixBench / PROxford set (gnd.json + LabelMe)…"),
-    ("coco", "COCO instances JSON…"),
-    ("labelme", "LabelMe JSON per image…"),
-    ("masks", "PNG masks…"),
-)
-
-
-def method_choices() -> dict[str, tuple[str, str]]:
-    """Each method's plain name and its tooltip (what it is for, then the technical name and recipe)."""
-    return {name: (pipeline.method_title(name),
-                   f"{pipeline.METHOD_TITLES.get(name, ('', ''))[1]}\n\n{name}: {m.description}".strip())
-            for name, m in pipeline.METHODS.items()}
-
-
-def demo_query() -> tuple[str, object] | None:
-    """The shipped demo's query: (collection path, Region) from its LabelMe file, or None."""
-    try:
-        doc = json.loads((DEMO / "demo_query.json").read_text())
-        shape = doc["shapes"][0]
-        return doc["imagePath"].removeprefix("photos/"), Region.from_polygons([shape["points"]])
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
 
 
 def no_match_text(method: str, n_candidates: int) -> str:
@@ -94,7 +55,7 @@ def _known(obj) -> str:
     return f"{obj.name} — {n} reviewed image{'s' * (n != 1)}"
 
 
-class MainController(QObject):
+class MainController(FileActions, PreferenceActions, QObject):
     def __init__(self, window: MainWindow, settings: AppSettings | None = None, parent=None):
         super().__init__(parent)
         self.window = w = window
@@ -258,166 +219,7 @@ class MainController(QObject):
         combo.setCurrentIndex(max(0, i))
         self.window.top_k.setValue(self.settings.get("top_k"))
 
-    def _setup_export(self) -> None:
-        menu = self.window.export_menu
-        menu.clear()
-        self.export_actions = {}
-        for fmt, label in EXPORT_FORMATS:
-            a = menu.addAction(label)
-            a.setObjectName(f"export_{fmt}")
-            a.setToolTip("the accepted and corrected outlines (rejections as negatives) of every search")
-            a.triggered.connect(lambda _c=False, f=fmt: self.ask_export(f))
-            self.export_actions[fmt] = a
-
     # -- projects --------------------------------------------------------------------------------------
-
-    def choose_folder(self, title: str, purpose: str, then, *, create: bool, reselect: bool = False) -> FolderDialog:
-        """Ask for a folder without blocking the window; `then(folder)` once chosen. The dialog opens on
-        the folder last chosen for this purpose (`reselect`: choosing it again is one click) or on its
-        parent (a new one goes beside it), else at home."""
-        last = self.settings.last_folder(purpose)
-        start = last.parent if last != Path.home() else last
-        dlg = FolderDialog(self.window, title, last if reselect else start, create=create)
-        dlg.chosen.connect(lambda f: (self.settings.set_last_folder(purpose, f), then(f)))
-        dlg.finished.connect(lambda _r, d=dlg: d.deleteLater())
-        self.folder_dialog = dlg
-        dlg.open()
-        return dlg
-
-    def ask_new_project(self) -> FolderDialog:
-        return self.choose_folder("New project: choose an empty folder, or type a new one", "project",
-                                  self.new_project, create=True)
-
-    def ask_open_team_project(self) -> TeamProjectDialog:
-        """File ▸ Open Team Project: database URL, password (not kept in the settings), shared folder."""
-        dlg = TeamProjectDialog(self.settings.recent_team_projects(), self.window)
-        dlg.setAttribute(Qt.WA_DeleteOnClose)
-        dlg.accepted.connect(lambda: self.open_team_project(**dlg.values()))
-        dlg.open()
-        return dlg
-
-    def open_team_project(self, url: str, folder, password: str = "", remember: bool = False) -> Worker | None:
-        passfile = self.settings.password_file()
-        try:
-            if remember and password:
-                credentials.remember(passfile, url, password)
-            elif not remember and password:
-                credentials.forget(passfile, url)
-            password = password or credentials.lookup(passfile, url) or ""
-            full_url = credentials.with_password(url, password)
-        except (OSError, ValueError, ArgumentError) as e:
-            self.show_error("Could not open the team project", str(e))
-            return None
-        self.settings.add_recent_team(url, folder)
-        self.show_message(f"Opening the team project {folder}…")
-        return self.project_ctl.open_team_project(folder, full_url)
-
-    def ask_open_project(self) -> FolderDialog:
-        return self.choose_folder("Open a project folder", "project", self.open_project, create=False,
-                                  reselect=True)
-
-    def ask_import_folder(self) -> FolderDialog | None:
-        if self.project is None:
-            self.show_error("No project", "Create or open a project first (File ▸ New Project).")
-            return None
-        return self.choose_folder("Import a folder of images", "photos", self.import_folder, create=False,
-                                  reselect=True)
-
-    def ask_import_folder_on_cluster(self) -> ClusterDialog | None:
-        """Where the batches run (N local worker processes or a Dask scheduler), then the folder."""
-        import sys
-
-        from engine.parallel.cluster import DASK_EXTRA, dask_available
-
-        if self.project is None:
-            self.show_error("No project", "Create or open a project first (File ▸ New Project).")
-            return None
-        hint = DASK_EXTRA if not getattr(sys, "frozen", False) else \
-            f"{DASK_EXTRA} (the packaged app leaves Dask out: install PixRet with pip for this)"
-        dlg = ClusterDialog(self.settings.values(), dask_available(), hint, self.window)
-        dlg.setAttribute(Qt.WA_DeleteOnClose)
-
-        def accepted() -> None:
-            self.settings.update(dlg.values())
-            cluster = dlg.cluster()
-            self.choose_folder("Import a folder of images on a cluster", "photos",
-                               lambda folder: self.project_ctl.import_folder(folder, cluster=cluster),
-                               create=False, reselect=True)
-
-        dlg.accepted.connect(accepted)
-        dlg.open()
-        return dlg
-
-    def ask_import_annotations(self, fmt: str):
-        """File ▸ Import Annotations: a LabelMe folder, a COCO file or a PixBench set, chosen without
-        blocking the window, then imported in a worker."""
-        if self.project is None:
-            self.show_error("No project", "Open the project of the annotated photos first.")
-            return None
-        then = lambda path: self.import_annotations(path, fmt)  # noqa: E731
-        if fmt != "coco":
-            what = "a folder of LabelMe files" if fmt == "labelme" else "a PixBench set (the folder of gnd.json)"
-            return self.choose_folder(f"Import annotations: {what}", "annotations", then, create=False,
-                                      reselect=True)
-        dlg = QFileDialog(self.window, "Import annotations: a COCO file", str(self.settings.last_folder("annotations")),
-                          "COCO JSON (*.json);;All files (*)")
-        dlg.setObjectName("coco_file_dialog")
-        dlg.setOption(QFileDialog.DontUseNativeDialog, True)
-        dlg.setFileMode(QFileDialog.ExistingFile)
-        dlg.fileSelected.connect(lambda f: (self.settings.set_last_folder("annotations", Path(f).parent), then(f)))
-        dlg.finished.connect(lambda _r, d=dlg: d.deleteLater())
-        self.folder_dialog = dlg
-        dlg.open()
-        return dlg
-
-    def import_annotations(self, path, fmt: str) -> Worker | None:
-        """Existing annotations as reviewed searches and labelled objects (engine.formats.importers), in a
-        worker with progress; a summary says what matched which photo and what was skipped."""
-        if self.project is None:
-            return None
-        project = self.project
-        self.review_ctl.wait_saved()
-        titles = {"labelme": "LabelMe", "coco": "COCO", "pixbench": "PixBench"}
-        return self.jobs.start(Worker(import_annotations, project, Path(path), fmt,
-                                      name=f"Importing {titles.get(fmt, fmt)} annotations"),
-                               pool="long", show=True,
-                               on_finished=lambda r: project is self.project and self._annotations_imported(r),
-                               on_failed=lambda e: self.show_error("The annotations were not imported", str(e)),
-                               on_cancelled=lambda: self.show_message("Import cancelled: nothing was imported"))
-
-    def _annotations_imported(self, report) -> ImportSummaryDialog:
-        self.last_import = report
-        skipped = [(u, "no photo of the collection matches it") for u in report.unmatched]
-        skipped += [tuple(w.split(": ", 1)) if ": " in w else ("", w) for w in report.warnings]
-        dlg = ImportSummaryDialog(report.summary(), report.matched, skipped, self.window)
-        dlg.setAttribute(Qt.WA_DeleteOnClose)
-        self.dialogs.append(dlg)
-        dlg.finished.connect(lambda _r, d=dlg: d in self.dialogs and self.dialogs.remove(d))
-        dlg.show()
-        self.show_message(f"Imported {report.n_objects} objects with {report.n_annotations} outlines"
-                          + (f"; {len(report.unmatched)} skipped" if report.unmatched else ""))
-        self.objects_ctl.refresh()
-        self._reload_statuses()
-        self.review_ctl.load_history()
-        if report.query_ids:
-            self.review_ctl.load_query(report.query_ids[0])
-        return dlg
-
-    def new_project(self, folder) -> Worker:
-        return self.project_ctl.new_project(folder, long_side=self.settings.get("feature_long_side"))
-
-    def open_project(self, folder) -> Worker:
-        return self.project_ctl.open_project(folder)
-
-    def open_demo(self, folder=None, photos=None) -> Worker:
-        """The demo: real photos (copied and indexed on first use, about a minute), opened on the can's
-        photo with its outline drawn, so the first Search shows what PixRet does."""
-        self.show_message("Preparing the demo collection (copied and indexed on first use, about a minute)…")
-        self._demo_query = demo_query()
-        return self.project_ctl.open_demo(folder, photos)
-
-    def import_folder(self, folder) -> Worker | None:
-        return self.project_ctl.import_folder(folder)
 
     def close_project(self) -> None:
         if not self.settle_drafts():
@@ -976,120 +778,6 @@ class MainController(QObject):
         box.finished.connect(lambda _r, b=box: b in self.dialogs and self.dialogs.remove(b))
         box.open()
         return box
-
-    def ask_settings(self) -> None:
-        dlg = SettingsDialog(method_choices(), self.settings.values(), self.window, keymaps=keymap.preset_names())
-        if dlg.exec():
-            self.apply_settings(dlg.values())
-
-    def apply_settings(self, values: dict) -> None:
-        self.settings.update(values)
-        self.review_ctl.author = self.settings.get("author")
-        size = int(values.get("thumbnail_size", self.cache.size))
-        if size != self.cache.size:
-            self.cache.set_size(size)
-            self.window.grid.set_thumb_size(size)
-            self.window.results.set_thumb_size(size)
-        i = self.window.method.findData(values.get("default_method"))
-        if i >= 0:
-            self.window.method.setCurrentIndex(i)
-        if "keymap" in values:
-            self.apply_keys()
-        self.review_ctl.advance = self.settings.get("advance_after_decision")
-
-    def show_shortcuts(self) -> ShortcutsDialog:
-        dlg = ShortcutsDialog(self.window.shortcut_rows(), keymap.preset_names(), self.settings.get("keymap"),
-                              self.window)
-        dlg.setAttribute(Qt.WA_DeleteOnClose)
-        dlg.preset_chosen.connect(lambda p: (self.apply_settings({"keymap": p}),
-                                             dlg.set_rows(self.window.shortcut_rows())))
-        dlg.key_chosen.connect(lambda a, k: (self.set_key(a, k), dlg.set_rows(self.window.shortcut_rows())))
-        dlg.reset_requested.connect(lambda: (self.set_keys({}), dlg.set_rows(self.window.shortcut_rows())))
-        dlg.show()
-        return dlg
-
-    # -- keys ------------------------------------------------------------------------------------------
-
-    def apply_keys(self) -> None:
-        keymap.apply(self.window, self.settings.get("keymap"), keymap.custom_keys(self.settings.get("shortcuts")))
-        self._update_header()  # its hint names the review keys
-
-    def set_key(self, action: str, key: str) -> bool:
-        """The person's own key for an action (the preset's keys for it give way). A key another action
-        already has is refused, with a message naming it."""
-        taken = next((name for name, a in self.window.keyed_actions().items()
-                      if name != action and any(k.toString() == key for k in a.shortcuts())), None)
-        if taken is not None:
-            other = self.window.keyed_actions()[taken].text().replace("&", "").rstrip("…")
-            self.show_error("Key already used", f"{key} is already the key of {other}. Give {other} another "
-                            "key first.")
-            return False
-        custom = keymap.custom_keys(self.settings.get("shortcuts"))
-        custom[action] = [key]
-        self.set_keys(custom)
-        return True
-
-    def set_keys(self, custom: dict) -> None:
-        self.settings.set("shortcuts", json.dumps(custom) if custom else "")
-        self.apply_keys()
-
-    def show_about(self) -> None:
-        QMessageBox.about(self.window, "About PixRet",
-                          "<p>PixRet Desktop: outline an object once, find and outline it across a photo "
-                          "collection, review the results, export a dataset. Runs offline.</p>"
-                          "<p><b>The demo's photos</b> (File ▸ Open Demo Project) come from the DreamBooth "
-                          "dataset (Ruiz et al., CVPR 2023; CC-BY-4.0), whose can, alarm clock and backpack "
-                          "photos are by Unsplash users @zn35pjqq and @laurachouette (Unsplash License) and "
-                          "whose robot photos are by Varun Jampani, and from AliceVision's Buddha dataset "
-                          "(CC-BY-4.0). Each photo's source is listed in resources/demo/CREDITS.md.</p>")
-
-    def ask_export(self, fmt: str) -> FolderDialog | None:
-        if self.project is None:
-            return None
-        return self.choose_folder("Export into a folder: a new or empty one (type a name to make it)", "export",
-                                  lambda folder: self.export_into(fmt, folder), create=True)
-
-    def export_into(self, fmt: str, folder) -> Worker | None:
-        """Export into a folder the person chose: the engine first says what is there (in a worker: it
-        reads the folder); a new or empty folder is used, an earlier PixRet export is replaced only if
-        the person says so (No is the default), any other folder is refused and left untouched."""
-        if self.project is None:
-            return None
-        project = self.project
-        return self.jobs.start(Worker(check_export_destination, project, Path(folder), engine_call=False,
-                                      name="Checking the export folder"), pool="io",
-                               on_finished=lambda dest: project is self.project and self._export_to(fmt, dest),
-                               on_failed=lambda e: self.show_error("Cannot export there", str(e)))
-
-    def _export_to(self, fmt: str, dest) -> None:
-        if not dest.allowed:
-            self.show_error("Cannot export into this folder",
-                            f"{dest.message}.\n\nPixRet exports only into a new or empty folder, or over an "
-                            "export it made earlier; nothing in this folder was touched.")
-            return
-        if dest.replaces and not ask_replace_export(self.window, dest.message):
-            self.show_message("Export cancelled: the earlier export is left as it was")
-            return
-        self.export(fmt, dest.path, overwrite=dest.replaces)
-
-    def export(self, fmt: str, folder, *, overwrite: bool = False) -> Worker | None:
-        """Write the reviewed annotations in one of the engine's formats (in a worker)."""
-        if self.project is None:
-            return None
-        self.review_ctl.wait_saved()  # the decision just made is part of the export
-        return self.jobs.start(Worker(export_project, self.project, Path(folder), fmt, overwrite=overwrite,
-                                      name=f"Exporting {fmt}"),
-                               pool="long", show=True, on_finished=self._exported,
-                               on_failed=lambda e: self.show_error("Export failed", str(e)),
-                               on_cancelled=lambda: self.show_message("Export cancelled: nothing was written"))
-
-    def _exported(self, report) -> None:
-        self.last_export = report
-        self.show_message(f"Exported {report.summary()}" if hasattr(report, "summary") else "Exported")
-        warnings = list(getattr(report, "warnings", []) or [])
-        if warnings:
-            box = self.show_error("Export finished with warnings", "\n".join(warnings[:20]))
-            box.setIcon(QMessageBox.Information)
 
     # -- closing -------------------------------------------------------------------------------------------
 
