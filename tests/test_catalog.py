@@ -179,14 +179,19 @@ def test_a_failed_migration_leaves_the_database_as_it_was(tmp_path):
     assert names == {"annotations"}
 
 
+def migrate(engine, command_name: str, revision: str) -> None:
+    """Run alembic's upgrade or downgrade to `revision` on this engine (to test the steps one by one)."""
+    config = make_config()
+    with migration_connection(engine) as conn:
+        config.attributes["connection"] = conn
+        getattr(command, command_name)(config, revision)
+
+
 def test_downgrade_to_base_and_back(tmp_path):
     engine = make_engine(sqlite_url(tmp_path))
     try:
         upgrade_to_head(engine)
-        config = make_config()
-        with migration_connection(engine) as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "base")
+        migrate(engine, "downgrade", "base")
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         upgrade_to_head(engine)
         assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {"alembic_version"}
@@ -208,10 +213,7 @@ def test_a_0001_catalog_with_searches_upgrades_to_objects_keeping_everything(tmp
     """0002 rebuilds the queries table (SQLite batch mode): its rows, their hits and decisions survive."""
     engine = make_engine(sqlite_url(tmp_path))
     try:
-        config = make_config()
-        with migration_connection(engine) as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0001")
+        migrate(engine, "upgrade", "0001")
         with engine.begin() as c:
             c.execute(text("INSERT INTO images (id, path, size, mtime, status, added_at) "
                            "VALUES (1, 'a.jpg', 1, 0, 'ok', '2026-01-01')"))
@@ -241,10 +243,7 @@ def test_a_0004_catalog_with_objects_upgrades_to_labels_keeping_them(tmp_path):
     """0005 rebuilds the objects table (SQLite batch mode): its rows and their searches survive, unlabelled."""
     engine = make_engine(sqlite_url(tmp_path))
     try:
-        config = make_config()
-        with migration_connection(engine) as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, "0004")
+        migrate(engine, "upgrade", "0004")
         with engine.begin() as c:
             c.execute(text("INSERT INTO objects (id, name, created_at) VALUES (3, 'poster', '2026-01-01')"))
             c.execute(text("INSERT INTO queries (id, image_id, image_path, region, method, params, created_at, "
