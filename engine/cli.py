@@ -169,6 +169,46 @@ def query_file(given: str, root: Path | None) -> Path:
     return path.absolute()
 
 
+def search_config(args):
+    """The SearchConfig of --budget, --thorough-features and --tilted-views (the thorough method's)."""
+    from engine.pipeline import SearchConfig
+    from engine.verify.thorough import ThoroughConfig
+
+    kind = None if args.thorough_features == "none" else args.thorough_features
+    return SearchConfig(thorough=ThoroughConfig(budget_s=args.budget, kind=kind, affine_views=args.tilted_views,
+                                                reach=args.thorough_reach))
+
+
+def budget_seconds(text: str) -> float | None:
+    if text.lower() in ("none", "inf", "unlimited"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected seconds (a number) or 'none'") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the budget cannot be negative")
+    return value
+
+
+def thorough_options(sp) -> None:
+    from engine.features.learned import KINDS
+    from engine.verify.thorough import AFFINE_VIEWS, ThoroughConfig
+
+    sp.add_argument("--budget", type=budget_seconds, default=ThoroughConfig().budget_s, metavar="SECONDS",
+                    help="--method thorough: seconds its slow stage may take per query, after the fast search "
+                         "('none': every candidate; default %(default)s)")
+    sp.add_argument("--thorough-features", choices=(*KINDS, "none"), default=ThoroughConfig().kind,
+                    help="--method thorough: the learned features and LightGlue it verifies with (the 'learned' "
+                         "extra); none: tilted query views only (default %(default)s)")
+    sp.add_argument("--tilted-views", choices=AFFINE_VIEWS, default=ThoroughConfig().affine_views,
+                    help="--method thorough: RootSIFT of simulated tilted views of the query (extreme viewpoints): "
+                         "auto = when the fast search verified nothing (default)")
+    sp.add_argument("--thorough-reach", type=int, default=None, metavar="N",
+                    help="--method thorough: verify again only images the initial ranking puts in its first N "
+                         "(default: as far as the budget goes; with --budget none, a reproducible run)")
+
+
 def cmd_search(args) -> int:
     from engine.annotate import objects, review
     from engine.base.types import Query
@@ -187,9 +227,9 @@ def cmd_search(args) -> int:
                 raise PixretError(f"{args.mask}: the mask is {mask_size[0]}x{mask_size[1]} pixels, but the query "
                                   f"image {query_path} is {size[0]}x{size[1]}")
             query = Query(query_path, region)
-        key, context = args.object, None
+        key, context, config = args.object, None, search_config(args)
         if key is None and not args.no_recall:
-            context = prepare(project, query)
+            context = prepare(project, query, config)
             seen = objects.recall(project, query, context)
             if seen is not None:
                 key = seen.object.id
@@ -197,10 +237,10 @@ def cmd_search(args) -> int:
                       f"{seen.how}); searching as that object (--no-recall for a fresh search)", file=sys.stderr)
         if key is not None:
             result = objects.search_object(project, key, query=query, context=context, method=args.method,
-                                           top_k=args.top, progress=progress, cancel=cancel)
+                                           top_k=args.top, config=config, progress=progress, cancel=cancel)
         else:
-            result = search(project, query, method=args.method, top_k=args.top, progress=progress, cancel=cancel,
-                            context=context)
+            result = search(project, query, method=args.method, top_k=args.top, config=config, progress=progress,
+                            cancel=cancel, context=context)
         name = objects.load_object(project, result.object_id).name if result.object_id is not None else None
         if args.save:
             qid = review.save_search(project, result)
@@ -264,7 +304,7 @@ def cmd_bench(args) -> int:
     progress = TqdmProgress(not args.quiet)
     with cancel_on_interrupt() as cancel:
         try:
-            config = SearchConfig()
+            config = search_config(args)
             config = replace(config, outline=replace(config.outline, top=args.outline_top,
                                                      guesses=args.outline_guesses))
             doc = run_bench(args.pixbench_dir, args.out, method=args.method, project_dir=args.project,
@@ -430,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--save", action="store_true",
                     help="store the search in the project (to review it in the app; an object search joins its object)")
     sp.add_argument("--method", default="sv", choices=sorted(METHODS), help=method_help)
+    thorough_options(sp)
     sp.add_argument("--top", type=int, default=100)
     sp.add_argument("--out", required=True, help="RESULT.json")
     sp.set_defaults(func=cmd_search)
@@ -444,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("pixbench_dir")
     sp.add_argument("--out", required=True)
     sp.add_argument("--method", default="sv", choices=sorted(METHODS), help=method_help)
+    thorough_options(sp)
     sp.add_argument("--project", default=None, help="project folder to (re)use (default: OUT/project)")
     sp.add_argument("--no-graph", action="store_true", help=no_graph_help)
     sp.add_argument("--outline-top", type=int, default=20, metavar="N",

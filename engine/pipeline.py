@@ -14,6 +14,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +25,8 @@ from engine.base.errors import PixretError
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
 from engine.base.types import Hit, PairResult, Query, SearchResult
-from engine.features.extract import FeatureSet, extract, rootsift
+from engine.features.extract import FeatureConfig, FeatureSet, extract_affine, rootsift
+from engine.features.learned import MissingExtra, config_key, extract_kind, learned_missing
 from engine.index.asmk import aggregate
 from engine.ingest import imageio
 from engine.propagate import diffuse
@@ -32,9 +34,11 @@ from engine.segment.outline import (OutlineConfig, Outlined, Photo, QueryOutline
                                     load_photo, needs_outline, outline, outline_hit)
 from engine.verify.localize import predicted_region
 from engine.verify.spatial import SVConfig, evenly, match_ratio, spatial_verify
+from engine.verify.thorough import AFFINE_VIEWS, LightGlueMatcher, ThoroughConfig, learned_verify, within_budget
 from engine.verify.topological import TopoConfig, topo_verify
 
 QUERY_FEATURE_FACTOR = 3  # at most 3x the per-image cap for the query: about the cap inside the region
+LEARNED_QUERY_FACTOR = 2  # LightGlue's cost grows with the product of both sides' keypoints
 MAX_EVIDENCE_MATCHES = 200
 
 
@@ -47,6 +51,7 @@ class SearchConfig:
     pair_min_inliers: int = 5  # one-shot localization of a known positive may trust fewer inliers
     workers: int = 2  # verification threads (matching and MAGSAC release the GIL)
     outline: OutlineConfig = OutlineConfig()  # the segment stage: which hits get their object's own outline
+    thorough: ThoroughConfig = ThoroughConfig()  # the thorough method's slow stage
 
 
 @dataclass
@@ -114,6 +119,103 @@ def topo_pair(ctx: QueryContext, image_id: int) -> PairResult:
                        ctx.project.image_size(image_id), config)
 
 
+def thorough_stage(ctx: QueryContext, order: list[int], verified: dict[int, PairResult], *,
+                   progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER,
+                   report: Callable[[dict[int, PairResult]], None] | None = None
+                   ) -> tuple[dict[int, PairResult], dict[str, float]]:
+    """The thorough method's slow stage, after fast verification: the images it did not verify are
+    verified again, best first (the initial ranking's order: the shortlist, then beyond it), until
+    the budget (`ctx.config.thorough`) is spent. First, when fast verification found nothing (or
+    always, if asked), by RootSIFT of tilted views of the query (extreme viewpoints); then by a
+    learned matcher (LightGlue on XFeat or ALIKED features, the database's extracted on demand and
+    cached). Returns the newly verified pairs and the stage's figures; `report` gets the verified
+    pairs so far each time one is added."""
+    cfg = ctx.config.thorough
+    t0 = time.perf_counter()
+    deadline = None if cfg.budget_s is None else t0 + cfg.budget_s
+    found: dict[int, PairResult] = {}
+    stats = {"thorough_affine_pairs": 0.0, "thorough_learned_pairs": 0.0, "thorough_extract_s": 0.0}
+    if cfg.affine_views not in AFFINE_VIEWS:
+        raise PixretError(f"affine views {cfg.affine_views!r}: choose one of {', '.join(AFFINE_VIEWS)}")
+
+    def note(image_id: int, r: PairResult) -> None:
+        if r.verified:
+            found[image_id] = r
+            if report is not None:
+                report(found)
+
+    reach = order if cfg.reach is None else order[: cfg.reach]
+    todo = [i for i in reach[: ctx.config.shortlist] if not (i in verified and verified[i].verified)]
+    if cfg.affine_views == "always" or (cfg.affine_views == "auto" and not any(r.verified for r in verified.values())):
+        actx = affine_context(ctx, cfg)
+        tried, _ = within_budget(todo, lambda i: _marked(sv_pair(actx, i), "tilted views"), deadline=deadline,
+                                 cancel=cancel, progress=progress, stage="thorough: tilted views", on_result=note)
+        stats["thorough_affine_pairs"] = float(len(tried))
+    todo += [i for i in reach[ctx.config.shortlist:] if not (i in verified and verified[i].verified)]
+    todo = [i for i in todo if i not in found]
+    if cfg.kind is not None and todo and (deadline is None or time.perf_counter() < deadline):
+        learned = LearnedPairs(ctx, cfg)
+        tried, _ = within_budget(todo, learned.verify, deadline=deadline, cancel=cancel, progress=progress,
+                                 stage=f"thorough: {cfg.kind} + LightGlue", on_result=note)
+        stats["thorough_learned_pairs"] = float(len(tried))
+        stats["thorough_extract_s"] = learned.extract_s
+    stats["thorough"] = time.perf_counter() - t0
+    return found, stats
+
+
+def _marked(r: PairResult, verifier: str) -> PairResult:
+    """A thorough stage's pair result says which verifier found it (ranked after fast verification's)."""
+    return replace(r, evidence={**r.evidence, "verifier": verifier}) if r.verified else r
+
+
+def affine_context(ctx: QueryContext, cfg: ThoroughConfig) -> QueryContext:
+    """The query described by RootSIFT of simulated tilted views (ASIFT), for the fast verifier."""
+    fs, _ = query_features(ctx.project, ctx.query, affine_tilt=cfg.max_tilt)
+    return replace(ctx, features=fs, desc=rootsift(fs.desc))
+
+
+class LearnedPairs:
+    """Verifies pairs with LightGlue on learned features: the query's extracted once, each database
+    image's on demand (engine.pipeline.image_features, cached in the project)."""
+
+    def __init__(self, ctx: QueryContext, cfg: ThoroughConfig):
+        self.ctx, self.cfg = ctx, cfg
+        self.features = FeatureConfig(long_side=cfg.long_side, max_features=cfg.max_features, kind=cfg.kind)
+        self.matcher = _matcher(cfg.kind, cfg.device, cfg.filter_threshold)
+        t = time.perf_counter()
+        self.query, _ = query_features(ctx.project, ctx.query, self.features, factor=LEARNED_QUERY_FACTOR,
+                                       device=cfg.device)
+        self.query_size = imageio.image_size(ctx.project.abs_path(ctx.query.image)
+                                             if isinstance(ctx.query.image, (int, np.integer)) else ctx.query.image)
+        self.extract_s = time.perf_counter() - t
+
+    def verify(self, image_id: int) -> PairResult:
+        ctx = self.ctx
+        t = time.perf_counter()
+        d = image_features(ctx.project, image_id, self.features, self.cfg.device)
+        self.extract_s += time.perf_counter() - t
+        size = ctx.project.image_size(image_id)
+        v = learned_verify(self.matcher, self.query, self.query_size, ctx.query.region.bounds, d, size, self.cfg)
+        if v.H is None or v.inliers < self.cfg.min_inliers:
+            return PairResult(False, float(v.inliers), None, {"inliers": int(v.inliers), "verifier": self.name})
+        qi, di = v.verified_pairs
+        d_xy = np.asarray(d.xy)[di]
+        region = predicted_region(ctx.query.region, v.H, d_xy, *size)
+        pts = np.hstack([self.query.xy[qi], d_xy])[:MAX_EVIDENCE_MATCHES]
+        return PairResult(True, float(v.inliers), region,
+                          {"inliers": int(v.inliers), "verifier": self.name,
+                           "homography": np.asarray(v.H).round(6).tolist(), "matches": pts.round(1).tolist()})
+
+    @property
+    def name(self) -> str:
+        return f"{self.cfg.kind} + LightGlue"
+
+
+@lru_cache(maxsize=2)
+def _matcher(kind: str, device: str | None, filter_threshold: float) -> LightGlueMatcher:
+    return LightGlueMatcher(kind, device=device, filter_threshold=filter_threshold)
+
+
 @dataclass(frozen=True)
 class Method:
     verifier: Verifier
@@ -122,6 +224,7 @@ class Method:
     description: str = ""
     # (ctx, ranked hits, initial order, verified so far) -> more image ids to verify before `post`
     deepen: Callable | None = None
+    thorough: bool = False  # then the slow stage (thorough_stage) within the budget
 
 
 METHODS: dict[str, Method] = {
@@ -136,6 +239,10 @@ METHODS: dict[str, Method] = {
     # topo verifies more than sv on dev (image mAP 60.0 vs 58.5) and propagation gains as much on top
     "full": Method(topo_pair, post=diffuse.full_post, deepen=diffuse.deepen_when_uncertain,
                    description="topo (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
+    "thorough": Method(sv_pair, thorough=True,
+                       description="sv, then what it did not verify verified again within a time budget: by "
+                                   "tilted views of the query when sv verified nothing, then by LightGlue on "
+                                   "learned features (the 'learned' extra)"),
 }
 
 # What the app calls each method, and what it is for, in plain words (the technical name stays the
@@ -145,7 +252,9 @@ METHOD_TITLES: dict[str, tuple[str, str]] = {
     "topo": ("3D objects", "things with depth seen from different sides: statues, toys, shoes"),
     "hypergraph": ("Far views", "Fast, then photos reached only through other photos of the object"),
     "diffusion": ("Re-ranked", "Fast, then the unverified rest ordered by photo similarity"),
-    "full": ("Thorough", "3D objects, verifying deeper when unsure, then Far views: the slowest"),
+    "full": ("Deeper", "3D objects, verifying deeper when unsure, then Far views"),
+    "thorough": ("Thorough", "Fast, then a learned matcher checks again what Fast did not verify, as long as the "
+                             "time budget lasts: extreme angles, little texture; slow without a GPU"),
     "brute-sv": ("Every photo", "Fast's check on every photo, not just the shortlist: the slow reference"),
 }
 
@@ -167,12 +276,14 @@ def query_path(project, query: Query) -> tuple[Path, set[int]]:
     return path, set() if own is None else {own}
 
 
-def query_features(project, query: Query) -> tuple[FeatureSet, set[int]]:
+def query_features(project, query: Query, config: FeatureConfig | None = None, *, factor: float = QUERY_FEATURE_FACTOR,
+                   affine_tilt: int = 0, device: str | None = None) -> tuple[FeatureSet, set[int]]:
     """The query image's features inside the region, and the image ids to leave out of results.
 
-    Kept in the project's query cache (keyed by the file's path, size and mtime, the region and the
-    feature settings), so searching the same region again, as an object search does, skips decoding
-    and extraction."""
+    config: the features to describe it with (default: the project's); affine_tilt > 0: RootSIFT of
+    simulated tilted views too (engine.features.extract.extract_affine). Kept in the project's
+    query cache (keyed by the file's path, size and mtime, the region and the feature settings), so
+    searching the same region again, as an object search does, skips decoding and extraction."""
     path, exclude = query_path(project, query)
     if query.region.is_empty:
         raise PixretError(f"{path}: the query region is empty")
@@ -181,39 +292,60 @@ def query_features(project, query: Query) -> tuple[FeatureSet, set[int]]:
         x1, y1, x2, y2 = query.region.bounds
         raise PixretError(f"{path}: the query region ({x1:g},{y1:g})-({x2:g},{y2:g}) lies outside the image, "
                           f"which is {w}x{h} pixels")
-    cfg = project.feature_config
-    cache = _query_cache_file(project, path, query.region, cfg)
-    if cache is not None and cache.exists():
-        try:
-            with np.load(cache) as z:
-                return FeatureSet(z["xy"], z["scale"], z["angle"], z["desc"]), exclude
-        except (OSError, ValueError, KeyError):
-            pass  # unreadable: extract again and rewrite it
+    cfg = config or project.feature_config
+    key = config_key(cfg)
+    if affine_tilt:
+        key["affine_tilt"] = affine_tilt
+    if factor != QUERY_FEATURE_FACTOR:
+        key["query_factor"] = factor
+    cache = _query_cache_file(project, path, query.region, key)
+    fs = load_features(cache)
+    if fs is not None:
+        return fs, exclude
     image = imageio.load_image(path)
     # Aim for about the per-image cap inside the region: a small region gets a denser description.
     area_frac = min(1.0, query.region.area / float(image.shape[0] * image.shape[1]))
-    factor = min(QUERY_FEATURE_FACTOR, 1.0 / max(area_frac, 1e-6))
-    fs = extract(image, replace(cfg, max_features=int(cfg.max_features * factor)))
+    dense = replace(cfg, max_features=int(cfg.max_features * min(factor, 1.0 / max(area_frac, 1e-6))))
+    fs = extract_affine(image, dense, affine_tilt) if affine_tilt else extract_kind(image, dense, device)
     fs = fs.subset(query.region.contains_points(fs.xy))
-    if cache is not None:
-        buf = io.BytesIO()
-        np.savez(buf, xy=fs.xy, scale=fs.scale, angle=fs.angle, desc=fs.desc)
-        try:
-            atomic_write_bytes(cache, buf.getvalue())
-        except OSError:
-            pass  # a read-only project still searches, only without the cache
+    save_features(cache, fs)
     return fs, exclude
+
+
+def load_features(path: Path | None) -> FeatureSet | None:
+    """Features cached by save_features (float descriptors as float32), or None when absent or unreadable."""
+    if path is None or not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            desc = z["desc"] if z["desc"].dtype == np.uint8 else z["desc"].astype(np.float32)
+            return FeatureSet(z["xy"], z["scale"], z["angle"], desc)
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable: extracted again and rewritten
+
+
+def save_features(path: Path | None, fs: FeatureSet, half: bool = False) -> None:
+    """Cache features (half: float descriptors as float16, which changes no match measured)."""
+    if path is None:
+        return
+    desc = fs.desc.astype(np.float16) if half and fs.desc.dtype != np.uint8 else fs.desc
+    buf = io.BytesIO()
+    np.savez(buf, xy=fs.xy, scale=fs.scale, angle=fs.angle, desc=desc)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError:
+        pass  # a read-only project still searches, only without the cache
 
 
 QUERY_CACHE_FILES = 512  # the oldest query feature files beyond this many are dropped
 
 
-def _query_cache_file(project, path: Path, region: Region, cfg) -> Path | None:
+def _query_cache_file(project, path: Path, region: Region, key: dict) -> Path | None:
     try:
         st = Path(path).stat()
     except OSError:
         return None  # load_image reports the missing file
-    key = json.dumps([str(Path(path).resolve()), st.st_size, st.st_mtime_ns, region.to_json(), cfg.to_json()],
+    key = json.dumps([str(Path(path).resolve()), st.st_size, st.st_mtime_ns, region.to_json(), key],
                      sort_keys=True)
     folder = project.folder / "cache" / "queries"
     if not folder.is_dir():
@@ -226,6 +358,29 @@ def _query_cache_file(project, path: Path, region: Region, cfg) -> Path | None:
         for old in files[: max(0, len(files) - QUERY_CACHE_FILES)]:
             old.unlink(missing_ok=True)
     return folder / f"{hashlib.sha1(key.encode()).hexdigest()}.npz"
+
+
+def image_features(project, image_id: int, config: FeatureConfig, device: str | None = None) -> FeatureSet:
+    """A collection image's features of another type than the project's (the thorough verifier's
+    learned features), extracted on demand and kept in the project's cache folder, one file per image
+    (a changed file or other settings replace it)."""
+    path = project.abs_path(image_id)
+    try:
+        st = path.stat()
+        key = json.dumps([str(path), st.st_size, st.st_mtime_ns, config_key(config)], sort_keys=True)
+    except OSError:
+        key = None  # load_image says what is wrong with it
+    folder = project.folder / "cache" / f"features-{config.kind}"
+    cache = folder / f"{image_id}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz" if key else None
+    fs = load_features(cache)
+    if fs is not None:
+        return fs
+    fs = extract_kind(imageio.load_image(path), config, device)
+    if cache is not None:
+        for stale in folder.glob(f"{image_id}-*.npz"):
+            stale.unlink(missing_ok=True)
+        save_features(cache, fs, half=True)
+    return fs
 
 
 def query_words(project, desc: np.ndarray, assign: int) -> tuple[np.ndarray, np.ndarray]:
@@ -259,6 +414,10 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ctx = context or prepare(project, query, config)
+    if spec.thorough and ctx.config.thorough.kind is not None:  # before any work: say what to install
+        missing = learned_missing(ctx.config.thorough.kind)
+        if missing:
+            raise MissingExtra(missing)
     exclude = ctx.exclude
     timings["query_features"] = time.perf_counter() - t0
     cancel.raise_if_set()
@@ -285,6 +444,17 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
             verified.update(verify_many(ctx, more, spec.verifier, progress, cancel))
             hits = rank_hits(project, order, scores, verified)
         timings["deepen"] = time.perf_counter() - t
+    if spec.thorough:
+        def report(found: dict[int, PairResult]) -> None:  # the ranking so far, fast verification's first
+            if on_partial is not None:
+                hits = rank_hits(project, order, scores, {**verified, **found})
+                on_partial(SearchResult(query, method, tuple(hits[:top_k] if top_k else hits), None, dict(timings)))
+
+        report({})
+        found, stats = thorough_stage(ctx, order, verified, progress=progress, cancel=cancel, report=report)
+        verified.update(found)
+        hits = rank_hits(project, order, scores, verified)
+        timings.update(stats)
     uncertainty = None
     if spec.post is not None:
         t = time.perf_counter()
@@ -316,9 +486,18 @@ def verify_many(ctx: QueryContext, candidates: list[int], verifier: Verifier, pr
 
 
 def rank_hits(project, order: list[int], scores: dict[int, float], verified: dict[int, PairResult]) -> list[Hit]:
-    """Verified images first (by verifier score), then the rest by initial similarity."""
-    good = sorted((i for i, r in verified.items() if r.verified), key=lambda i: (-verified[i].score, i))
-    hits = [Hit(i, project.image_path(i), verified[i].score, verified[i].region,
+    """Verified images first (by verifier score), then the rest by initial similarity. The thorough
+    stage's (evidence 'verifier') come after fast verification's, their inliers (of other matches)
+    scaled into the band below its lowest score, so scores still fall along the ranking."""
+    fast = [r.score for r in verified.values() if r.verified and "verifier" not in r.evidence]
+    floor = min(fast, default=float(SVConfig().min_inliers))
+
+    def score(r: PairResult) -> float:
+        return floor * r.score / (r.score + 1.0) if "verifier" in r.evidence else r.score
+
+    good = sorted((i for i, r in verified.items() if r.verified),
+                  key=lambda i: ("verifier" in verified[i].evidence, -verified[i].score, i))
+    hits = [Hit(i, project.image_path(i), score(verified[i]), verified[i].region,
                 {**verified[i].evidence, "initial_score": scores.get(i, 0.0)}, "verified") for i in good]
     seen = set(good)
     for i in order:

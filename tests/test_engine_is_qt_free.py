@@ -21,12 +21,20 @@ def test_no_engine_source_imports_qt():
     assert offenders == []
 
 
-def test_importing_every_engine_module_loads_no_qt():
+def _loaded_by_importing_the_engine(packages) -> str:
     modules = sorted({p.relative_to(ENGINE.parent).with_suffix("").as_posix().replace("/", ".")
                       for p in ENGINE.rglob("*.py") if p.name not in ("env.py",) and "versions" not in p.parts})
     code = ("import importlib, sys\n"
             f"for m in {modules!r}:\n"
             "    if not m.endswith('__main__'): importlib.import_module(m)\n"
-            f"print(sorted(k for k in sys.modules if k.split('.')[0] in {sorted(QT_MODULES)!r}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+            f"print(sorted(k for k in sys.modules if k.split('.')[0] in {sorted(packages)!r}))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_importing_every_engine_module_loads_no_qt():
+    assert _loaded_by_importing_the_engine(QT_MODULES) == "[]"
+
+
+def test_importing_every_engine_module_loads_no_torch():
+    """torch (the `learned` extra) is imported only when a learned feature is asked for."""
+    assert _loaded_by_importing_the_engine({"torch", "kornia"}) == "[]"

@@ -48,7 +48,7 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
         index_s = time.perf_counter() - t0
         name_of = {i: _stem(project.image_path(i)) for i in project.indexed_images()}
         id_of = {n: i for i, n in name_of.items()}
-        query_s = []
+        query_s, query_timings = [], []
         for q, qname in enumerate(bench.qimlist):
             cancel.raise_if_set()
             progress(q, len(bench.qimlist), f"query {qname}")
@@ -58,6 +58,7 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
             result = search(project, query, method=method, top_k=max(MIN_RANKED, len(name_of)), config=config,
                             context=ctx)
             query_s.append(time.perf_counter() - t)
+            query_timings.append(result.timings)
             _write_json(out / "ranking" / f"{q}.json", {"query": qname, "results": [
                 {"image": name_of[h.image_id], "score": float(h.score),
                  "polygons": h.region.polygons() if h.region is not None else []} for h in result.hits]})
@@ -74,7 +75,7 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
     doc = {"method": method, "outline": {"top": config.outline.top, "guesses": config.outline.guesses},
            "metrics": {p: {k: v for k, v in m.items() if k != "per_query"}
                                          for p, m in scores.items()},
-           "timing": {"index_s": index_s, "query_s": query_s},
+           "timing": {"index_s": index_s, "query_s": query_s, "query_stages": query_timings},
            "index": {"failed": report.failed, "seconds": report.seconds, **stats,
                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0},
            "per_query": {p: m.get("per_query", {}) for p, m in scores.items()}}

@@ -72,16 +72,29 @@ def to_gray(image: np.ndarray) -> np.ndarray:
 
 def extract(image: np.ndarray, config: FeatureConfig = FeatureConfig()) -> FeatureSet:
     """Detect and describe features of one image (uint8 gray or RGB)."""
+    return _detect(image, config, _sift(config))
+
+
+def extract_affine(image: np.ndarray, config: FeatureConfig = FeatureConfig(), max_tilt: int = 5) -> FeatureSet:
+    """RootSIFT of simulated views of the image tilted away up to `max_tilt` (ASIFT, cv2.AffineFeature),
+    positions mapped back to the image: features a camera far off to the side would see. About 15x
+    the features (each view keeps up to the cap) and their extraction time; for one query, not a
+    collection. Scale and orientation are those measured in each view."""
+    detector = cv2.AffineFeature_create(_sift(config), maxTilt=max_tilt)
+    return _detect(image, config, detector, cap=False)
+
+
+def _detect(image: np.ndarray, config: FeatureConfig, detector, cap: bool = True) -> FeatureSet:
     gray = to_gray(image)
     h, w = gray.shape[:2]
     scale = min(1.0, config.long_side / max(h, w))
     if scale < 1.0:
         gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    kps, desc = _sift(config).detectAndCompute(gray, None)
+    kps, desc = detector.detectAndCompute(gray, None)
     if desc is None or not kps:
         return FeatureSet.empty()
     # OpenCV may return a few more than nfeatures when responses tie: enforce the cap.
-    if len(kps) > config.max_features:
+    if cap and len(kps) > config.max_features:
         order = np.argsort([-k.response for k in kps])[: config.max_features]
         kps = [kps[i] for i in order]
         desc = desc[order]
