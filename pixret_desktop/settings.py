@@ -27,7 +27,7 @@ def os_user() -> str:
 DEFAULTS = {"default_method": "full", "feature_long_side": 1024, "thumbnail_size": 128, "top_k": 100,
             "author": os_user(), "keymap": "pixret", "advance_after_decision": True,
             "shortcuts": "", "cluster_mode": "local", "cluster_workers": 2,
-            "cluster_scheduler": ""}
+            "cluster_scheduler": "", "thorough_budget": 60}
 
 
 class AppSettings:

@@ -218,6 +218,11 @@ class MainController(FileActions, PreferenceActions, QObject):
         i = combo.findData(self.settings.get("default_method"))
         combo.setCurrentIndex(max(0, i))
         self.window.top_k.setValue(self.settings.get("top_k"))
+        budget = self.window.budget
+        budget.setValue(self.settings.get("thorough_budget"))
+        budget.setVisible(combo.currentData() == "thorough")
+        combo.currentIndexChanged.connect(lambda _i: budget.setVisible(combo.currentData() == "thorough"))
+        budget.valueChanged.connect(lambda v: self.settings.set("thorough_budget", v))
 
     # -- projects --------------------------------------------------------------------------------------
 
@@ -501,8 +506,10 @@ class MainController(FileActions, PreferenceActions, QObject):
         self._update_enabled()
         return worker
 
-    def _search_options(self) -> tuple[str, int]:
-        return self.window.method.currentData() or "sv", self.window.top_k.value()
+    def _search_options(self) -> tuple[str, int, float | None]:
+        """Method, top k, and the Thorough method's budget in seconds (None for the others)."""
+        method = self.window.method.currentData() or "sv"
+        return method, self.window.top_k.value(), float(self.window.budget.value()) if method == "thorough" else None
 
     def search_again(self, object_id: int) -> Worker | None:
         """Search for a remembered object with all its views (the Objects dock's "Search again")."""

@@ -273,8 +273,16 @@ class MainWindow(QMainWindow):
         self.top_k.setRange(1, 10000)
         self.top_k.setValue(100)
         self.top_k.setPrefix("top ")
+        # the Thorough method's time budget, shown when it is chosen
+        self.budget = QSpinBox(box)
+        self.budget.setObjectName("budget")
+        self.budget.setRange(5, 3600)
+        self.budget.setSuffix(" s")
+        self.budget.setToolTip("Thorough: how long its second, slower look at the photos Fast did not verify may "
+                               "take; what it finds by then is shown as it comes")
         r1.addWidget(QLabel("Method:", box))
         r1.addWidget(self.method, 1)
+        r1.addWidget(self.budget)
         r1.addWidget(self.top_k)
         bl.addLayout(r1)
         self.search_button = QPushButton("Search", box)
