@@ -185,8 +185,7 @@ class LearnedPairs:
         t = time.perf_counter()
         self.query, _ = query_features(ctx.project, ctx.query, self.features, factor=LEARNED_QUERY_FACTOR,
                                        device=cfg.device)
-        self.query_size = imageio.image_size(ctx.project.abs_path(ctx.query.image)
-                                             if isinstance(ctx.query.image, (int, np.integer)) else ctx.query.image)
+        self.query_size = imageio.image_size(query_path(ctx.project, ctx.query)[0])
         self.extract_s = time.perf_counter() - t
 
     def verify(self, image_id: int) -> PairResult:
@@ -201,10 +200,11 @@ class LearnedPairs:
         qi, di = v.verified_pairs
         d_xy = np.asarray(d.xy)[di]
         region = predicted_region(ctx.query.region, v.H, d_xy, *size)
-        pts = np.hstack([self.query.xy[qi], d_xy])[:MAX_EVIDENCE_MATCHES]
-        return PairResult(True, float(v.inliers), region,
+        pts = evenly(np.hstack([self.query.xy[qi], d_xy]), MAX_EVIDENCE_MATCHES)
+        return PairResult(True, float(v.inliers), region,  # the evidence sv_pair gives, for the segment stage
                           {"inliers": int(v.inliers), "verifier": self.name,
-                           "homography": np.asarray(v.H).round(6).tolist(), "matches": pts.round(1).tolist()})
+                           "homography": np.asarray(v.H).round(6).tolist(), "homography_inliers": int(v.inliers),
+                           "putative": len(v.matches), "matches": pts.round(1).tolist()})
 
     @property
     def name(self) -> str:
