@@ -1,13 +1,14 @@
 """The thorough method's slow stage, pair by pair: what each candidate costs and what a budget buys.
 
     python benchmarks/thorough.py SET --project P --out DIR [--kinds planar,image] [--features xfeat]
-                                  [--reach 100] [--tilted] [--report]
+                                  [--reach 100] [--tilted [auto|always]] [--report]
 
 For each query of SET (a PixBench folder; its meta.json gives the kinds) on the indexed project P:
 the fast search (`sv`), then every candidate of the initial ranking's first --reach that sv did not
 verify, verified by the learned matcher (engine.pipeline.LearnedPairs: the database's learned features
-extracted on demand into P's cache, LightGlue, MAGSAC++), and with --tilted by RootSIFT of the
-query's tilted views (engine.pipeline.affine_context) on the shortlist. Each pair's inliers and
+extracted on demand into P's cache, LightGlue, MAGSAC++), and with --tilted, when sv verified
+nothing (as the method's default 'auto') or with --tilted always, by RootSIFT of the query's tilted views
+(engine.pipeline.affine_context) on the shortlist. Each pair's inliers and
 seconds go to DIR/<q>.json (a finished query is not run again: the run resumes).
 
 --report (no pairs run): image AP (medium) per kind for sv and for the thorough ranking (sv's
@@ -63,12 +64,13 @@ def run_query(project, bench, q: int, kind: str, args) -> dict:
            "sv": {name(i): int(r.evidence.get("inliers", 0)) for i, r in fast.items()},
            "sv_verified": [name(i) for i, r in fast.items() if r.verified], "learned": {}, "tilted": {}}
     todo = [i for i in order[: args.reach] if not (i in fast and fast[i].verified)]
-    if args.tilted:
+    if args.tilted == "always" or (args.tilted and not doc["sv_verified"]):  # 'auto': only then
+        doc["tilted_mode"] = args.tilted
         t = time.perf_counter()
         actx = affine_context(ctx, config.thorough)
         doc["tilted_query_s"] = time.perf_counter() - t
         doc["tilted_query_features"] = len(actx.features)
-        for i in todo[: config.shortlist]:
+        for i in order[: config.shortlist]:
             t = time.perf_counter()
             r = sv_pair(actx, i)
             doc["tilted"][name(i)] = [int(r.evidence.get("inliers", 0)), time.perf_counter() - t]
@@ -92,7 +94,7 @@ def thorough_ranking(doc: dict, floor: int, budget: float | None, tilted_floor: 
     sv_ok = sorted(doc["sv_verified"], key=lambda n: (-doc["sv"][n], n))
     spent, found = 0.0, {}
     stop = False
-    if doc["tilted"] and not sv_ok:
+    if doc["tilted"] and (not sv_ok or doc.get("tilted_mode") == "always"):
         spent += doc.get("tilted_query_s", 0.0)
         for n, (inl, s) in doc["tilted"].items():
             if budget is not None and spent >= budget:
@@ -178,7 +180,9 @@ def main() -> None:
     ap.add_argument("--kinds", default=None, help="comma-separated query kinds (default: all)")
     ap.add_argument("--features", default="xfeat", choices=("xfeat", "aliked", "none"))
     ap.add_argument("--reach", type=int, default=100)
-    ap.add_argument("--tilted", action="store_true", help="also RootSIFT of tilted query views on the shortlist")
+    ap.add_argument("--tilted", nargs="?", const="auto", choices=("auto", "always"),
+                    help="also RootSIFT of tilted query views on the shortlist: when sv verified nothing (auto, "
+                         "the method's default) or always")
     ap.add_argument("--max-tilt", type=int, default=ThoroughConfig().max_tilt)
     ap.add_argument("--report", action="store_true")
     args = ap.parse_args()
@@ -189,8 +193,12 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     queries = [q for q in range(len(bench.qimlist)) if wanted is None or kinds[q] in wanted]
-    if args.report:
-        report(bench, {q: json.loads((out / f"{q}.json").read_text()) for q in queries if (out / f"{q}.json").exists()})
+    if args.report:  # runs of a longer reach are cut to this one: every query is judged alike
+        docs = {q: json.loads((out / f"{q}.json").read_text()) for q in queries if (out / f"{q}.json").exists()}
+        for d in docs.values():
+            first = set(d["order"][: args.reach])
+            d["learned"] = {n: v for n, v in d["learned"].items() if n in first}
+        report(bench, docs)
         return
     project = Project.open(args.project)
     try:
