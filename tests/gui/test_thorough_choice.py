@@ -16,7 +16,7 @@ def test_thorough_search_takes_its_budget_from_the_panel(qtbot, make_window, rev
     folder, _ = reviewed_project
     window, ctl = open_reviewed(qtbot, make_window, folder)
     combo = window.method
-    assert combo.currentData() == "sv" and not window.budget.isVisible()
+    assert combo.currentData() == "full" and not window.budget.isVisible()  # the default method: no budget
     combo.setCurrentIndex(combo.findData("thorough"))
     assert combo.currentText() == "Thorough" and window.budget.isVisible()
     window.budget.setValue(5)
