@@ -87,8 +87,8 @@ def require_torch():
     # must sleep. Read when torch loads its OpenMP, so before the first import.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        import kornia  # noqa: F401
         import torch
+        import kornia  # noqa: F401
     except ImportError as e:
         raise MissingExtra(f"{e.name} is not installed") from None
     return torch
