@@ -32,7 +32,7 @@ from engine.parallel.runner import Runner
 DASK_EXTRA = "pip install 'pixret-desktop[dask]'"
 RETRIES = 2  # a batch that raised (a network file system's hiccup) is tried again this often
 CONNECT_TIMEOUT_S = 20
-POLL_S = 0.2  # how often a wait for the next result looks at the cancel token
+POLL_S = 0.05  # how often a wait for the next result looks at it and at the cancel token
 BATCHES_PER_THREAD = 2  # batches handed out ahead per worker thread: none waits for the coordinator
 
 
@@ -114,16 +114,18 @@ class DaskRunner(Runner):
                 if not pending:
                     return
                 head = pending[0]
+                # Polled, not result(timeout=): a timeout racing the result can raise UnboundLocalError
+                # inside distributed (dask/distributed#8514; it stopped a 1M-image shard build here).
                 while True:
                     cancel.raise_if_set()
-                    try:
-                        result = head.result(timeout=POLL_S)
+                    if head.done():
                         break
-                    except TimeoutError:
-                        continue
-                    except KilledWorker as e:
-                        raise ProjectError(f"a batch of {name} killed {_allowed_failures()} cluster workers one "
-                                           f"after another (out of memory?), so the run stops: {e}") from None
+                    time.sleep(POLL_S)
+                try:
+                    result = head.result()
+                except KilledWorker as e:
+                    raise ProjectError(f"a batch of {name} killed {_allowed_failures()} cluster workers one "
+                                       f"after another (out of memory?), so the run stops: {e}") from None
                 pending.popleft()
                 head.release()
                 on_result(result)
