@@ -36,6 +36,7 @@ from engine.formats.pixbench import load_pixbench  # noqa: E402
 from engine.ingest.imageio import load_image  # noqa: E402
 from engine.pipeline import QUERY_FEATURE_FACTOR  # noqa: E402
 from engine.verify.localize import predicted_region  # noqa: E402
+from engine.verify.correspond import DenseAppearance, match_ratio  # noqa: E402
 from engine.verify.spatial import SVConfig, spatial_verify  # noqa: E402
 from engine.verify.topological import TopoConfig, topo_verify  # noqa: E402
 
@@ -51,7 +52,7 @@ def query_features(image: np.ndarray, region, cfg: FeatureConfig):
 
 
 def run_sv(q, q_desc, d, d_desc, region, size, sv: SVConfig):
-    v = spatial_verify(q.xy, q_desc, d.xy, d_desc, sv, region.bounds)
+    v = spatial_verify(q, d, match_ratio(q_desc, d_desc, sv.ratio), sv, region.bounds, seeded=False)
     if v.H is None or v.inliers < sv.min_inliers:
         return None
     return predicted_region(region, v.H, d.xy[v.verified_pairs[1]], *size)
@@ -102,7 +103,8 @@ def main() -> None:
             d, d_desc = db_cache[name]
             size = bench.image_size(name)
             sv_region, sv_ms = best_ms(lambda: run_sv(qf, q_desc, d, d_desc, region, size, sv_cfg), args.repeat)
-            topo, topo_ms = best_ms(lambda: topo_verify(qf, q_desc, d, d_desc, region, size, topo_cfg),
+            topo, topo_ms = best_ms(lambda: topo_verify(qf, d, match_ratio(q_desc, d_desc, topo_cfg.ratio), region, size,
+                                                        DenseAppearance(q_desc, d_desc, -topo_cfg.guided_sim), topo_cfg),
                                     args.repeat)
             ious = (None, None)
             if bench.gnd[q].pixel_gt:

@@ -341,12 +341,21 @@ def cmd_status(args) -> int:
         counts: dict[str, int] = {}
         for im in images:
             counts[im.status] = counts.get(im.status, 0) + 1
+        stats = project.stats()
+        bad = [im for im in images if im.status in ("error", "missing")]
+        if args.json:
+            print(json.dumps({"project": str(project.folder), "collection": str(project.root), "images": counts,
+                              **stats, "problems": [{"path": shown(im.path), "status": im.status, "error": im.error}
+                                                    for im in bad]}, indent=1))
+            return EXIT_FAILED if any(im.status == "error" for im in images) else EXIT_OK
         print(f"project {project.folder}  collection {project.root}")
         print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no images")
-        stats = project.stats()
-        print(f"{stats['features']} features; store {stats['feature_store_bytes'] / 1e6:.1f} MB, "
-              f"index {stats['index_bytes'] / 1e6:.1f} MB")
-        bad = [im for im in images if im.status in ("error", "missing")]
+        print(f"{stats['features']} features; store {stats['feature_store_bytes'] / 1e6:.1f} MB "
+              f"({stats['store_bytes_per_feature']:.1f} B/feature searched, {stats['cold_bytes_per_feature']:.1f} "
+              f"B/feature of full descriptors), index {stats['index_bytes'] / 1e6:.1f} MB "
+              f"({stats['index_bytes_per_feature']:.1f} B/feature)")
+        if stats["needs_upgrade"]:
+            print("made by PixRet 0.1: `pixret index` upgrades its feature store in place (searches work meanwhile)")
         for im in bad:
             print(f"  {im.status:8s} {shown(im.path)}: {im.error}")
     return EXIT_FAILED if any(im.status == "error" for im in images) else EXIT_OK
@@ -538,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("status", help="the project's images, and those that could not be read")
     common(sp)
+    sp.add_argument("--json", action="store_true", help="print it as JSON (sizes in bytes and bytes per feature)")
     sp.set_defaults(func=cmd_status)
     return p
 

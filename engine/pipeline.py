@@ -25,17 +25,19 @@ from engine.base.errors import PixretError
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
 from engine.base.types import Hit, PairResult, Query, SearchResult
-from engine.features.extract import FeatureConfig, FeatureSet, extract_affine, rootsift
+from engine.features.extract import FeatureConfig, FeatureSet, descriptor_vectors, extract_affine, rootsift
 from engine.features.learned import MissingExtra, config_key, extract_kind, learned_missing
 from engine.index.asmk import aggregate
 from engine.ingest import imageio
 from engine.propagate import diffuse
 from engine.segment.outline import (OutlineConfig, Outlined, Photo, QueryOutline, is_planar, learn,
                                     load_photo, needs_outline, outline, outline_hit)
+from engine.verify.correspond import (DenseAppearance, QueryWords, WordAppearance, WordMatchConfig, match_ratio,
+                                      match_words)
 from engine.verify.localize import predicted_region
-from engine.verify.spatial import SVConfig, evenly, match_ratio, spatial_verify
+from engine.verify.spatial import SVConfig, evenly, spatial_verify
 from engine.verify.thorough import AFFINE_VIEWS, LightGlueMatcher, ThoroughConfig, learned_verify, within_budget
-from engine.verify.topological import TopoConfig, topo_verify
+from engine.verify.topological import TopoConfig, second_ratio, topo_verify
 
 QUERY_FEATURE_FACTOR = 3  # at most 3x the per-image cap for the query: about the cap inside the region
 LEARNED_QUERY_FACTOR = 2  # LightGlue's cost grows with the product of both sides' keypoints
@@ -45,7 +47,13 @@ MAX_EVIDENCE_MATCHES = 200
 @dataclass(frozen=True)
 class SearchConfig:
     shortlist: int = 100  # images verified after the initial search
-    query_assign: int = 1  # visual words per query feature (multiple assignment)
+    query_assign: int = 1  # visual words per query feature (multiple assignment) in the initial search
+    match_assign: int = 5  # ... and for correspondences (a feature near a cell border is not lost)
+    words: WordMatchConfig = WordMatchConfig()
+    dense_top: int = 30  # safety net: a pair among the query's `dense_top` best by the initial search
+    #   that passes the similarity pre-filter (SVConfig.min_consensus) but does not verify on word
+    #   correspondences is verified again on full descriptors: half of a weak pair's true matches
+    #   may share no visual word (2-3 such pairs per query on dev)
     sv: SVConfig = SVConfig()
     topo: TopoConfig = TopoConfig()
     pair_min_inliers: int = 5  # one-shot localization of a known positive may trust fewer inliers
@@ -61,9 +69,11 @@ class QueryContext:
     project: object
     query: Query
     features: FeatureSet  # the query's features inside its region
-    desc: np.ndarray  # their RootSIFT
+    desc: np.ndarray  # their float descriptors (RootSIFT)
     exclude: set[int]  # the query image itself when it is in the collection
     config: SearchConfig
+    words: QueryWords | None = None  # the features' words and signatures (correspondences from the index)
+    dense: frozenset | bool = frozenset()  # image ids (or all: True) the safety net verifies densely
     # learned on first use, then kept for the search (and the refine tool's clicks on its hits)
     _outline: QueryOutline | None = field(default=None, repr=False)
     _photos: dict = field(default_factory=dict, repr=False)
@@ -92,14 +102,37 @@ Verifier = Callable[[QueryContext, int], PairResult]
 
 
 def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
-    """Spatial verification of one database image; region = the warped query region."""
+    """Spatial verification of one database image on word correspondences; region = the warped
+    query region. A pair the safety net covers (`ctx.dense`) that they do not verify is verified
+    again on full descriptors."""
+    d = ctx.project.stored(image_id)
+    corr = match_words(ctx.words, d.word, d.sig, ctx.config.words)
+    guide = WordAppearance(ctx.words, d.word, d.sig, ctx.config.words.guided_hamming)
+    v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds, guide)
+    if (v.H is None or v.inliers < ctx.config.sv.min_inliers) and safety_net(ctx, image_id, v.consensus):
+        return dense_sv_pair(ctx, image_id)
+    return sv_result(ctx, image_id, v, d.xy)
+
+
+def safety_net(ctx: QueryContext, image_id: int, consensus: int) -> bool:
+    """Whether a pair the word correspondences did not verify is verified again on full descriptors:
+    every one-shot pair (ctx.dense True), else the net's pairs that passed the pre-filter."""
+    return ctx.dense is True or (image_id in ctx.dense and consensus >= ctx.config.sv.min_consensus)
+
+
+def dense_sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
+    """Spatial verification on dense ratio-test matches of the full descriptors: the reference."""
     d = ctx.project.features(image_id)
-    v = spatial_verify(ctx.features.xy, ctx.desc, np.asarray(d.xy), rootsift(d.desc), ctx.config.sv,
-                       ctx.query.region.bounds)
+    corr = match_ratio(ctx.desc, descriptor_vectors(d.desc, ctx.project.feature_config.kind), ctx.config.sv.ratio)
+    v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds, seeded=False)
+    return sv_result(ctx, image_id, v, d.xy)
+
+
+def sv_result(ctx: QueryContext, image_id: int, v, d_xy: np.ndarray) -> PairResult:
     if v.H is None or v.inliers < ctx.config.sv.min_inliers:
         return PairResult(False, float(v.inliers), None, {"inliers": int(v.inliers)})
     qi, di = v.verified_pairs
-    d_xy = np.asarray(d.xy)[di]
+    d_xy = np.asarray(d_xy)[di]
     w, h = ctx.project.image_size(image_id)
     region = predicted_region(ctx.query.region, v.H, d_xy, w, h)
     pts = evenly(np.hstack([ctx.features.xy[qi], d_xy]), MAX_EVIDENCE_MATCHES)
@@ -110,13 +143,18 @@ def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
 
 
 def topo_pair(ctx: QueryContext, image_id: int) -> PairResult:
-    """Topological verification of one database image (engine.verify.topological); the region follows the
-    verified patches. It verifies at sv's `min_inliers`, so one-shot pair localization, which
-    lowers that, trusts topo as far as sv."""
+    """Topological verification of one database image (engine.verify.topological) on dense ratio-test
+    seeds and descriptor-guided growth; the region follows the verified patches. It verifies at sv's
+    `min_inliers`, so one-shot pair localization, which lowers that, trusts topo as far as sv."""
     d = ctx.project.features(image_id)
+    d_desc = descriptor_vectors(d.desc, ctx.project.feature_config.kind)
     config = replace(ctx.config.topo, min_inliers=ctx.config.sv.min_inliers)
-    return topo_verify(ctx.features, ctx.desc, d, rootsift(d.desc), ctx.query.region,
-                       ctx.project.image_size(image_id), config)
+    corr = match_ratio(ctx.desc, d_desc, config.ratio)
+    strict = second_ratio(ctx.desc, d_desc, corr.qi, corr.di) < ctx.config.sv.ratio \
+        if config.ratio > ctx.config.sv.ratio else None
+    guide = DenseAppearance(ctx.desc, d_desc, -config.guided_sim)
+    return topo_verify(ctx.features, d, corr, ctx.query.region, ctx.project.image_size(image_id), guide, config,
+                       strict)
 
 
 def thorough_stage(ctx: QueryContext, order: list[int], verified: dict[int, PairResult], *,
@@ -171,7 +209,10 @@ def _marked(r: PairResult, verifier: str) -> PairResult:
 def affine_context(ctx: QueryContext, cfg: ThoroughConfig) -> QueryContext:
     """The query described by RootSIFT of simulated tilted views (ASIFT), for the fast verifier."""
     fs, _ = query_features(ctx.project, ctx.query, affine_tilt=cfg.max_tilt)
-    return replace(ctx, features=fs, desc=rootsift(fs.desc))
+    desc = rootsift(fs.desc)
+    # their own words; every pair the words miss is verified again on full descriptors (dense=True), as before
+    return replace(ctx, features=fs, desc=desc, words=correspondence_words(ctx.project, desc, ctx.config.match_assign),
+                   dense=True)
 
 
 class LearnedPairs:
@@ -229,7 +270,7 @@ class Method:
 
 METHODS: dict[str, Method] = {
     "sv": Method(sv_pair, description="ASMK shortlist + spatial verification (MAGSAC homography)"),
-    "brute-sv": Method(sv_pair, shortlist=False,
+    "brute-sv": Method(dense_sv_pair, shortlist=False,
                        description="spatial verification of every database image (the SIFT+SP reference)"),
     "diffusion": Method(sv_pair, post=diffuse.diffusion_post,
                         description="sv, then the unverified rest ranked by diffusion on the kNN graph"),
@@ -389,6 +430,15 @@ def query_words(project, desc: np.ndarray, assign: int) -> tuple[np.ndarray, np.
     return aggregate(desc, quantizer.assign(desc, assign), quantizer.centroids)
 
 
+def correspondence_words(project, desc: np.ndarray, assign: int) -> QueryWords:
+    """The query's `assign` nearest words per feature and its signature in each (engine.verify.correspond)."""
+    quantizer, embedding = project.quantizer, project.embedding
+    words = quantizer.assign(desc, assign)
+    n, m = words.shape
+    sig = embedding.signatures(np.repeat(desc, m, axis=0), words.reshape(-1), quantizer.centroids)
+    return QueryWords.make(words, sig.reshape(n, m, embedding.words_per_signature), quantizer.k)
+
+
 def initial_scores(project, desc: np.ndarray, assign: int, exclude: set[int]) -> dict[int, float]:
     """ASMK* similarity of the query region to every indexed image."""
     return project.index.score(*query_words(project, desc, assign), exclude=exclude)
@@ -400,7 +450,13 @@ def initial_scores(project, desc: np.ndarray, assign: int, exclude: set[int]) ->
 def prepare(project, query: Query, config: SearchConfig = SearchConfig()) -> QueryContext:
     """The query's features and everything verifiers need, computed once per query."""
     fs, exclude = query_features(project, query)
-    return QueryContext(project, query, fs, rootsift(fs.desc), exclude, config)
+    return context_of(project, query, fs, exclude, config)
+
+
+def context_of(project, query: Query, fs: FeatureSet, exclude: set[int], config: SearchConfig) -> QueryContext:
+    """A query's context from its features (inside its region)."""
+    desc = descriptor_vectors(fs.desc, project.feature_config.kind)
+    return QueryContext(project, query, fs, desc, exclude, config, correspondence_words(project, desc, config.match_assign))
 
 
 def search(project, query: Query, *, method: str = "sv", top_k: int = 100, config: SearchConfig = SearchConfig(),
@@ -425,6 +481,8 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
     t = time.perf_counter()
     scores = initial_scores(project, ctx.desc, config.query_assign, exclude)
     order = sorted(scores, key=lambda i: (-scores[i], i))
+    if ctx.dense is not True:
+        ctx = replace(ctx, dense=frozenset(order[:config.dense_top]))
     timings["initial"] = time.perf_counter() - t
     candidates = order[: config.shortlist] if spec.shortlist else order
     if on_partial is not None:
@@ -515,10 +573,10 @@ def rank_hits(project, order: list[int], scores: dict[int, float], verified: dic
 
 
 def putative_ends(ctx: QueryContext, image_id: int) -> np.ndarray:
-    """Where the query's ratio-test matches land in the image (a colour guess's prior)."""
-    d = ctx.project.features(image_id)
-    m = match_ratio(ctx.desc, rootsift(d.desc), ctx.config.sv.ratio)
-    return np.asarray(d.xy)[m.di]
+    """Where the query's tentative correspondences (words and signatures) land in the image (a
+    colour guess's prior)."""
+    d = ctx.project.stored(image_id)
+    return np.asarray(d.xy)[match_words(ctx.words, d.word, d.sig, ctx.config.words).di]
 
 
 def outline_one(ctx: QueryContext, hit: Hit) -> Hit:

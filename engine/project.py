@@ -25,8 +25,8 @@ from engine.base.locks import folder_lock
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.catalog.tables import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
 from engine.features.batch import ExtractedBatch, extract_batch
-from engine.features.extract import FeatureConfig, FeatureSet, rootsift
-from engine.features.store import FeatureStore
+from engine.features.extract import FeatureConfig, FeatureSet, descriptor_vectors
+from engine.features.store import FeatureStore, StoredFeatures, word_dtype
 from engine.index.asmk import (
     VOCABULARY_ITERATIONS,
     InvertedFile,
@@ -35,7 +35,8 @@ from engine.index.asmk import (
     train_vocabulary,
     vocabulary_size,
 )
-from engine.index.checkpoint import IndexWork, training_key, vocabulary_key
+from engine.index.checkpoint import IndexWork, training_key, vocabulary_key, words_key
+from engine.index.embedding import HammingEmbedding
 from engine.ingest import imageio
 from engine.ingest.scan import scan_folder
 from engine.parallel.runner import Runner
@@ -45,8 +46,8 @@ FORMAT_VERSION = 1
 BATCH = 32  # images per feature pack / catalog transaction
 RETRAIN_GROWTH = 4.0  # retrain the vocabulary once the collection has 4x the features it was trained on
 TRAIN_SAMPLE_PER_WORD = 32  # k-means cost is sample x k per iteration: enough, and bounded
+EMBEDDING_SAMPLE_PER_WORD = 64  # features per word (on average) the signatures' medians are taken over
 WORDS_CHECKPOINT = 256  # images aggregated between two saves of index work in progress
-WORDS_BATCH = 32  # images per batch of word work (engine.parallel)
 # One indexer at a time writes the project folder (feature packs, index, graph), wherever it runs:
 # the folder may be a team's network share (engine.base.locks).
 INDEX_LOCK = "indexing.lock"
@@ -101,6 +102,7 @@ class Project:
         self.store = FeatureStore(self.folder / "features")
         self._index: InvertedFile | None = None
         self._quantizer: Quantizer | None = None
+        self._embedding: HammingEmbedding | None = None  # trained in memory for an index of PixRet 0.1
         self._table: dict[int, tuple] | None = None  # image id -> (path, w, h, pack, offset, count, fs id)
         self._graph = None  # engine.propagate.graph.Graph, False when there is none on disk
         self._lock = threading.RLock()
@@ -310,8 +312,29 @@ class Project:
         return {i: (t[3], t[4], t[5]) for i, t in self._image_table().items()}
 
     def features(self, image_id: int) -> FeatureSet:
+        """An image's features with their full descriptors (the store's cold part)."""
         _, _, _, pack, offset, count, _ = self._image_table()[image_id]
         return self.store.read(pack, offset, count)
+
+    def stored(self, image_id: int) -> StoredFeatures:
+        """An image's features as verification reads them: geometry, visual word, signature (the
+        store's hot part). A pack still without words of the current vocabulary (a project of PixRet
+        0.1 not yet upgraded) gets them computed from its descriptors, in memory."""
+        _, _, _, pack, offset, count, _ = self._image_table()[image_id]
+        key = self.words_key
+        d = self.store.read_stored(pack, offset, count, key)
+        if d is not None:
+            return d
+        fs = self.store.read(pack, offset, count)
+        word, sig = self._words_of(descriptor_vectors(fs.desc, self.feature_config.kind))
+        return StoredFeatures(fs.xy, fs.scale, fs.angle, word, sig)
+
+    def _words_of(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Single-assignment words and signatures of float descriptors x, as the store keeps them."""
+        quantizer = self.quantizer
+        word = quantizer.assign(x)[:, 0]
+        sig = self.embedding.signatures(x, word, quantizer.centroids)
+        return word.astype(word_dtype(quantizer.k)), sig
 
     # -- index --------------------------------------------------------------------------------
 
@@ -331,6 +354,48 @@ class Project:
             if self._quantizer is None:
                 self._quantizer = Quantizer(self.index.centroids)
             return self._quantizer
+
+    @property
+    def embedding(self) -> HammingEmbedding:
+        """The per-feature signatures' embedding: the index's (trained in memory, deterministically,
+        for an index of PixRet 0.1, until `upgrade` saves it)."""
+        with self._lock:
+            if self.index.embedding is not None:
+                return self.index.embedding
+            if self._embedding is None:
+                self._embedding = self._train_embedding(self._image_table(), self.quantizer)
+            return self._embedding
+
+    @property
+    def words_key(self) -> str:
+        """Names the store's word columns of the current vocabulary and embedding."""
+        with self._lock:
+            key = getattr(self, "_words_key", None)
+            if key is None or key[0] is not self.index:
+                key = (self.index, words_key(self.index.centroids, self.embedding))
+                self._words_key = key
+            return key[1]
+
+    def needs_upgrade(self) -> bool:
+        """True for a project indexed by PixRet 0.1 (no signatures, or packs without word columns):
+        it searches as it is (the missing parts computed in memory), faster once `upgrade`d."""
+        if not (self.folder / "index" / "meta.json").exists():
+            return False
+        return self.index.embedding is None or not self._words_complete(self.words_key)
+
+    def _words_complete(self, key: str) -> bool:
+        return all(self.store.has_words(p, key) for p in {t[3] for t in self._image_table().values()})
+
+    def upgrade(self, *, progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER) -> bool:
+        """Bring a project of PixRet 0.1 to the current store in place: the signatures' embedding
+        trained on its vocabulary, each pack's word columns computed from its stored descriptors
+        (nothing re-extracted, nothing removed; resumable pack by pack). False if nothing was to do."""
+        if not self.needs_upgrade():
+            return False
+        with self._indexing():
+            self._update_index(IndexReport(), progress, cancel, Runner(_worker_count()))
+            self.store.collect_garbage(self._used_packs(), self.words_key)
+        return True
 
     def index_folder(self, root=None, *, include: set[str] | None = None, progress: Progress = NO_PROGRESS,
                      cancel: CancelToken = NEVER, workers: int | None = None, graph: bool = True,
@@ -362,7 +427,7 @@ class Project:
             report.seconds["index"] = time.perf_counter() - t2
             if graph:
                 self._update_graph(report, progress, cancel, runner)
-            self.store.collect_garbage(self._used_packs())
+            self.store.collect_garbage(self._used_packs(), self.words_key)
         return report
 
     @contextmanager
@@ -512,9 +577,11 @@ class Project:
 
     def _update_index(self, report: IndexReport, progress: Progress, cancel: CancelToken,
                       runner: Runner) -> None:
-        """Train the vocabulary when there is none or the collection outgrew it, aggregate the images
-        the index lacks, save. Both long steps checkpoint into index-work/ (engine.index.checkpoint):
-        an interrupted run resumes there."""
+        """Train the vocabulary when there is none or the collection outgrew it (and the signatures'
+        embedding with it), give every pack its word columns and the index the images it lacks, save.
+        The long steps checkpoint (engine.index.checkpoint; a pack's words are written once): an
+        interrupted run resumes there. An index of PixRet 0.1 is upgraded here: its vocabulary kept,
+        an embedding trained, word columns computed from the stored descriptors."""
         table = self._image_table()
         wanted = {i: t[6] for i, t in table.items()}  # image id -> feature set id
         n_features = sum(t[5] for t in table.values())
@@ -522,23 +589,54 @@ class Project:
         old = None
         if (self.folder / "index" / "meta.json").exists():
             old = InvertedFile.load(self.folder / "index")
+        packs = {t[3] for t in table.values()}
+        can_retrain = all(self.store.has_descriptors(p) for p in packs)  # else the vocabulary is frozen
         retrain = (old is None or n_features > RETRAIN_GROWTH * max(old.trained_on, 1)
-                   and vocabulary_size(n_features) > old.k)
-        if old is not None and not retrain and old.feature_sets == wanted:
+                   and vocabulary_size(n_features) > old.k and can_retrain)
+        if (old is not None and not retrain and old.feature_sets == wanted and old.embedding is not None
+                and all(self.store.has_words(p, words_key(old.centroids, old.embedding)) for p in packs)):
             report.n_indexed = len(wanted)
             work.clear()  # a run killed after saving its index
             return  # nothing changed
         if retrain:
             centroids = self._train_vocabulary(work, table, n_features, progress, cancel)
             report.vocabulary_trained = True
-            entries, trained_on = {}, n_features
+            entries, trained_on, embedding = {}, n_features, None
         else:
-            centroids, trained_on = old.centroids, old.trained_on
+            centroids, trained_on, embedding = old.centroids, old.trained_on, old.embedding
             entries = {i: e for i, e in old.entries().items() if old.feature_sets.get(i) == wanted.get(i)}
         quantizer = Quantizer(centroids)
         vocabulary = vocabulary_key(centroids)
+        if embedding is None:
+            embedding = work.embedding(vocabulary)
+            if embedding is None:
+                progress(0, 1, "training signatures")
+                embedding = self._train_embedding(table, quantizer)
+                work.save_embedding(vocabulary, embedding)
         entries.update(work.words(vocabulary, wanted))
-        todo = sorted(set(wanted) - set(entries))
+        self._index_words(table, quantizer, embedding, entries, work, wanted, progress, cancel, runner)
+        entries = {i: entries[i] for i in wanted}
+        inv = InvertedFile.build(centroids, entries, trained_on, wanted, embedding)
+        inv.save(self.folder / "index")
+        work.clear()
+        with self._lock:
+            self._index, self._quantizer, self._embedding = inv, quantizer, None
+        report.n_indexed = len(wanted)
+
+    def _index_words(self, table: dict[int, tuple], quantizer: Quantizer, embedding: HammingEmbedding,
+                     entries: dict, work: IndexWork, wanted: dict[int, int], progress: Progress,
+                     cancel: CancelToken, runner: Runner) -> None:
+        """Pack by pack (a batch each, engine.index.asmk.aggregate_batch): the word columns (every
+        row's word and signature) where the pack lacks them, and the aggregated words of the images
+        the index lacks (`entries` is filled in place)."""
+        key = words_key(quantizer.centroids, embedding)
+        vocabulary = vocabulary_key(quantizer.centroids)
+        by_pack: dict[str, list[tuple[int, int, int]]] = {}
+        for i, t in sorted(table.items()):
+            by_pack.setdefault(t[3], []).append((i, t[4], t[5]))
+        lacking = {p for p in by_pack if not self.store.has_words(p, key)}
+        todo = [p for p in sorted(by_pack) if p in lacking or any(i not in entries for i, _, _ in by_pack[p])]
+        total = sum(len(by_pack[p]) for p in todo)
         unsaved: dict = {}
         done = 0
 
@@ -550,24 +648,26 @@ class Project:
             if len(unsaved) >= WORDS_CHECKPOINT:
                 work.save_words(vocabulary, unsaved, wanted)
                 unsaved.clear()
-            progress(done, len(todo), "indexing words")
+            progress(done, total, "indexing words")
 
-        shared = runner.share(centroids) if todo else centroids
-        tasks = ((self.store.folder, [(i, *table[i][3:6]) for i in todo[start:start + WORDS_BATCH]], shared)
-                 for start in range(0, len(todo), WORDS_BATCH))
-        progress(0, len(todo), "indexing words")
+        progress(0, total, "indexing words")
+        if not todo:
+            return
+        centroids, shared_embedding = runner.share(quantizer.centroids), runner.share(embedding)
+        kind = self.feature_config.kind
+        tasks = ((self.store.folder, p, [s for s in by_pack[p] if s[0] not in entries], centroids, shared_embedding,
+                  key, kind) for p in todo)
         try:
             runner.run(aggregate_batch, tasks, collect, cancel=cancel)
         finally:  # a cancel keeps the words made so far
             if unsaved:
                 work.save_words(vocabulary, unsaved, wanted)
-        entries = {i: entries[i] for i in wanted}
-        inv = InvertedFile.build(centroids, entries, trained_on, wanted)
-        inv.save(self.folder / "index")
-        work.clear()
-        with self._lock:
-            self._index, self._quantizer = inv, quantizer
-        report.n_indexed = len(wanted)
+
+    def _train_embedding(self, table: dict[int, tuple], quantizer: Quantizer) -> HammingEmbedding:
+        """The signatures' per-word medians over a deterministic sample (the same in any process)."""
+        n_features = sum(t[5] for t in table.values())
+        sample = self._training_sample(table, n_features, quantizer.k * EMBEDDING_SAMPLE_PER_WORD)
+        return HammingEmbedding.train(quantizer.centroids, sample, quantizer.assign(sample)[:, 0])
 
     def _train_vocabulary(self, work: IndexWork, table: dict[int, tuple], n_features: int, progress: Progress,
                           cancel: CancelToken) -> np.ndarray:
@@ -575,7 +675,8 @@ class Project:
         k = vocabulary_size(n_features)
         key = training_key(k, [t[6] for t in table.values()])
         centroids, done = work.vocabulary(key) or (None, 0)
-        sample = self._training_sample(table, n_features) if done < VOCABULARY_ITERATIONS else None
+        sample = self._training_sample(table, n_features, k * TRAIN_SAMPLE_PER_WORD) \
+            if done < VOCABULARY_ITERATIONS else None
         while done < VOCABULARY_ITERATIONS:
             progress(done, VOCABULARY_ITERATIONS, "training vocabulary")
             cancel.raise_if_set()
@@ -614,18 +715,20 @@ class Project:
                 self._graph = Graph.load(self.folder / "graph") or False
             return self._graph or None
 
-    def _training_sample(self, table: dict[int, tuple], n_features: int) -> np.ndarray:
-        k = vocabulary_size(n_features)
-        budget = min(n_features, k * TRAIN_SAMPLE_PER_WORD)
+    def _training_sample(self, table: dict[int, tuple], n_features: int, budget: int) -> np.ndarray:
+        """About `budget` descriptors (as float vectors), the same share of every image, drawn by a
+        fixed seed over the images in id order: the same sample in any process."""
+        budget = min(n_features, budget)
         per_image = max(1, int(np.ceil(budget / max(len(table), 1))))
         rng = random.Random(0)
+        kind = self.feature_config.kind
         parts = []
         for image_id in sorted(table):
             fs = self.features(image_id)
             if len(fs) == 0:
                 continue
             take = sorted(rng.sample(range(len(fs)), min(per_image, len(fs))))
-            parts.append(rootsift(fs.desc[take]))
+            parts.append(descriptor_vectors(fs.desc[take], kind))
         return np.concatenate(parts) if parts else np.zeros((0, 128), np.float32)
 
     def stats(self) -> dict:
@@ -634,8 +737,16 @@ class Project:
         n_feat = int(sum(t[5] for t in table.values()))
         index_bytes = sum(f.stat().st_size for f in (self.folder / "index").glob("*.npy")) \
             if (self.folder / "index").exists() else 0
+        indexed = (self.folder / "index" / "meta.json").exists()
+        key = self.words_key if indexed and self.index.embedding is not None else None
+        sizes = self.store.sizes(key)
+        rows = max(sizes["rows"], 1)  # stored rows (features of changed images stay until their pack goes)
         return {"images": len(table), "features": n_feat, "feature_store_bytes": self.store.nbytes(),
-                "index_bytes": index_bytes}
+                "store_hot_bytes": sizes["hot"], "store_cold_bytes": sizes["cold"],
+                "store_bytes_per_feature": round(sizes["hot"] / rows, 2),
+                "cold_bytes_per_feature": round(sizes["cold"] / rows, 2),
+                "index_bytes": index_bytes, "index_bytes_per_feature": round(index_bytes / max(n_feat, 1), 2),
+                "needs_upgrade": self.needs_upgrade()}
 
 
 def _remove_new(folder: Path, made: Path | None, existing: set[str]) -> None:

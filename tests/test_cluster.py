@@ -21,7 +21,7 @@ from engine.pipeline import search
 from engine.project import Project
 from engine.propagate.graph import Graph
 
-SMALL_BATCHES = {"engine.project.BATCH": 2, "engine.project.WORDS_BATCH": 3,
+SMALL_BATCHES = {"engine.project.BATCH": 2,  # 4 packs: 4 batches of word work, one per pack
                  "engine.propagate.graph.PAIRS_PER_BATCH": 6}
 
 

@@ -16,8 +16,16 @@ import pytest
 from engine.base.regions import Region
 from engine.features.extract import FeatureSet, extract
 from engine.verify.localize import predicted_region
+from engine.verify.correspond import DenseAppearance, match_ratio
 from engine.verify.spatial import SVConfig, spatial_verify
-from engine.verify.topological import MIN_TESTED, TopoConfig, find_patches, global_model, topo_verify
+from engine.verify.topological import MIN_TESTED, TopoConfig, find_patches, global_model
+from engine.verify.topological import topo_verify as topo_on
+
+
+def topo_verify(q, q_desc, d, d_desc, region, size, config=TopoConfig()):
+    """Topological verification on dense ratio-test seeds and descriptor-guided growth."""
+    seeds = match_ratio(q_desc, d_desc, config.ratio)
+    return topo_on(q, d, seeds, region, size, DenseAppearance(q_desc, d_desc, -config.guided_sim), config)
 
 QW, QH = 640, 480  # query image
 DW, DH = 800, 600  # database image
@@ -81,7 +89,7 @@ def verify_both(query, db_image):
     d = extract(db_image)
     d_desc = d.rootsift()
     cv2.setRNGSeed(7)
-    v = spatial_verify(q.xy, q_desc, d.xy, d_desc, SVConfig(), region.bounds)
+    v = spatial_verify(q, d, match_ratio(q_desc, d_desc, SVConfig().ratio), SVConfig(), region.bounds, seeded=False)
     sv_region = predicted_region(region, v.H, d.xy[v.verified_pairs[1]], DW, DH) if v.H is not None else None
     topo = topo_verify(q, q_desc, d, d_desc, region, (DW, DH))
     return v, sv_region, topo, q

@@ -40,11 +40,11 @@ from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
 from engine.base.types import DECIDED, KINDS, Hit, PairResult, Query, SearchResult
 from engine.catalog.tables import AnnotationRow, HitRow, ImageRow, LabelRow, ObjectRow, QueryRow
-from engine.features.extract import rootsift
 from engine.pipeline import (
     METHODS,
     QueryContext,
     SearchConfig,
+    context_of,
     initial_scores,
     outline_hits,
     prepare,
@@ -355,8 +355,7 @@ def view_context(project, view: View, config: SearchConfig) -> QueryContext:
         fs = project.features(view.image)
         inside = view.region.contains_points(np.asarray(fs.xy))
         if int(inside.sum()) >= 8:
-            sub = fs.subset(inside)
-            return QueryContext(project, Query(view.image, view.region), sub, rootsift(sub.desc), {view.image}, config)
+            return context_of(project, Query(view.image, view.region), fs.subset(inside), {view.image}, config)
     return prepare(project, Query(view.image, view.region), config)
 
 

@@ -96,7 +96,8 @@ def localize_pairs(ctx: QueryContext, bench, q: int, result, id_of: dict[str, in
     wanted = [bench.imlist[i] for i in list(entry.easy) + list(entry.hard)]
     found = {h.image_id: h for h in result.hits if h.region is not None}
     sv = ctx.config.sv
-    pair_ctx = replace(ctx, config=replace(ctx.config, sv=replace(sv, min_inliers=ctx.config.pair_min_inliers)))
+    pair_ctx = replace(ctx, config=replace(ctx.config, sv=replace(sv, min_inliers=ctx.config.pair_min_inliers)),
+                       dense=True)  # one pair, known to be positive: the safety net's full descriptors if need be
     pairs = {}
     for name in wanted:
         image_id = id_of.get(name)

@@ -62,6 +62,6 @@ def extract_batch(root, items: list[tuple[int, str]], config: FeatureConfig, sto
     ok = [(i, fs, size) for i, fs, size, err in results if err is None]
     out = ExtractedBatch(None, failed=[(i, err) for i, _, _, err in results if err is not None])
     if ok:
-        out.pack, spans = store.write_pack([fs for _, fs, _ in ok])
+        out.pack, spans = store.write_pack([fs for _, fs, _ in ok], config.kind)
         out.ok = [(i, w, h, offset, count) for (i, _, (w, h)), (offset, count) in zip(ok, spans)]
     return out

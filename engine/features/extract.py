@@ -60,6 +60,14 @@ def rootsift(desc: np.ndarray) -> np.ndarray:
     return np.sqrt(d, out=d)
 
 
+def descriptor_vectors(desc: np.ndarray, kind: str = "rootsift") -> np.ndarray:
+    """The float vectors a kind's stored descriptors stand for: what the vocabulary, the signatures
+    and dense matching work on (RootSIFT from raw SIFT; a learned kind's float descriptors as they are)."""
+    if kind == "rootsift":
+        return rootsift(desc)
+    return np.asarray(desc, np.float32)
+
+
 def _sift(config: FeatureConfig):
     return cv2.SIFT_create(nfeatures=config.max_features, contrastThreshold=config.contrast_threshold)
 

@@ -21,8 +21,13 @@ import numpy as np
 
 from engine.base.atomic import atomic_write_arrays
 from engine.features.batch import store_at
+from engine.features.extract import descriptor_vectors
+from engine.features.store import word_dtype
+from engine.index.embedding import HammingEmbedding
 
 SIG_WORDS = 2  # 128-bit signatures as two uint64
+VOCABULARY_SEED = 1234  # k-means' seed (with a deterministic sample: the same vocabulary in any process)
+QUANTIZER_SEED = 1234  # the IVF quantizer's own k-means over the centroids
 
 
 def vocabulary_size(n_features: int) -> int:
@@ -34,7 +39,7 @@ def vocabulary_size(n_features: int) -> int:
 VOCABULARY_ITERATIONS = 10
 
 
-def train_vocabulary(sample: np.ndarray, k: int, *, seed: int = 1234, niter: int = VOCABULARY_ITERATIONS,
+def train_vocabulary(sample: np.ndarray, k: int, *, seed: int = VOCABULARY_SEED, niter: int = VOCABULARY_ITERATIONS,
                      init: np.ndarray | None = None) -> np.ndarray:
     """k-means centroids (k, 128) float32 on RootSIFT descriptors.
 
@@ -71,6 +76,7 @@ class Quantizer:
             self._coarse = faiss.IndexFlatL2(d)  # kept referenced: the IVF does not own it
             self._index = faiss.IndexIVFFlat(self._coarse, d, nlist)
             self._index.cp.min_points_per_centroid = 1  # training on the centroids themselves
+            self._index.cp.seed = QUANTIZER_SEED
             self._index.train(self.centroids)
             self._index.nprobe = 16
         self._index.add(self.centroids)
@@ -115,6 +121,7 @@ class InvertedFile:
     n_words: dict[int, int]  # image id -> number of distinct words (self-similarity)
     trained_on: int  # number of features the vocabulary was trained on
     feature_sets: dict[int, int]  # image id -> catalog feature set id it was built from (staleness check)
+    embedding: HammingEmbedding | None = None  # per-feature signatures (None in an index of PixRet 0.1)
 
     @property
     def k(self) -> int:
@@ -126,7 +133,7 @@ class InvertedFile:
 
     @classmethod
     def build(cls, centroids: np.ndarray, entries: dict[int, tuple[np.ndarray, np.ndarray]], trained_on: int,
-              feature_sets: dict[int, int]) -> "InvertedFile":
+              feature_sets: dict[int, int], embedding: HammingEmbedding | None = None) -> "InvertedFile":
         """entries: image id -> (words, sigs) from `aggregate`."""
         k = centroids.shape[0]
         ids = list(entries.keys())
@@ -140,7 +147,7 @@ class InvertedFile:
         np.cumsum(np.bincount(all_words, minlength=k), out=ptr[1:])
         return cls(np.ascontiguousarray(centroids, np.float32), ptr, all_imgs[order],
                    np.ascontiguousarray(all_sigs[order]), {int(i): int(n) for i, n in zip(ids, lens)}, trained_on,
-                   {int(i): int(feature_sets[i]) for i in ids})
+                   {int(i): int(feature_sets[i]) for i in ids}, embedding)
 
     def entries(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """The per-image (words, sigs) back from the CSR layout (for incremental rebuilds)."""
@@ -197,9 +204,13 @@ class InvertedFile:
         ids = np.fromiter(self.n_words.keys(), np.int64, len(self.n_words))
         nw = np.fromiter(self.n_words.values(), np.int64, len(self.n_words))
         fs = np.array([self.feature_sets[int(i)] for i in ids], np.int64)
-        atomic_write_arrays(folder, {"centroids": self.centroids, "ptr": self.ptr, "images": self.images,
-                                     "sigs": self.sigs, "image_ids": ids, "image_nwords": nw, "image_fsids": fs},
-                            {"trained_on": self.trained_on, "k": self.k})
+        arrays = {"centroids": self.centroids, "ptr": self.ptr, "images": self.images, "sigs": self.sigs,
+                  "image_ids": ids, "image_nwords": nw, "image_fsids": fs}
+        meta = {"trained_on": self.trained_on, "k": self.k}
+        if self.embedding is not None:
+            arrays.update(self.embedding.arrays())
+            meta.update(embedding_bits=self.embedding.bits, embedding_seed=self.embedding.seed)
+        atomic_write_arrays(folder, arrays, meta)
 
     @classmethod
     def load(cls, folder: Path) -> "InvertedFile":
@@ -208,12 +219,17 @@ class InvertedFile:
         a = {n: np.load(folder / f"{n}.npy") for n in names}
         meta = json.loads((folder / "meta.json").read_text())
         ids = a["image_ids"].tolist()
+        embedding = None
+        if "embedding_bits" in meta:
+            embedding = HammingEmbedding.from_arrays({n: np.load(folder / f"{n}.npy") for n in ("he_rotation", "he_medians")},
+                                                     meta["embedding_seed"])
         return cls(a["centroids"], a["ptr"], a["images"], a["sigs"],
                    dict(zip(ids, a["image_nwords"].tolist())), int(meta["trained_on"]),
-                   dict(zip(ids, a["image_fsids"].tolist())))
+                   dict(zip(ids, a["image_fsids"].tolist())), embedding)
 
     def nbytes(self) -> int:
-        return int(self.centroids.nbytes + self.ptr.nbytes + self.images.nbytes + self.sigs.nbytes)
+        return int(self.centroids.nbytes + self.ptr.nbytes + self.images.nbytes + self.sigs.nbytes
+                   + (self.embedding.nbytes() if self.embedding is not None else 0))
 
 
 _QUANTIZERS: dict[bytes, Quantizer] = {}  # one per vocabulary in each process that aggregates words
@@ -230,15 +246,20 @@ def _quantizer_of(centroids: np.ndarray) -> Quantizer:
     return q
 
 
-def aggregate_batch(store_folder, items: list[tuple[int, str, int, int]], centroids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Indexing's unit of word work (engine.parallel runs it here or on a cluster worker): the ASMK
-    aggregation of each listed image, read from the project's feature store.
-
-    items: (image id, pack, offset, count)."""
+def aggregate_batch(store_folder, pack: str, items: list[tuple[int, int, int]], centroids: np.ndarray,
+                    embedding: HammingEmbedding, key: str, kind: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Indexing's unit of word work (engine.parallel runs it here or on a cluster worker), one feature
+    pack: its word columns (each row's nearest word and signature, under `key`) written into the pack
+    if it lacks them, and the ASMK aggregation of the listed images (image id, offset, count) of it.
+    A pack's columns are written once, whole: they are their own checkpoint."""
     store = store_at(store_folder)
     quantizer = _quantizer_of(centroids)
-    out = {}
-    for image_id, pack, offset, count in items:
-        x = store.read(pack, offset, count).rootsift()
-        out[int(image_id)] = aggregate(x, quantizer.assign(x), quantizer.centroids)
-    return out
+    x = descriptor_vectors(store.pack_descriptors(pack), kind)
+    columns = store.words(pack, key)
+    if columns is None:
+        word = quantizer.assign(x)[:, 0].astype(word_dtype(quantizer.k))
+        store.write_words(pack, key, word, embedding.signatures(x, word, quantizer.centroids))
+    else:
+        word = columns["word"]
+    return {int(i): aggregate(x[o:o + c], np.asarray(word[o:o + c], np.int64)[:, None], quantizer.centroids)
+            for i, o, c in items}

@@ -4,8 +4,10 @@ Training the vocabulary (k-means, minutes on a large collection) and putting eve
 inverted file (aggregating its words) are the two long steps after feature extraction. Both save
 their progress in `index-work/` as they go: the centroids after every k-means iteration (Lloyd
 iterations from saved centroids are exactly the iterations an uninterrupted run would have made),
-and the words of each few hundred images. A cancel, a crash or a kill loses at most one step of
-each. The folder is removed once the finished index is saved.
+the signatures' embedding once trained, and the words of each few hundred images (the store's
+per-feature word columns are their own checkpoint: each pack's are written once, atomically). A
+cancel, a crash or a kill loses at most one step of each. The folder is removed once the finished
+index is saved.
 
 Every checkpoint says what it belongs to, and anything else is ignored: a vocabulary is resumed
 only for the same training set (the same feature sets and vocabulary size); words are used only
@@ -23,6 +25,7 @@ import numpy as np
 
 from engine.base.atomic import atomic_write_arrays
 from engine.index.asmk import SIG_WORDS
+from engine.index.embedding import HammingEmbedding
 
 Entries = dict[int, tuple[np.ndarray, np.ndarray]]  # image id -> (words, signatures), as asmk.aggregate
 
@@ -34,6 +37,14 @@ def training_key(k: int, feature_sets: list[int]) -> str:
 
 def vocabulary_key(centroids: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(centroids, np.float32).tobytes()).hexdigest()[:16]
+
+
+def words_key(centroids: np.ndarray, embedding: HammingEmbedding) -> str:
+    """What the store's word columns depend on: the vocabulary and the signatures' embedding."""
+    h = hashlib.sha1(np.ascontiguousarray(centroids, np.float32).tobytes())
+    h.update(np.ascontiguousarray(embedding.rotation, np.float32).tobytes())
+    h.update(np.ascontiguousarray(embedding.medians, np.float32).tobytes())
+    return h.hexdigest()[:16]
 
 
 class IndexWork:
@@ -56,6 +67,20 @@ class IndexWork:
     def save_vocabulary(self, key: str, centroids: np.ndarray, iterations: int) -> None:
         atomic_write_arrays(self.folder / "vocabulary", {"centroids": centroids},
                             {"key": key, "iterations": int(iterations)})
+
+    # -- the embedding (signatures' medians) ------------------------------------------------------
+
+    def embedding(self, vocabulary: str) -> HammingEmbedding | None:
+        folder = self.folder / f"embedding-{vocabulary}"
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            return HammingEmbedding.from_arrays({n: np.load(folder / f"{n}.npy") for n in ("he_rotation", "he_medians")},
+                                                meta["seed"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def save_embedding(self, vocabulary: str, embedding: HammingEmbedding) -> None:
+        atomic_write_arrays(self.folder / f"embedding-{vocabulary}", embedding.arrays(), {"seed": embedding.seed})
 
     # -- words --------------------------------------------------------------------------------
 

@@ -37,12 +37,13 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from engine.features.batch import store_at
-from engine.features.extract import rootsift
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.atomic import IN_FLIGHT_S, atomic_write_arrays, atomic_write_text, remove_leftovers
+from engine.features.batch import store_at
+from engine.features.extract import rootsift
 from engine.parallel.runner import Runner
-from engine.verify.spatial import SVConfig, fit_homography, match_ratio, plausible_homography
+from engine.verify.correspond import match_ratio
+from engine.verify.spatial import SVConfig, spatial_verify
 
 GRAPH_VERSION = 1
 CHECKPOINT = 256  # pairs per pending chunk
@@ -509,21 +510,18 @@ def _top_k(r: int, cand_rows: np.ndarray, sims: np.ndarray, nodes: np.ndarray, k
 def verify_pair(fa, fb, sv: SVConfig, max_corr: int):
     """Spatial verification of two stored feature sets: (inliers, H a->b or None, idx (n,2), xy (n,4))."""
     none = 0, None, np.zeros((0, 2), np.int32), np.zeros((0, 4), np.float32)
-    xa, xb = np.asarray(fa.xy), np.asarray(fb.xy)
     m = match_ratio(rootsift(fa.desc), rootsift(fb.desc), sv.ratio)
     if len(m) < max(4, sv.min_inliers):
         return none
-    H, inl = fit_homography(xa[m.qi], xb[m.di], sv)
-    n = int(inl.sum())
-    if H is None or n < sv.min_inliers or not plausible_homography(H, (*xa.min(axis=0), *xa.max(axis=0))):
+    v = spatial_verify(fa, fb, m, sv, seeded=False)
+    if v.H is None or v.inliers < sv.min_inliers:
         return none
-    qi, di = m.qi[inl], m.di[inl]
-    if len(qi) > max_corr:
-        keep = np.argsort(-m.sim[inl], kind="stable")[:max_corr]
-        qi, di = qi[keep], di[keep]
+    qi, di = v.verified_pairs
+    keep = np.argsort(v.matches.cost[v.inlier_mask], kind="stable")[:max_corr]  # the most similar
+    qi, di = qi[keep], di[keep]
     idx = np.stack([qi, di], 1).astype(np.int32)
-    xy = np.hstack([xa[qi], xb[di]]).astype(np.float32)
-    return n, np.asarray(H, np.float32), idx, xy
+    xy = np.hstack([np.asarray(fa.xy)[qi], np.asarray(fb.xy)[di]]).astype(np.float32)
+    return v.inliers, np.asarray(v.H, np.float32), idx, xy
 
 
 def add_reviewed_edges(project, pairs: list[tuple[int, int, np.ndarray, np.ndarray | None]]) -> int:

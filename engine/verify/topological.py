@@ -6,11 +6,11 @@ only one of its faces, or fails. Topological RANSAC (An et al., NeurIPS 2023) in
 small patches, each with its own local transform, and keeps the patches that stay connected across
 both views. This module does that with array operations (numpy, scipy), in four steps:
 
-1. Seeds. Ratio-test matches (`engine.verify.spatial.match_ratio`) between the query region's features and
-   the database image, at sv's ratio by default; a looser `ratio` adds seeds that the patches
-   re-check (sv's own homography is then still fitted on the seeds passing sv's ratio). That
-   homography, where sv would accept it, is kept as one more, image-wide patch: whatever spatial
-   verification accepts, topological verification accepts too.
+1. Seeds. The tentative correspondences of the query region's features with the database image
+   (engine.verify.correspond: words and signatures, as sv's; or ratio-test matches, where a looser
+   `ratio` adds seeds that the patches re-check while sv's own homography is still fitted on the
+   `strict` ones). That homography, where sv would accept it, is kept as one more, image-wide
+   patch: whatever spatial verification accepts, topological verification accepts too.
 2. Patches. Every match is the seed of a patch: its query window holds the matches whose query
    point lies within `R` of the seed (`R` = `window` x sqrt(query-region area)). The seed's SIFT
    scale ratio and orientation difference give a similarity that predicts where each neighbour
@@ -22,8 +22,9 @@ both views. This module does that with array operations (numpy, scipy), in four 
    overlapping passing patches form connected verified components (union-find over the sparse
    link graph, `scipy.sparse.csgraph`); every seed is grown at once, and a seed inside a verified
    region simply lands in its component. Then a saccade (`grow_rounds`): each verified patch maps
-   the unmatched query features of its window by its affine and takes the most similar database
-   feature at the predicted place (`guided_sim`, no ratio test: the geometry already speaks), and
+   the unmatched query features of its window by its affine and takes the closest-looking database
+   feature at the predicted place (a shared word and `guided_hamming` bits, or `guided_sim` with
+   full descriptors; no ratio test: the geometry already speaks), and
    the patches are verified again with the new matches, so regions grow into their neighbourhood.
 4. Score and region. The score is the size of the largest component, counted in distinct
    `cell_px` cells of the query rather than in matches: a tight cluster (one repeated stroke of
@@ -61,9 +62,9 @@ from scipy.special import fdtrc
 
 from engine.base.regions import Region
 from engine.base.types import PairResult
-from engine.features.extract import FeatureSet
 from engine.verify.localize import MIN_AREA_PX, warp_region
-from engine.verify.spatial import SVConfig, evenly, fit_homography, match_ratio, plausible_homography
+from engine.verify.correspond import Correspondences, guided
+from engine.verify.spatial import SVConfig, evenly, fit_homography, plausible_homography
 
 MAX_ANISOTROPY = 6.0  # a local affine stretching one axis more than this against the other is degenerate
 MAX_SCALE = 8.0  # ... and so is one scaling areas by more than MAX_SCALE**2 (or less than its inverse)
@@ -90,7 +91,8 @@ class TopoConfig:
     reach: float = 2.5  # a patch maps the query region up to this many windows around its seed
     max_patches: int = 200  # patches kept for the region and the evidence (the best per query cell)
     grow_rounds: int = 1  # saccades: rounds of guided matching inside verified patches, then re-verification
-    guided_sim: float = 0.85  # RootSIFT similarity a guided correspondence needs (no ratio test there)
+    guided_sim: float = 0.85  # RootSIFT similarity a guided correspondence needs (no ratio test there) ...
+    guided_hamming: int = 28  # ... or, from the index, a shared word and signatures this close (bits)
     perspective_alpha: float = 0.05  # warp by the homography only if its perspective is significant at this level
 
 
@@ -212,29 +214,33 @@ def component_sizes(patches: Patches, cell_px: float) -> np.ndarray:
     return np.bincount(pairs[:, 0], minlength=len(patches.component))
 
 
-def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.ndarray, query_region: Region,
-                image_size: tuple[int, int], config: TopoConfig = TopoConfig()) -> PairResult:
+def topo_verify(q, d, corr: Correspondences, query_region: Region, image_size: tuple[int, int],
+                appearance, config: TopoConfig = TopoConfig(), strict: np.ndarray | None = None) -> PairResult:
     """Verify one query-region / database-image pair topologically; region in database pixels.
 
-    q, q_desc: the query's features and their RootSIFT (features outside query_region are ignored);
-    d, d_desc: the database image's. image_size = (width, height) of the database image. The region
-    is predicted whenever a component was found, even one too small to verify the pair.
+    q, d: the query's and the database image's features (xy, scale, angle: a FeatureSet or the
+    compact store's record); corr: their tentative correspondences (engine.verify.correspond), the
+    seeds (those with a query point outside query_region are ignored); appearance: the test guided
+    matching applies (WordAppearance or DenseAppearance); strict: the seeds sv's own homography is
+    fitted on (default all). image_size = (width, height) of the database image. The region is
+    predicted whenever a component was found, even one too small to verify the pair.
     """
     width, height = image_size
-    q_desc = np.asarray(q_desc, np.float32)
-    d_desc = np.asarray(d_desc, np.float32)
-    m = match_ratio(q_desc, d_desc, config.ratio)
-    qi, di = m.qi, m.di
+    q_xy, d_xy = np.asarray(q.xy), np.asarray(d.xy)
+    qi, di = corr.qi.astype(np.int64), corr.di.astype(np.int64)
+    strict = np.ones(len(qi), bool) if strict is None else np.asarray(strict, bool)
     if len(qi):
-        inside = query_region.contains_points(q.xy[qi])
-        qi, di = qi[inside], di[inside]
+        inside = query_region.contains_points(q_xy[qi])
+        qi, di, strict = qi[inside], di[inside], strict[inside]
     radius = max(config.min_window_px, config.window * float(np.sqrt(max(query_region.area, 1.0))))
     sv = SVConfig(min_inliers=config.min_inliers)
-    strict = second_ratio(q_desc, d_desc, qi, di) < sv.ratio if config.ratio > sv.ratio else np.ones(len(qi), bool)
-    H, plane = global_plane(q.xy[qi], d.xy[di], strict, query_region.bounds, sv)
+    H, plane = global_plane(q_xy[qi], d_xy[di], strict, query_region.bounds, sv)
     seeds = len(qi)
+    q_scale, q_angle = np.asarray(q.scale, np.float64), np.asarray(q.angle, np.float64)
+    d_scale, d_angle = np.asarray(d.scale, np.float64), np.asarray(d.angle, np.float64)
+    d_tree = None
     for round_ in range(config.grow_rounds + 1):
-        patches = find_patches(q.xy[qi], q.scale[qi], q.angle[qi], d.xy[di], d.scale[di], d.angle[di],
+        patches = find_patches(q_xy[qi], q_scale[qi], q_angle[qi], d_xy[di], d_scale[di], d_angle[di],
                                radius, config, plane)
         sizes = component_sizes(patches, config.cell_px)
         top = int(sizes.max()) if len(sizes) else 0
@@ -250,11 +256,14 @@ def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.nda
         if round_ == config.grow_rounds:
             break
         # Saccade: every verified patch looks for more correspondences in its own window.
-        gq, gd = guided_matches(q, q_desc, d, d_desc, qi, di, patches, kept, query_region, config)
+        if d_tree is None and len(d_xy):
+            d_tree = cKDTree(d_xy)
+        gq, gd = guided_matches(q_xy, q_scale, d_scale, d_xy, qi, di, patches, kept, query_region, config,
+                                appearance, d_tree)
         if len(gq) == 0:
             break
         qi, di = np.r_[qi, gq], np.r_[di, gd]
-        plane = np.r_[plane, on_plane(H, q.xy[gq], d.xy[gd], sv.threshold_px) & plane.any()]
+        plane = np.r_[plane, on_plane(H, q_xy[gq], d_xy[gd], sv.threshold_px) & plane.any()]
     reps = representative_patches(patches, kept, config)
     region, model = predict_region(patches, kept, reps, H, query_region, width, height, config)
     shown = evenly(np.flatnonzero(kept), MAX_EVIDENCE)
@@ -273,49 +282,42 @@ def topo_verify(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.nda
     return PairResult(largest >= config.min_inliers, float(largest), region, evidence)
 
 
-def guided_matches(q: FeatureSet, q_desc: np.ndarray, d: FeatureSet, d_desc: np.ndarray, qi: np.ndarray,
-                   di: np.ndarray, patches: Patches, kept: np.ndarray, query_region: Region,
-                   config: TopoConfig) -> tuple[np.ndarray, np.ndarray]:
+def guided_matches(q_xy: np.ndarray, q_scale: np.ndarray, d_scale: np.ndarray, d_xy: np.ndarray, qi: np.ndarray,
+                   di: np.ndarray, patches: Patches, kept: np.ndarray, query_region: Region, config: TopoConfig,
+                   appearance, d_tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray]:
     """New correspondences inside verified patches: each unmatched query feature within R of a
-    verified seed is mapped by that seed's affine; the most similar unmatched database feature
-    within `tol_px` of the prediction is taken when its RootSIFT similarity reaches `guided_sim`
-    and its scale agrees with the affine's (within 2x). One database feature, one query feature."""
+    verified seed is mapped by that seed's affine; the unmatched database feature within `tol_px`
+    of the prediction whose appearance is closest is taken when it passes the appearance test
+    (no ratio test: the geometry already speaks) and its scale agrees with the affine's (within 2x).
+    One database feature, one query feature."""
     none = np.zeros(0, np.int64), np.zeros(0, np.int64)
     anchors = np.flatnonzero(patches.passed & kept)
-    if len(anchors) == 0 or len(d) == 0:
+    if len(anchors) == 0 or len(d_xy) == 0:
         return none
-    free_q = np.ones(len(q), bool)
+    free_q = np.ones(len(q_xy), bool)
     free_q[qi] = False
     cand = np.flatnonzero(free_q)
-    dist, a = cKDTree(patches.q_xy[anchors]).query(q.xy[cand], k=1, distance_upper_bound=patches.radius)
+    dist, a = cKDTree(patches.q_xy[anchors]).query(q_xy[cand], k=1, distance_upper_bound=patches.radius)
     near = np.isfinite(dist)
     cand, a = cand[near], anchors[a[near]]
     if len(cand) == 0:
         return none
-    inside = query_region.contains_points(q.xy[cand])
+    inside = query_region.contains_points(q_xy[cand])
     cand, a = cand[inside], a[inside]
     aff = patches.affine[a]
-    pred = np.einsum("nab,nb->na", aff[:, :, :2], q.xy[cand] - patches.q_xy[a]) + aff[:, :, 2] + patches.d_xy[a]
-    k = min(GUIDED_CANDIDATES, len(d))
-    dist, nb = cKDTree(d.xy).query(pred, k=k, distance_upper_bound=config.tol_px)
-    dist, nb = dist.reshape(len(cand), k), nb.reshape(len(cand), k)
-    ok = nb < len(d)
-    nbc = np.where(ok, nb, 0)
-    taken = np.zeros(len(d), bool)
+    pred = np.einsum("nab,nb->na", aff[:, :, :2], q_xy[cand] - patches.q_xy[a]) + aff[:, :, 2] + patches.d_xy[a]
+    taken = np.zeros(len(d_xy), bool)
     taken[di] = True
-    sim = np.einsum("nf,nkf->nk", q_desc[cand], d_desc[nbc])
     det = np.abs(aff[:, 0, 0] * aff[:, 1, 1] - aff[:, 0, 1] * aff[:, 1, 0])
-    scale = d.scale[nbc] / np.maximum(q.scale[cand], 1e-6)[:, None]
-    ok &= ~taken[nbc] & (np.abs(np.log(scale / np.sqrt(det)[:, None])) <= np.log(2.0))
-    sim = np.where(ok, sim, -np.inf)
-    best = np.argmax(sim, axis=1)
-    s_best = sim[np.arange(len(cand)), best]
-    good = s_best >= config.guided_sim
-    gq, gd, gs = cand[good], nbc[np.arange(len(cand)), best][good], s_best[good]
-    order = np.lexsort((-gs, gd))  # one query feature per database feature: the most similar
-    first = np.ones(len(order), bool)
-    first[1:] = gd[order][1:] != gd[order][:-1]
-    return gq[order[first]].astype(np.int64), gd[order[first]].astype(np.int64)
+    row_of = np.full(len(q_xy), -1, np.int64)
+    row_of[cand] = np.arange(len(cand))
+
+    def allowed(c, nb):
+        scale = d_scale[nb] / np.maximum(q_scale[c], 1e-6)[:, None]
+        return ~taken[nb] & (np.abs(np.log(scale / np.sqrt(det[row_of[c]])[:, None])) <= np.log(2.0))
+
+    gq, gd, _ = guided(pred, cand, d_xy, config.tol_px, appearance, allowed, d_tree, GUIDED_CANDIDATES)
+    return gq, gd
 
 
 def on_plane(H: np.ndarray | None, P: np.ndarray, Q: np.ndarray, threshold_px: float) -> np.ndarray:
