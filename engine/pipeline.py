@@ -424,19 +424,20 @@ def image_features(project, image_id: int, config: FeatureConfig, device: str | 
     return fs
 
 
-def query_words(project, desc: np.ndarray, assign: int) -> tuple[np.ndarray, np.ndarray]:
-    """The query's aggregated visual words and their binary signatures (ASMK*)."""
+def query_words(project, desc: np.ndarray, assign: int, words: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The query's aggregated visual words and their binary signatures (ASMK*). words: the
+    features' nearest words if known already (at least `assign` columns, nearest first)."""
     quantizer = project.quantizer
-    return aggregate(desc, quantizer.assign(desc, assign), quantizer.centroids)
+    if words is None or words.shape[1] < assign:
+        words = quantizer.assign(desc, assign)
+    return aggregate(desc, words[:, :assign], quantizer.centroids)
 
 
 def correspondence_words(project, desc: np.ndarray, assign: int) -> QueryWords:
     """The query's `assign` nearest words per feature and its signature in each (engine.verify.correspond)."""
     quantizer, embedding = project.quantizer, project.embedding
     words = quantizer.assign(desc, assign)
-    n, m = words.shape
-    sig = embedding.signatures(np.repeat(desc, m, axis=0), words.reshape(-1), quantizer.centroids)
-    return QueryWords.make(words, sig.reshape(n, m, embedding.words_per_signature), quantizer.k)
+    return QueryWords.make(words, embedding.signatures(desc, words, quantizer.centroids), quantizer.k)
 
 
 def initial_scores(project, desc: np.ndarray, assign: int, exclude: set[int]) -> dict[int, float]:
@@ -479,8 +480,12 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
     cancel.raise_if_set()
 
     t = time.perf_counter()
-    scores = initial_scores(project, ctx.desc, config.query_assign, exclude)
-    order = sorted(scores, key=lambda i: (-scores[i], i))
+    ids, S = project.index.score_many([query_words(project, ctx.desc, config.query_assign,
+                                                   ctx.words.words if ctx.words is not None else None)])
+    keep = ~np.isin(ids, np.fromiter(exclude, np.int64, len(exclude)))
+    ids, S = ids[keep], S[0, keep].astype(np.float64)
+    order = ids[np.lexsort((ids, -S))].tolist()  # best first, ties by id
+    scores = dict(zip(ids.tolist(), S.tolist()))
     if ctx.dense is not True:
         ctx = replace(ctx, dense=frozenset(order[:config.dense_top]))
     timings["initial"] = time.perf_counter() - t
@@ -494,7 +499,9 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
     verified = verify_many(ctx, candidates, spec.verifier, progress, cancel)
     timings["verify"] = time.perf_counter() - t
 
-    hits = rank_hits(project, order, scores, verified)
+    # without a post-stage only the first top_k hits are kept: make no more (5,000 Hits cost 30 ms)
+    limit = top_k or None if spec.post is None and spec.deepen is None else None
+    hits = rank_hits(project, order, scores, verified, limit)
     if spec.deepen is not None:
         t = time.perf_counter()
         more = [i for i in spec.deepen(ctx, hits, order, verified) if i not in verified]
@@ -543,10 +550,12 @@ def verify_many(ctx: QueryContext, candidates: list[int], verifier: Verifier, pr
     return out
 
 
-def rank_hits(project, order: list[int], scores: dict[int, float], verified: dict[int, PairResult]) -> list[Hit]:
-    """Verified images first (by verifier score), then the rest by initial similarity. The thorough
-    stage's (evidence 'verifier') come after fast verification's, their inliers (of other matches)
-    scaled into the band below its lowest score, so scores still fall along the ranking."""
+def rank_hits(project, order: list[int], scores: dict[int, float], verified: dict[int, PairResult],
+              limit: int | None = None) -> list[Hit]:
+    """Verified images first (by verifier score), then the rest by initial similarity (the first
+    `limit` hits only, when given). The thorough stage's (evidence 'verifier') come after fast
+    verification's, their inliers (of other matches) scaled into the band below its lowest score,
+    so scores still fall along the ranking."""
     fast = [r.score for r in verified.values() if r.verified and "verifier" not in r.evidence]
     floor = min(fast, default=float(SVConfig().min_inliers))
 
@@ -559,6 +568,8 @@ def rank_hits(project, order: list[int], scores: dict[int, float], verified: dic
                 {**verified[i].evidence, "initial_score": scores.get(i, 0.0)}, "verified") for i in good]
     seen = set(good)
     for i in order:
+        if limit is not None and len(hits) >= limit:
+            break
         if i not in seen:
             stage = "shortlist" if i in verified else "initial"
             # unverified images score below any verified one: keep the initial order, in (0, 1)

@@ -278,6 +278,9 @@ class Project:
     # -- features -----------------------------------------------------------------------------
 
     def _image_table(self) -> dict[int, tuple]:
+        table = self._table
+        if table is not None:  # read without the lock: searches ask for it per hit
+            return table
         with self._lock:
             if self._table is None:
                 with self.catalog.session() as s:
@@ -617,6 +620,9 @@ class Project:
         self._index_words(table, quantizer, embedding, entries, work, wanted, progress, cancel, runner)
         entries = {i: entries[i] for i in wanted}
         inv = InvertedFile.build(centroids, entries, trained_on, wanted, embedding)
+        del old  # its postings are memory-mapped from the folder about to be replaced
+        with self._lock:
+            self._index = None
         inv.save(self.folder / "index")
         work.clear()
         with self._lock:

@@ -67,14 +67,30 @@ class HammingEmbedding:
         return cls(rotation, medians, seed)
 
     def signatures(self, x: np.ndarray, words: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-        """(n, bits // 64) uint64 signatures of float descriptors x (n, d) in their words (n,)."""
-        words = np.asarray(words, np.int64).ravel()
-        out = np.zeros((len(words), self.words_per_signature), np.uint64)
-        for s in range(0, len(words), _BLOCK):
-            sl = slice(s, s + _BLOCK)
-            above = _project(centroids, self.rotation, x[sl], words[sl]) > self.medians[words[sl]]
-            out[sl] = np.packbits(above, axis=1).view(np.uint64)
-        return out
+        """Signatures (uint64) of float descriptors x (n, d) in their words: words (n,) gives
+        (n, bits // 64), words (n, m) (multiple assignment) gives (n, m, bits // 64).
+
+        The residual's projection is the descriptor's minus the centroid's: each descriptor and
+        each centroid is rotated once, however many words a descriptor is signed in."""
+        words = np.asarray(words, np.int64)
+        n = len(words)
+        m = 1 if words.ndim == 1 else words.shape[1]
+        cr = self._rotated_centroids(centroids)
+        out = np.zeros((n, m, self.words_per_signature), np.uint64)
+        step = max(1, _BLOCK // m)
+        for s in range(0, n, step):
+            xr = np.asarray(x[s:s + step], np.float32) @ self.rotation.T  # (b, bits)
+            w = words[s:s + step].reshape(len(xr), m)
+            above = xr[:, None, :] - cr[w] > self.medians[w]  # (b, m, bits)
+            out[s:s + step] = np.packbits(above, axis=2).view(np.uint64)
+        return out[:, 0] if words.ndim == 1 else out
+
+    def _rotated_centroids(self, centroids: np.ndarray) -> np.ndarray:
+        cached = getattr(self, "_rotated", None)
+        if cached is None or cached[0] is not centroids:
+            cached = (centroids, np.asarray(centroids, np.float32) @ self.rotation.T)
+            self._rotated = cached
+        return cached[1]
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"he_rotation": self.rotation, "he_medians": self.medians}
@@ -89,8 +105,10 @@ class HammingEmbedding:
 
 
 def _project(centroids: np.ndarray, rotation: np.ndarray, x: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Rotated residuals, as `signatures` computes them (rotated descriptor minus rotated centroid)."""
+    cr = np.asarray(centroids, np.float32) @ rotation.T
     out = np.empty((len(words), rotation.shape[0]), np.float32)
     for s in range(0, len(words), _BLOCK):
         sl = slice(s, s + _BLOCK)
-        out[sl] = (np.asarray(x[sl], np.float32) - centroids[words[sl]]) @ rotation.T
+        out[sl] = np.asarray(x[sl], np.float32) @ rotation.T - cr[words[sl]]
     return out

@@ -93,9 +93,8 @@ class AsmkRows:
 
     def __init__(self, index, nodes: np.ndarray):
         self.index = index
-        rowmap = np.full(int(max(int(nodes.max()) + 1 if len(nodes) else 1, 1)), -1, np.int64)
-        rowmap[nodes] = np.arange(len(nodes))
-        self.post_row = rowmap[np.asarray(index.images)].astype(np.int32)
+        self.rowmap = np.full(int(max(int(nodes.max()) + 1 if len(nodes) else 1, 1)), -1, np.int64)
+        self.rowmap[nodes] = np.arange(len(nodes))
         self.nw = np.array([index.n_words[int(i)] for i in nodes], np.float64)
         self.n = len(nodes)
 
@@ -104,14 +103,8 @@ class AsmkRows:
         out = np.zeros(self.n, np.float32)
         if len(words) == 0 or self.n == 0:
             return out
-        ptr = self.index.ptr
-        starts, lens = ptr[words], ptr[words + 1] - ptr[words]
-        total = int(lens.sum())
-        flat = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(total)
-        ham = np.bitwise_count(self.index.sigs[flat] ^ np.repeat(sigs, lens, axis=0)).sum(axis=1, dtype=np.int32)
-        keep = ham < 64  # u = 1 - ham / 64 > 0
-        u = 1.0 - ham[keep].astype(np.float32) / 64.0
-        acc = np.bincount(self.post_row[flat[keep]], weights=u * u * u, minlength=self.n)
+        images, sel = self.index.matches(words, sigs)
+        acc = np.bincount(self.rowmap[images], weights=sel, minlength=self.n)
         out[:] = acc / np.sqrt(len(words) * np.maximum(self.nw, 1.0))
         return out
 
