@@ -646,9 +646,11 @@ class Project:
         unsaved: dict = {}
         done = 0
 
+        packs_done = iter(todo)  # results come in the order of the batches
+
         def collect(part: dict) -> None:
             nonlocal done
-            done += len(part)
+            done += len(by_pack[next(packs_done)])
             entries.update(part)
             unsaved.update(part)
             if len(unsaved) >= WORDS_CHECKPOINT:

@@ -1,16 +1,23 @@
-"""Correspondences from the index (visual words + Hamming signatures), seeded verification, seeds."""
+"""Correspondences from the index (visual words + Hamming signatures), seeded verification, seeds;
+on generated photos and on the demo's real ones."""
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from engine.base.regions import Region
 from engine.base.types import Query
+from engine.features.store import DescriptorsMissing
 from engine.index.embedding import HammingEmbedding
 from engine.pipeline import SearchConfig, dense_sv_pair, prepare, sv_pair
+from engine.project import Project
+from engine.propagate.graph import verify_pair
 from engine.verify.correspond import QueryWords, match_words
 from engine.verify.spatial import SVConfig, fit_homography, spatial_verify
 
@@ -122,3 +129,54 @@ def test_embedding_is_fixed_by_its_seed_and_fits_any_descriptor_size():
     assert sig.shape == (4000, 2) and sig.dtype == np.uint64
     ones = np.unpackbits(sig.view(np.uint8), axis=1).mean()
     assert 0.45 < ones < 0.55  # medians split every bit evenly
+
+
+# -- real photos: the demo's (pixret_desktop/resources/demo), a can in six photos, other objects in four
+
+DEMO = Path(__file__).resolve().parents[1] / "pixret_desktop" / "resources" / "demo"
+
+
+@pytest.fixture(scope="module")
+def demo_photos(tmp_path_factory):
+    """(project, the can's hand-drawn outlines, the other objects' photos): the can's six photos and
+    two photos each of an alarm clock and a backpack, indexed, then the full descriptors removed:
+    what follows can only use the store's searched part (words, signatures, geometry)."""
+    outlines = json.loads((DEMO / "can_outlines.json").read_text())
+    others = [f"{o}/0{k}.jpg" for o in ("alarm_clock", "backpack") for k in range(2)]
+    folder = tmp_path_factory.mktemp("demo") / "p"
+    with Project.create(folder, root=DEMO / "photos") as project:
+        project.index_folder(include={*outlines, *others}, graph=False)
+    removed = [f.unlink() for f in (folder / "features").glob("*/desc.npy")]
+    assert removed and not list((folder / "features").glob("*/desc.npy"))
+    project = Project.open(folder)
+    yield project, outlines, others
+    project.close()
+
+
+def test_real_photos_verify_on_words_alone(demo_photos):
+    project, outlines, others = demo_photos
+    query = "beer_can/00.jpg"
+    ctx = prepare(project, Query(project.image_id(query), Region.from_polygons([outlines[query]])), SearchConfig())
+    ctx = replace(ctx, dense=frozenset())  # no safety net: words and signatures only
+    for rel in set(outlines) - {query}:
+        hit = sv_pair(ctx, project.image_id(rel))
+        assert hit.verified and hit.score >= 100, rel
+        assert hit.region.iou(Region.from_polygons([outlines[rel]]), 800, 800) > 0.6, rel  # outlined where the can is
+    for rel in others:
+        d = project.stored(project.image_id(rel))
+        assert len(match_words(ctx.words, d.word, d.sig)) >= 8, rel  # the premise: candidates there are ...
+        assert not sv_pair(ctx, project.image_id(rel)).verified, rel  # ... but no object
+    with pytest.raises(DescriptorsMissing):  # the premise: nothing above read a descriptor
+        dense_sv_pair(ctx, project.image_id(others[0]))
+
+
+def test_real_photos_make_graph_edges_on_words_alone(demo_photos):
+    project, outlines, others = demo_photos
+    k = project.quantizer.k
+    cans = [project.stored(project.image_id(rel)) for rel in sorted(outlines)]
+    for d in cans[1:]:
+        inliers, H, idx, xy = verify_pair(cans[0], d, SVConfig(), 1024, k)
+        assert inliers >= 100 and H is not None
+        assert np.allclose(mapped(H.astype(np.float64), xy[:, :2]), xy[:, 2:], atol=SVConfig().threshold_px + 1)
+    for rel in others:
+        assert verify_pair(cans[0], project.stored(project.image_id(rel)), SVConfig(), 1024, k)[0] == 0, rel

@@ -232,7 +232,7 @@ def test_interrupted_vocabulary_training_and_word_indexing_resume(tmp_path, monk
     root = tmp_path / "photos"
     make_collection(root, n_objects=1, views=3, n_distractors=5, size=(320, 240), seed=21)
     monkeypatch.setattr(project_module, "WORDS_CHECKPOINT", 3)
-    monkeypatch.setattr(project_module, "WORDS_BATCH", 3)
+    monkeypatch.setattr(project_module, "BATCH", 3)  # packs of 3 images: a batch of word work each
     with Project.create(tmp_path / "straight") as project:
         project.index_folder(root, graph=False)
     reference = InvertedFile.load(tmp_path / "straight" / "index")
@@ -248,12 +248,13 @@ def test_interrupted_vocabulary_training_and_word_indexing_resume(tmp_path, monk
             project.index_folder(root, graph=False, progress=run, cancel=run.token)
         training = [done for done, _ in run.steps("training vocabulary")]
         assert training[0] == 4 and training[-1] == VOCABULARY_ITERATIONS  # resumed, not restarted
-        assert run.steps("indexing words")[-1] == (3, 8)
+        stopped, total = run.steps("indexing words")[-1]
+        assert total == 8 and 3 <= stopped < 8  # stopped after the pack that reached 3 images
 
         run = Recorder()
         project.index_folder(root, graph=False, progress=run)
         assert run.steps("training vocabulary") == [(VOCABULARY_ITERATIONS, VOCABULARY_ITERATIONS)]
-        assert run.steps("indexing words")[-1] == (8 - 3, 8 - 3)  # only the images not checkpointed
+        assert run.steps("indexing words")[-1] == (8 - stopped, 8 - stopped)  # only the images not checkpointed
         assert not (project.folder / "index-work").exists()
     resumed = InvertedFile.load(tmp_path / "P" / "index")
     assert np.array_equal(resumed.centroids, reference.centroids)

@@ -28,6 +28,11 @@ def test_the_searched_part_of_the_store_is_30_bytes_per_feature(indexed_project,
     shown = json.loads(capsys.readouterr().out)
     assert shown["store_bytes_per_feature"] == stats["store_bytes_per_feature"]
     assert shown["index_bytes_per_feature"] == stats["index_bytes_per_feature"]
+    assert main(["status", "--project", str(indexed_project.folder)]) == 0
+    text = capsys.readouterr().out
+    assert f"({stats['store_bytes_per_feature']:.1f} B/feature searched, {stats['cold_bytes_per_feature']:.1f} B/feature " \
+           f"of full descriptors), index" in text
+    assert f"({stats['index_bytes_per_feature']:.1f} B/feature)" in text
     pack = indexed_project.store.packs()[0]
     assert indexed_project.store.meta(pack) == {"format": 2, "kind": "rootsift", "desc_dim": 128,
                                                  "desc_dtype": "uint8"}

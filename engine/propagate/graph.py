@@ -10,8 +10,11 @@ Two layers, both kept under `<project>/graph/`:
    signatures are what find the neighbours of small objects in clutter. One row costs one pass
    over the inverted file (O(N) per image). Diffusion (engine.propagate.diffuse) builds its reciprocal kNN
    matrix from these lists.
-2. Hyperedges. Each image is spatially verified (ratio-test matches and a MAGSAC++ homography on
-   the stored features, as engine.verify.spatial) against its `verify_k` nearest neighbours. A verified
+2. Hyperedges. Each image is spatially verified against its `verify_k` nearest neighbours, as a
+   search verifies a pair: correspondences from the stored words and signatures of both images
+   (engine.verify.correspond; no descriptor is read), the similarity pre-filter, a MAGSAC++
+   homography and guided matching along it (engine.verify.spatial). `dense_verify_pair` is the
+   reference the benchmarks compare with (ratio-test matches of the full descriptors). A verified
    pair keeps its inlier correspondences (feature indices and coordinates in both images) and its
    homography: the links along which hypergraph propagation carries a query region on.
 
@@ -38,11 +41,12 @@ import numpy as np
 from scipy import sparse
 
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
+from engine.base.errors import PixretError
 from engine.base.atomic import IN_FLIGHT_S, atomic_write_arrays, atomic_write_text, remove_leftovers
 from engine.features.batch import store_at
 from engine.features.extract import rootsift
 from engine.parallel.runner import Runner
-from engine.verify.correspond import match_ratio
+from engine.verify.correspond import QueryWords, WordAppearance, WordMatchConfig, match_ratio, match_words
 from engine.verify.spatial import SVConfig, spatial_verify
 
 GRAPH_VERSION = 1
@@ -500,15 +504,26 @@ def _top_k(r: int, cand_rows: np.ndarray, sims: np.ndarray, nodes: np.ndarray, k
     knn_sims[r, :len(order)] = s[order]
 
 
-def verify_pair(fa, fb, sv: SVConfig, max_corr: int):
-    """Spatial verification of two stored feature sets: (inliers, H a->b or None, idx (n,2), xy (n,4))."""
-    none = 0, None, np.zeros((0, 2), np.int32), np.zeros((0, 4), np.float32)
+def verify_pair(fa, fb, sv: SVConfig, max_corr: int, k: int, words: WordMatchConfig = WordMatchConfig()):
+    """Spatial verification of two stored images on their word correspondences (each side's one
+    word per feature and its signature: the store's searched part, no descriptor read), with guided
+    matching along the model, as a search verifies a pair. fa, fb: StoredFeatures; k: the vocabulary's
+    size. Returns (inliers, H a->b or None, idx (n,2), xy (n,4))."""
+    qa = QueryWords.single(fa.word, fa.sig, k)
+    corr = match_words(qa, fb.word, fb.sig, words)
+    v = spatial_verify(fa, fb, corr, sv, guide=WordAppearance(qa, fb.word, fb.sig, words.guided_hamming))
+    return _edge(fa, fb, v, sv, max_corr)
+
+
+def dense_verify_pair(fa, fb, sv: SVConfig, max_corr: int):
+    """The reference (PixRet 0.1's graph): dense ratio-test matches of the full descriptors (FeatureSets)."""
     m = match_ratio(rootsift(fa.desc), rootsift(fb.desc), sv.ratio)
-    if len(m) < max(4, sv.min_inliers):
-        return none
-    v = spatial_verify(fa, fb, m, sv, seeded=False)
+    return _edge(fa, fb, spatial_verify(fa, fb, m, sv, seeded=False), sv, max_corr)
+
+
+def _edge(fa, fb, v, sv: SVConfig, max_corr: int):
     if v.H is None or v.inliers < sv.min_inliers:
-        return none
+        return 0, None, np.zeros((0, 2), np.int32), np.zeros((0, 4), np.float32)
     qi, di = v.verified_pairs
     keep = np.argsort(v.matches.cost[v.inlier_mask], kind="stable")[:max_corr]  # the most similar
     qi, di = qi[keep], di[keep]
@@ -541,15 +556,23 @@ def add_reviewed_edges(project, pairs: list[tuple[int, int, np.ndarray, np.ndarr
 
 
 def verify_batch(store_folder, pairs: list[tuple[int, int]], spans: dict[int, tuple[str, int, int]],
-                 fs_of: dict[int, int], sv: SVConfig, max_corr: int, threads: int = 1) -> list[tuple]:
+                 fs_of: dict[int, int], sv: SVConfig, max_corr: int, words_key: str, k: int,
+                 threads: int = 1) -> list[tuple]:
     """The graph's unit of verification work (engine.parallel runs it here or on a cluster worker):
-    each pair verified on the features in the project's store. spans: image id -> (pack, offset,
-    count). Returns Edges.from_results rows, in the order of `pairs`."""
+    each pair verified on the word columns (`words_key`, a vocabulary of k words) in the project's
+    store. spans: image id -> (pack, offset, count). Returns Edges.from_results rows, in the order of
+    `pairs`."""
     store = store_at(store_folder)
+
+    def stored(image_id):
+        d = store.read_stored(*spans[image_id], words_key)
+        if d is None:  # indexing gives every pack its words before the graph is built
+            raise PixretError(f"{store.folder / spans[image_id][0]}: feature pack without the index's words")
+        return d
 
     def work(pair):
         a, b = pair
-        inl, H, idx, xy = verify_pair(store.read(*spans[a]), store.read(*spans[b]), sv, max_corr)
+        inl, H, idx, xy = verify_pair(stored(a), stored(b), sv, max_corr, k)
         return a, b, fs_of[a], fs_of[b], inl, H, idx, xy
 
     if threads > 1 and len(pairs) > 1:
@@ -585,7 +608,7 @@ def _verify_pairs(project, folder: Path, todo: list[tuple[int, int]], fs_of: dic
 
     size = max(PAIRS_PER_BATCH, 4 * runner.task_threads)
     tasks = ((project.store.folder, part, {i: spans[i] for p in part for i in p}, {i: fs_of[i] for p in part for i in p},
-              sv, config.max_corr, runner.task_threads)
+              sv, config.max_corr, project.words_key, project.quantizer.k, runner.task_threads)
              for part in (todo[s:s + size] for s in range(0, len(todo), size)))
     try:
         runner.run(verify_batch, tasks, collect, cancel=cancel)
