@@ -16,11 +16,12 @@ import argparse
 import resource
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from engine.base.types import Query
 from engine.formats.pixbench import load_pixbench
-from engine.pipeline import prepare, search
+from engine.pipeline import SearchConfig, prepare, search
 from engine.project import Project
 
 
@@ -40,7 +41,11 @@ def main() -> None:
     ap.add_argument("--methods", default="sv,brute-sv")
     ap.add_argument("--queries", type=int, default=8, help="how many queries (evenly spaced over qimlist)")
     ap.add_argument("--no-index", action="store_true", help="time queries on the project as it is")
+    ap.add_argument("--outline-top", type=int, default=SearchConfig().outline.top,
+                    help="hits the segment stage outlines (0: verification alone)")
     args = ap.parse_args()
+    config = SearchConfig()
+    config = replace(config, outline=replace(config.outline, top=args.outline_top))
 
     bench = load_pixbench(args.bench)
     jpg = Path(args.bench) / "jpg"
@@ -62,16 +67,18 @@ def main() -> None:
     picks = sorted({round(k * (n - 1) / max(args.queries - 1, 1)) for k in range(args.queries)})
     queries = [Query(bench.image_path(bench.qimlist[q]), bench.query_region(q)) for q in picks]
     for query in queries:
-        prepare(project, query)  # extracts the query features into the project's cache
+        prepare(project, query, config)  # extracts the query features into the project's cache
     print(f"after opening and caching the query features: peak RSS {rss_mb():.0f} MB")
     first = None
     for method in args.methods.split(","):
-        wall, cpu = [], []
+        wall, cpu, stages = [], [], {}
         for query in queries:
             c, t = time.process_time(), time.perf_counter()
-            search(project, query, method=method, top_k=100)
+            result = search(project, query, method=method, top_k=100, config=config)
             wall.append(time.perf_counter() - t)
             cpu.append(time.process_time() - c)
+            for stage, s in result.timings.items():
+                stages.setdefault(stage, []).append(s)
         (wm, wp), (cm, cp) = median_p90(wall), median_p90(cpu)
         line = (f"{method:10s} queries {len(wall)}  wall median {wm * 1000:.0f} ms p90 {wp * 1000:.0f} ms max "
                 f"{max(wall) * 1000:.0f} ms | CPU median {cm * 1000:.0f} ms p90 {cp * 1000:.0f} ms | peak RSS {rss_mb():.0f} MB")
@@ -83,6 +90,8 @@ def main() -> None:
             line += (f" | x{statistics.median(wall) / statistics.median(first[1]):.0f} {first[0]}'s median wall, "
                      f"per query median x{ratio_w:.0f} wall, x{ratio_c:.0f} CPU")
         print(line, flush=True)
+        print("           stage medians (wall): " + ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms"
+                                                          for k, v in stages.items() if k != "total"), flush=True)
     project.close()
 
 

@@ -31,7 +31,7 @@ from engine.index.asmk import (
     VOCABULARY_ITERATIONS,
     InvertedFile,
     Quantizer,
-    aggregate_batch,
+    pack_words_batch,
     train_vocabulary,
     vocabulary_size,
 )
@@ -632,7 +632,7 @@ class Project:
     def _index_words(self, table: dict[int, tuple], quantizer: Quantizer, embedding: HammingEmbedding,
                      entries: dict, work: IndexWork, wanted: dict[int, int], progress: Progress,
                      cancel: CancelToken, runner: Runner) -> None:
-        """Pack by pack (a batch each, engine.index.asmk.aggregate_batch): the word columns (every
+        """Pack by pack (a batch each, engine.index.asmk.pack_words_batch): the word columns (every
         row's word and signature) where the pack lacks them, and the aggregated words of the images
         the index lacks (`entries` is filled in place)."""
         key = words_key(quantizer.centroids, embedding)
@@ -666,7 +666,7 @@ class Project:
         tasks = ((self.store.folder, p, [s for s in by_pack[p] if s[0] not in entries], centroids, shared_embedding,
                   key, kind) for p in todo)
         try:
-            runner.run(aggregate_batch, tasks, collect, cancel=cancel)
+            runner.run(pack_words_batch, tasks, collect, cancel=cancel)
         finally:  # a cancel keeps the words made so far
             if unsaved:
                 work.save_words(vocabulary, unsaved, wanted)

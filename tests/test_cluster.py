@@ -98,8 +98,8 @@ def test_the_cli_on_a_cluster_builds_the_project_one_process_builds(cluster, pho
     for task in stream.data:  # the premise: the batches ran on the workers, both of them
         ran.setdefault(task["key"].split("-")[0], set()).add(task["worker"])
     assert {name: len(workers) for name, workers in ran.items() if name in
-            ("extract_batch", "aggregate_batch", "verify_batch")} == {"extract_batch": 2, "aggregate_batch": 2,
-                                                                       "verify_batch": 2}
+            ("extract_batch", "pack_words_batch", "verify_batch")} == \
+        {"extract_batch": 2, "pack_words_batch": 2, "verify_batch": 2}
     _same_project(reference, folder, photos)
 
 

@@ -265,7 +265,19 @@ def _quantizer_of(centroids: np.ndarray) -> Quantizer:
     return q
 
 
-def aggregate_batch(store_folder, pack: str, items: list[tuple[int, int, int]], centroids: np.ndarray,
+def aggregate_batch(store_folder, items: list[tuple[int, str, int, int]], centroids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The ASMK aggregation of each listed image, read from the project's feature store (its full
+    descriptors): items (image id, pack, offset, count). engine.index.shards builds a shard from it."""
+    store = store_at(store_folder)
+    quantizer = _quantizer_of(centroids)
+    out = {}
+    for image_id, pack, offset, count in items:
+        x = store.read(pack, offset, count).rootsift()
+        out[int(image_id)] = aggregate(x, quantizer.assign(x), quantizer.centroids)
+    return out
+
+
+def pack_words_batch(store_folder, pack: str, items: list[tuple[int, int, int]], centroids: np.ndarray,
                     embedding: HammingEmbedding, key: str, kind: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Indexing's unit of word work (engine.parallel runs it here or on a cluster worker), one feature
     pack: its word columns (each row's nearest word and signature, under `key`) written into the pack
