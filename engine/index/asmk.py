@@ -236,6 +236,8 @@ class InvertedFile:
         folder = Path(folder)
         names = ("centroids", "ptr", "images", "sigs", "image_ids", "image_nwords", "image_fsids")
         a = {n: np.load(folder / f"{n}.npy", mmap_mode="r" if n in ("images", "sigs") else None) for n in names}
+        for n in ("images", "sigs"):  # plain arrays over the mapping: a np.memmap slice costs more than its work
+            a[n] = a[n].view(np.ndarray)
         meta = json.loads((folder / "meta.json").read_text())
         ids = a["image_ids"].tolist()
         embedding = None
