@@ -18,7 +18,8 @@ import numpy as np
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.features.extract import FeatureSet
 from engine.features.learned import device_name, learned_kind, load_weights, require_torch
-from engine.verify.spatial import EMPTY_MATCHES, Matches, SVConfig, Verification, fit_homography, plausible_homography
+from engine.verify.correspond import EMPTY, Correspondences
+from engine.verify.spatial import SVConfig, Verification, fit_homography, plausible_homography
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,10 @@ class LightGlueMatcher:
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
 
-    def __call__(self, q: FeatureSet, q_size: tuple[int, int], d: FeatureSet, d_size: tuple[int, int]) -> Matches:
+    def __call__(self, q: FeatureSet, q_size: tuple[int, int], d: FeatureSet, d_size: tuple[int, int]) -> Correspondences:
         torch = self.torch
         if len(q) < 2 or len(d) < 2:
-            return EMPTY_MATCHES
+            return EMPTY
 
         def side(f: FeatureSet, size):
             return {"keypoints": torch.from_numpy(np.ascontiguousarray(f.xy, np.float32))[None].to(self.device),
@@ -99,7 +100,8 @@ class LightGlueMatcher:
             out = self.model({"image0": side(q, q_size), "image1": side(d, d_size)})
         m = out["matches"][0].cpu().numpy()
         s = out["scores"][0].float().cpu().numpy()
-        return Matches(m[:, 0].astype(np.int32), m[:, 1].astype(np.int32), s.astype(np.float32))
+        # cost: 1 - LightGlue's confidence (lower is better, as every verifier's correspondences)
+        return Correspondences(m[:, 0].astype(np.int32), m[:, 1].astype(np.int32), (1.0 - s).astype(np.float32))
 
 
 def learned_verify(matcher: LightGlueMatcher, q: FeatureSet, q_size, q_bounds, d: FeatureSet, d_size,
