@@ -1,6 +1,7 @@
 """The segment stage on real photos of 3D objects (dev3d, downscaled to 512 px): the refined outline
 follows the object where the warped query region does not, a planar pair keeps its exact warp,
 colour alone guesses an outline, and clicks fix a wrong one."""
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,8 @@ from engine.features.extract import FeatureConfig, extract
 from engine.formats.pixbench import load_pixbench
 from engine.segment.outline import OutlineConfig, learn, load_photo, outline, outline_hit
 from engine.verify.localize import predicted_region
-from engine.verify.spatial import spatial_verify
+from engine.verify.correspond import match_ratio
+from engine.verify.spatial import SVConfig, spatial_verify
 
 DEV3D = Path("/work/shared/bench/dev3d")
 DEV = Path("/work/shared/bench/dev")
@@ -37,7 +39,7 @@ def _iou(region: Region | None, label: Region, photo) -> float:
 
 
 def _verify(qphoto, qregion, dphoto):
-    """sv on the pair, as engine.pipeline.sv_pair does: the verification and its evidence."""
+    """sv on the pair, as engine.pipeline.dense_sv_pair does: the verification and its evidence."""
     def features(photo):
         fs = extract(photo.image, FEATURES)
         inv = np.linalg.inv(photo.to_grid)  # decoded pixels -> the photo's own
@@ -46,7 +48,9 @@ def _verify(qphoto, qregion, dphoto):
     qf, qxy = features(qphoto)
     inside = qregion.contains_points(qxy)
     df, dxy = features(dphoto)
-    v = spatial_verify(qxy[inside], qf.subset(inside).rootsift(), dxy, df.rootsift(), q_bounds=qregion.bounds)
+    q, d = replace(qf.subset(inside), xy=qxy[inside]), replace(df, xy=dxy)
+    corr = match_ratio(q.rootsift(), d.rootsift(), SVConfig().ratio)  # two photos, no index: the dense matches
+    v = spatial_verify(q, d, corr, q_bounds=qregion.bounds, seeded=False)
     qi, di = v.verified_pairs
     evidence = {"inliers": v.inliers, "homography": None if v.H is None else v.H.tolist(),
                 "homography_inliers": v.inliers, "putative": len(v.matches),
