@@ -299,7 +299,6 @@ def _one(args, n: int):
 
 def cmd_bench(args) -> int:
     from engine.evaluate.bench import run_bench
-    from engine.pipeline import SearchConfig
 
     progress = TqdmProgress(not args.quiet)
     with cancel_on_interrupt() as cancel:

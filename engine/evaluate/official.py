@@ -55,7 +55,7 @@ from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.regions import Region
 from engine.evaluate.metrics import load_results
 from engine.formats import revisitop
-from engine.formats.destination import check_export_destination, new_stage, swap_in, write_marker
+from engine.formats.destination import ensure_export_allowed, new_stage, swap_in, write_marker
 from engine.formats.export import publish_modes
 from engine.formats.labelme import load_json
 from engine.formats.pixbench import PixBench, load_pixbench
@@ -179,11 +179,7 @@ def export_results(dataset, results, out, fmt: str, *, name: str = "roxford5k", 
     if fmt not in PEER_FORMATS:
         raise PixretError(f"unknown format {fmt!r}: expected one of {', '.join(PEER_FORMATS)}")
     out = Path(out)
-    dest = check_export_destination(None, out)
-    if not dest.allowed:
-        raise PixretError(dest.message)
-    if dest.replaces and not overwrite:
-        raise PixretError(f"{dest.message}; pass overwrite (--overwrite) to replace it")
+    ensure_export_allowed(None, out, overwrite)
     progress(0, 2, "reading the run")
     bench = load_pixbench(dataset)
     ranking, _, pair_regions = load_results(results, bench)

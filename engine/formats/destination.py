@@ -153,6 +153,16 @@ def check_export_destination(project, out) -> ExportDestination:
                              f"{out}: holds an earlier PixRet export, which the new one would replace")
 
 
+def ensure_export_allowed(project, out, overwrite: bool) -> None:
+    """The exporters' own check before they write: a PixretError saying why when `out` may not be
+    written (an earlier export is replaced only with `overwrite`)."""
+    dest = check_export_destination(project, out)
+    if not dest.allowed:
+        raise PixretError(dest.message)
+    if dest.replaces and not overwrite:
+        raise PixretError(f"{dest.message}; pass overwrite (--overwrite) to replace it")
+
+
 def write_marker(stage: Path, doc: dict) -> None:
     """The marker of a finished export in `stage`: `doc` plus the list of every file in it."""
     files = sorted(rel for p in stage.rglob("*") if p.is_file() and (rel := p.relative_to(stage).as_posix()) != MARKER)

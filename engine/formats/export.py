@@ -69,7 +69,7 @@ from engine.base.regions import Region
 from engine.catalog.tables import AnnotationRow, ImageRow, ProjectRow, QueryRow
 from engine.formats import coco as coco_format
 from engine.formats import revisitop
-from engine.formats.destination import check_export_destination, new_stage, swap_in, write_marker
+from engine.formats.destination import ensure_export_allowed, new_stage, swap_in, write_marker
 from engine.formats.labelme import labelme_doc, region_shapes, write_labelme
 from engine.ingest import imageio
 
@@ -364,11 +364,7 @@ def export_project(project, out, fmt: str, *, overwrite: bool = False, name: str
     if fmt not in EXPORT_FORMATS:
         raise PixretError(f"unknown export format {fmt!r}: expected one of {', '.join(EXPORT_FORMATS)}")
     out = Path(out)
-    dest = check_export_destination(project, out)
-    if not dest.allowed:
-        raise PixretError(dest.message)
-    if dest.replaces and not overwrite:
-        raise PixretError(f"{dest.message}; pass overwrite (--overwrite) to replace it")
+    ensure_export_allowed(project, out, overwrite)
     progress(0, 1, "collecting reviews")
     rs = reviewed_set(project, include_unreviewed=include_unreviewed)
     if not rs.objects:

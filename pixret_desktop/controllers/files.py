@@ -1,6 +1,6 @@
 """The File and Export menus' actions, a part of MainController: new, open and team projects,
-importing photos (here or on a cluster) and annotations, and exports into a folder the engine has
-checked first. Every folder is asked for without blocking the window, and the work runs in workers.
+importing photos (here or on a cluster) and annotations, exports into a folder the engine has
+checked first, and closing (a person's unaccepted corrections settled before the project goes). Every folder is asked for without blocking the window, and the work runs in workers.
 """
 from __future__ import annotations
 
@@ -11,13 +11,20 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 from sqlalchemy.exc import ArgumentError
 
+import engine.annotate.review as review
 from engine.base.regions import Region
 from engine.formats.destination import check_export_destination
 from engine.formats.export import export_project
 from engine.formats.importers import import_annotations
 from pixret_desktop import credentials
 from pixret_desktop.controllers.project import DEMO
-from pixret_desktop.views.dialogs import ClusterDialog, ImportSummaryDialog, TeamProjectDialog, ask_replace_export
+from pixret_desktop.views.dialogs import (
+    ClusterDialog,
+    ImportSummaryDialog,
+    TeamProjectDialog,
+    ask_about_drafts,
+    ask_replace_export,
+)
 from pixret_desktop.views.folder_dialog import FolderDialog
 from pixret_desktop.workers import Worker
 
@@ -248,3 +255,37 @@ class FileActions:
         if warnings:
             box = self.show_error("Export finished with warnings", "\n".join(warnings[:20]))
             box.setIcon(QMessageBox.Information)
+
+    # -- closing a project: its unaccepted corrections settled first --------------------------------------
+
+    def close_project(self) -> None:
+        if not self.settle_drafts():
+            return
+        self.search_ctl.cancel()
+        self.review_ctl.wait_saved()
+        self.project_ctl.close()
+
+    def settle_drafts(self) -> bool:
+        """Before the project goes: every write committed, then, if corrections were left unaccepted,
+        ask what to do with them (Keep as drafts is the default). False: stay (Cancel, or a failed write)."""
+        project = self.project
+        if project is None:
+            return True
+        author = self.review_ctl.author  # this person's drafts (a team's others keep theirs)
+        count = self.jobs.start(Worker(review.draft_count, project, author, engine_call=False, name="Counting drafts"),
+                                pool="writer")
+        self.review_ctl.wait_saved(30000)  # the writes asked for before it, then the count
+        if not count.result:
+            return True  # none (or the catalog cannot be read: what was committed stays as it is)
+        answer = ask_about_drafts(self.window, count.result)
+        if answer in ("keep", "cancel"):
+            return answer == "keep"
+        settle = (Worker(review.accept_drafts, project, author, engine_call=False,
+                         name="Accepting the corrections") if answer == "accept" else
+                  Worker(review.discard_drafts, project, author, engine_call=False, name="Discarding the corrections"))
+        self.jobs.start(settle, pool="writer")
+        self.review_ctl.wait_saved(30000)
+        if settle.error is not None:
+            self.show_error("The corrections were left as drafts", str(settle.error))
+            return False
+        return True

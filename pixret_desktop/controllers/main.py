@@ -31,7 +31,7 @@ from pixret_desktop.models.objects import ObjectsModel
 from pixret_desktop.models.results import ResultsModel, score_text
 from pixret_desktop.models.thumbnails import ThumbnailCache
 from pixret_desktop.settings import AppSettings
-from pixret_desktop.views.dialogs import FailuresDialog, JobRow, ask_about_drafts
+from pixret_desktop.views.dialogs import FailuresDialog, JobRow
 from pixret_desktop.views.folder_dialog import FolderDialog
 from pixret_desktop.views.main_window import MainWindow
 from pixret_desktop.workers import JobManager, Worker
@@ -225,13 +225,6 @@ class MainController(FileActions, PreferenceActions, QObject):
         budget.valueChanged.connect(lambda v: self.settings.set("thorough_budget", v))
 
     # -- projects --------------------------------------------------------------------------------------
-
-    def close_project(self) -> None:
-        if not self.settle_drafts():
-            return
-        self.search_ctl.cancel()
-        self.review_ctl.wait_saved()
-        self.project_ctl.close()
 
     @property
     def project(self):
@@ -787,31 +780,6 @@ class MainController(FileActions, PreferenceActions, QObject):
         return box
 
     # -- closing -------------------------------------------------------------------------------------------
-
-    def settle_drafts(self) -> bool:
-        """Before the project goes: every write committed, then, if corrections were left unaccepted,
-        ask what to do with them (Keep as drafts is the default). False: stay (Cancel, or a failed write)."""
-        project = self.project
-        if project is None:
-            return True
-        author = self.review_ctl.author  # this person's drafts (a team's others keep theirs)
-        count = self.jobs.start(Worker(review.draft_count, project, author, engine_call=False, name="Counting drafts"),
-                                pool="writer")
-        self.review_ctl.wait_saved(30000)  # the writes asked for before it, then the count
-        if not count.result:
-            return True  # none (or the catalog cannot be read: what was committed stays as it is)
-        answer = ask_about_drafts(self.window, count.result)
-        if answer in ("keep", "cancel"):
-            return answer == "keep"
-        settle = (Worker(review.accept_drafts, project, author, engine_call=False,
-                         name="Accepting the corrections") if answer == "accept" else
-                  Worker(review.discard_drafts, project, author, engine_call=False, name="Discarding the corrections"))
-        self.jobs.start(settle, pool="writer")
-        self.review_ctl.wait_saved(30000)
-        if settle.error is not None:
-            self.show_error("The corrections were left as drafts", str(settle.error))
-            return False
-        return True
 
     def on_close(self) -> bool:
         if not self.settle_drafts():

@@ -3,11 +3,9 @@ the refine tool corrects a wrong outline by clicks alone, each click one undo st
 did not outline gets its outline when opened, a guess from colour flagged as such."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
