@@ -70,7 +70,7 @@ def run_query(project, bench, q: int, kind: str, args) -> dict:
         actx = affine_context(ctx, config.thorough)
         doc["tilted_query_s"] = time.perf_counter() - t
         doc["tilted_query_features"] = len(actx.features)
-        for i in order[: config.shortlist]:
+        for i in [i for i in order[: config.shortlist] if not (i in fast and fast[i].verified)]:
             t = time.perf_counter()
             r = sv_pair(actx, i)
             doc["tilted"][name(i)] = [int(r.evidence.get("inliers", 0)), time.perf_counter() - t]
@@ -97,6 +97,8 @@ def thorough_ranking(doc: dict, floor: int, budget: float | None, tilted_floor: 
     if doc["tilted"] and (not sv_ok or doc.get("tilted_mode") == "always"):
         spent += doc.get("tilted_query_s", 0.0)
         for n, (inl, s) in doc["tilted"].items():
+            if n in sv_ok:  # (runs before the method skipped them too)
+                continue
             if budget is not None and spent >= budget:
                 stop = True
                 break
