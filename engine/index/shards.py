@@ -115,7 +115,8 @@ def write_manifest(folder, centroids: np.ndarray, trained_on: int, names: list[s
                          "shards": names, "images": images, "postings": postings})
     keep = set(names)
     for old in (folder / "shards").iterdir():
-        if old.name not in keep:  # a shard of an earlier build (other images or vocabulary)
+        # a shard of an earlier build (other images or vocabulary); nothing that is not a shard
+        if old.name not in keep and old.is_dir() and (old / "meta.json").is_file():
             shutil.rmtree(old, ignore_errors=True)
     return ShardedIndex.open(folder)
 
