@@ -82,19 +82,25 @@ def pg_project(indexed_project, pg_url, tmp_path):
     project.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def team_project(request, indexed_project, tmp_path):
-    """(project, db url or None): the indexed project, on a private SQLite copy or on PostgreSQL."""
-    if request.param == "postgresql":
-        project = request.getfixturevalue("pg_project")
-        return project, project.catalog.url
+@pytest.fixture
+def project_copy(indexed_project, tmp_path):
+    """A private copy of the session's indexed project (SQLite), for tests that write to it."""
     from engine.project import Project
 
     folder = tmp_path / "project"
     shutil.copytree(indexed_project.folder, folder)
     project = Project.open(folder)
-    request.addfinalizer(project.close)
-    return project, None
+    yield project
+    project.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def team_project(request):
+    """(project, db url or None): the indexed project, on a private SQLite copy or on PostgreSQL."""
+    if request.param == "postgresql":
+        project = request.getfixturevalue("pg_project")
+        return project, project.catalog.url
+    return request.getfixturevalue("project_copy"), None
 
 
 def copy_catalog(src, dst) -> None:

@@ -1,7 +1,6 @@
 """engine.annotate.review: searches and review decisions in a real SQLite catalog."""
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -15,13 +14,9 @@ from engine.project import Project
 
 
 @pytest.fixture
-def project(indexed_project, tmp_path):
-    """A private copy of the session's indexed project (these tests write to it)."""
-    folder = tmp_path / "project"
-    shutil.copytree(indexed_project.folder, folder)
-    p = Project.open(folder)
-    yield p
-    p.close()
+def project(project_copy):
+    """These tests write to their project: a private copy of the session's indexed one."""
+    return project_copy
 
 
 @pytest.fixture

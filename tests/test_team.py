@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -199,12 +198,8 @@ def test_killing_an_annotator_mid_write_loses_nothing_saved(team_project, one_se
 
 
 @pytest.fixture
-def sqlite_project(indexed_project, tmp_path):
-    folder = tmp_path / "project"
-    shutil.copytree(indexed_project.folder, folder)
-    project = Project.open(folder)
-    yield project
-    project.close()
+def sqlite_project(project_copy):
+    return project_copy
 
 
 def hold_write_lock(folder: Path) -> sqlite3.Connection:
