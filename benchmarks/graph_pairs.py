@@ -46,6 +46,7 @@ def main() -> None:
             pairs.add((min(a, b), max(a, b)))
     pairs = sorted(pairs)
     k, sv, max_corr = project.quantizer.k, SVConfig(), GraphConfig().max_corr
+    kind = project.feature_config.kind
     print(f"{len(nodes)} images, {len(pairs)} pairs ({len(picks)} images x {args.verify_k} nearest)")
 
     times = {"words": ([], []), "dense": ([], [])}
@@ -56,7 +57,7 @@ def main() -> None:
             if name == "words":
                 n = verify_pair(project.stored(a), project.stored(b), sv, max_corr, k)[0]
             else:
-                n = dense_verify_pair(project.features(a), project.features(b), sv, max_corr)[0]
+                n = dense_verify_pair(project.features(a), project.features(b), sv, max_corr, kind)[0]
             times[name][0].append(time.perf_counter() - t)
             times[name][1].append(time.process_time() - c)
             inliers[name].append(n)

@@ -99,7 +99,13 @@ def cmd_index(args) -> int:
     if not Path(args.images_dir).is_dir():  # before a project is made for it
         raise PixretError(f"{args.images_dir}: no such folder" if not Path(args.images_dir).exists()
                           else f"{args.images_dir}: not a folder")
+    if args.features is not None:
+        from engine.features.learned import check_feature_kind
+
+        check_feature_kind(args.features)  # a missing extra: said before a project is made
     with project_job(args, create=True) as (project, progress, cancel), index_runner(args) as runner:
+        if args.features is not None:
+            project.choose_features(args.features)
         report = project.index_folder(args.images_dir, graph=not args.no_graph, progress=progress, cancel=cancel,
                                       runner=runner)
     print(report.summary())
@@ -113,6 +119,14 @@ def cmd_index(args) -> int:
     t = report.seconds
     print(f"time: scan {t.get('scan', 0):.1f}s, features {t.get('features', 0):.1f}s, index {t.get('index', 0):.1f}s")
     return EXIT_FAILED if report.failed or report.unreadable_dirs else EXIT_OK
+
+
+def features_option(sp) -> None:
+    from engine.features.learned import FEATURE_KINDS
+
+    sp.add_argument("--features", choices=FEATURE_KINDS, default=None,
+                    help="the local features of a new project (default rootsift; xfeat and aliked need the "
+                         "'learned' extra); an indexed project keeps its own (another type is refused)")
 
 
 @contextmanager
@@ -307,7 +321,8 @@ def cmd_bench(args) -> int:
             config = replace(config, outline=replace(config.outline, top=args.outline_top,
                                                      guesses=args.outline_guesses))
             doc = run_bench(args.pixbench_dir, args.out, method=args.method, project_dir=args.project,
-                            config=config, graph=not args.no_graph, progress=progress, cancel=cancel)
+                            config=config, graph=not args.no_graph, progress=progress, cancel=cancel,
+                            features=args.features)
         finally:
             progress.close()
     print_metrics(doc)
@@ -349,7 +364,7 @@ def cmd_status(args) -> int:
             return EXIT_FAILED if any(im.status == "error" for im in images) else EXIT_OK
         print(f"project {project.folder}  collection {project.root}")
         print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no images")
-        print(f"{stats['features']} features; store {stats['feature_store_bytes'] / 1e6:.1f} MB "
+        print(f"{stats['features']} {stats['feature_kind']} features ({stats['descriptor']} descriptors); store {stats['feature_store_bytes'] / 1e6:.1f} MB "
               f"({stats['store_bytes_per_feature']:.1f} B/feature searched, {stats['cold_bytes_per_feature']:.1f} "
               f"B/feature of full descriptors), index {stats['index_bytes'] / 1e6:.1f} MB "
               f"({stats['index_bytes_per_feature']:.1f} B/feature)")
@@ -456,6 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("index", help="add/refresh images, extract features, index (incremental)")
     sp.add_argument("images_dir")
     sp.add_argument("--no-graph", action="store_true", help=no_graph_help)
+    features_option(sp)
     g = sp.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, metavar="N", help="run the batches on a local Dask cluster of N worker "
                    "processes (needs the dask extra: pip install 'pixret-desktop[dask]')")
@@ -495,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--method", default="sv", choices=sorted(METHODS), help=method_help)
     thorough_options(sp)
     sp.add_argument("--project", default=None, help="project folder to (re)use (default: OUT/project)")
+    features_option(sp)
     sp.add_argument("--no-graph", action="store_true", help=no_graph_help)
     sp.add_argument("--outline-top", type=int, default=20, metavar="N",
                     help="the segment stage outlines the verified and propagated hits among the first N "

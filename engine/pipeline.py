@@ -74,6 +74,7 @@ class QueryContext:
     config: SearchConfig
     words: QueryWords | None = None  # the features' words and signatures (correspondences from the index)
     dense: frozenset | bool = frozenset()  # image ids (or all: True) the safety net verifies densely
+    kind: str = "rootsift"  # the project's feature type (engine.features.learned.FEATURE_KINDS)
     # learned on first use, then kept for the search (and the refine tool's clicks on its hits)
     _outline: QueryOutline | None = field(default=None, repr=False)
     _photos: dict = field(default_factory=dict, repr=False)
@@ -108,22 +109,31 @@ def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
     d = ctx.project.stored(image_id)
     corr = match_words(ctx.words, d.word, d.sig, ctx.config.words)
     guide = WordAppearance(ctx.words, d.word, d.sig, ctx.config.words.guided_hamming)
-    v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds, guide)
+    v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds, guide, seeded=oriented(ctx))
     if (v.H is None or v.inliers < ctx.config.sv.min_inliers) and safety_net(ctx, image_id, v.consensus):
         return dense_sv_pair(ctx, image_id)
     return sv_result(ctx, image_id, v, d.xy)
 
 
+def oriented(ctx: QueryContext) -> bool:
+    """Whether the features carry a scale and an orientation of their own (SIFT), from which one
+    correspondence makes a similarity hypothesis (spatial_verify's `seeded`). Learned features are
+    upright at one nominal size: their hypotheses would all be the same scale, no rotation."""
+    return ctx.kind == "rootsift"
+
+
 def safety_net(ctx: QueryContext, image_id: int, consensus: int) -> bool:
     """Whether a pair the word correspondences did not verify is verified again on full descriptors:
     every one-shot pair (ctx.dense True), else the net's pairs that passed the pre-filter."""
-    return ctx.dense is True or (image_id in ctx.dense and consensus >= ctx.config.sv.min_consensus)
+    # unseeded verification (learned features) has no pre-filter: each of the net's pairs is tried densely
+    return ctx.dense is True or (image_id in ctx.dense and (consensus >= ctx.config.sv.min_consensus
+                                                            or not oriented(ctx)))
 
 
 def dense_sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
     """Spatial verification on dense ratio-test matches of the full descriptors: the reference."""
     d = ctx.project.features(image_id)
-    corr = match_ratio(ctx.desc, descriptor_vectors(d.desc, ctx.project.feature_config.kind), ctx.config.sv.ratio)
+    corr = match_ratio(ctx.desc, descriptor_vectors(d.desc, ctx.kind), ctx.config.sv.ratio)
     v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds, seeded=False)
     return sv_result(ctx, image_id, v, d.xy)
 
@@ -147,7 +157,7 @@ def topo_pair(ctx: QueryContext, image_id: int) -> PairResult:
     seeds and descriptor-guided growth; the region follows the verified patches. It verifies at sv's
     `min_inliers`, so one-shot pair localization, which lowers that, trusts topo as far as sv."""
     d = ctx.project.features(image_id)
-    d_desc = descriptor_vectors(d.desc, ctx.project.feature_config.kind)
+    d_desc = descriptor_vectors(d.desc, ctx.kind)
     config = replace(ctx.config.topo, min_inliers=ctx.config.sv.min_inliers)
     corr = match_ratio(ctx.desc, d_desc, config.ratio)
     strict = second_ratio(ctx.desc, d_desc, corr.qi, corr.di) < ctx.config.sv.ratio \
@@ -184,7 +194,9 @@ def thorough_stage(ctx: QueryContext, order: list[int], verified: dict[int, Pair
 
     reach = order if cfg.reach is None else order[: cfg.reach]
     todo = [i for i in reach[: ctx.config.shortlist] if not (i in verified and verified[i].verified)]
-    if cfg.affine_views == "always" or (cfg.affine_views == "auto" and not any(r.verified for r in verified.values())):
+    # tilted views are RootSIFT: they need a RootSIFT project's vocabulary
+    if ctx.kind == "rootsift" and (cfg.affine_views == "always" or (cfg.affine_views == "auto" and not any(
+            r.verified for r in verified.values()))):
         actx = affine_context(ctx, cfg)
         tried, _ = within_budget(todo, lambda i: _marked(sv_pair(actx, i), "tilted views"), deadline=deadline,
                                  cancel=cancel, progress=progress, stage="thorough: tilted views", on_result=note)
@@ -456,8 +468,10 @@ def prepare(project, query: Query, config: SearchConfig = SearchConfig()) -> Que
 
 def context_of(project, query: Query, fs: FeatureSet, exclude: set[int], config: SearchConfig) -> QueryContext:
     """A query's context from its features (inside its region)."""
-    desc = descriptor_vectors(fs.desc, project.feature_config.kind)
-    return QueryContext(project, query, fs, desc, exclude, config, correspondence_words(project, desc, config.match_assign))
+    kind = project.feature_config.kind
+    desc = descriptor_vectors(fs.desc, kind)
+    return QueryContext(project, query, fs, desc, exclude, config, correspondence_words(project, desc, config.match_assign),
+                        kind=kind)
 
 
 def search(project, query: Query, *, method: str = "sv", top_k: int = 100, config: SearchConfig = SearchConfig(),

@@ -26,6 +26,7 @@ from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.catalog.tables import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
 from engine.features.batch import ExtractedBatch, extract_batch
 from engine.features.extract import FeatureConfig, FeatureSet, descriptor_vectors
+from engine.features.learned import check_feature_kind
 from engine.features.store import FeatureStore, StoredFeatures, word_dtype
 from engine.index.asmk import (
     VOCABULARY_ITERATIONS,
@@ -223,6 +224,22 @@ class Project:
     def feature_config(self) -> FeatureConfig:
         with self.catalog.session() as s:
             return FeatureConfig.from_json((self._project_row(s).settings or {}).get("features"))
+
+    def choose_features(self, kind: str) -> None:
+        """Index this project with feature type `kind` (engine.features.learned.FEATURE_KINDS). A
+        project with no features and no index yet takes it (stored in its settings); an indexed one
+        keeps its own: another type means extracting every photo again and a new vocabulary, index and
+        graph, so it is refused, naming the way (a new project, the current one searchable meanwhile).
+        MissingExtra when a learned type cannot run here."""
+        check_feature_kind(kind)
+        current = self.feature_config
+        if current.kind == kind:
+            return
+        if not self.holds_no_features() or (self.folder / "index" / "meta.json").exists():
+            raise ProjectError(f"{self.folder}: indexed with {current.kind} features, which it keeps; to search "
+                               f"with {kind} features, index the collection into a new project: pixret index "
+                               f"FOLDER --project NEW_PROJECT --features {kind}")
+        self.update_settings(features={**current.to_json(), "kind": kind})
 
     def settings(self) -> dict:
         with self.catalog.session() as s:
@@ -519,6 +536,8 @@ class Project:
             todo = [(r.id, r.path) for r in s.scalars(select(ImageRow).where(ImageRow.status == "new")
                                                       .order_by(ImageRow.path))]
         config = self.feature_config
+        if todo:
+            check_feature_kind(config.kind)  # a missing learned extra: said once, before any batch
         done = 0
         progress(0, len(todo), "features")
 
@@ -749,7 +768,11 @@ class Project:
         key = self.words_key if indexed and self.index.embedding is not None else None
         sizes = self.store.sizes(key)
         rows = max(sizes["rows"], 1)  # stored rows (features of changed images stay until their pack goes)
-        return {"images": len(table), "features": n_feat, "feature_store_bytes": self.store.nbytes(),
+        packs = sorted({t[3] for t in table.values()})
+        meta = self.store.meta(packs[0]) if packs else {}
+        return {"images": len(table), "features": n_feat, "feature_kind": self.feature_config.kind,
+                "descriptor": f"{meta['desc_dim']} x {meta['desc_dtype']}" if meta else None,
+                "feature_store_bytes": self.store.nbytes(),
                 "store_hot_bytes": sizes["hot"], "store_cold_bytes": sizes["cold"],
                 "store_bytes_per_feature": round(sizes["hot"] / rows, 2),
                 "cold_bytes_per_feature": round(sizes["cold"] / rows, 2),

@@ -16,6 +16,7 @@ from engine.base.atomic import atomic_write_text
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.types import Hit, Query
 from engine.evaluate import metrics
+from engine.features.learned import check_feature_kind
 from engine.formats.pixbench import load_pixbench
 from engine.pipeline import METHODS, QueryContext, SearchConfig, outline_one, prepare, search
 from engine.project import Project
@@ -32,7 +33,12 @@ def _stem(path: str) -> str:
 
 
 def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, config: SearchConfig = SearchConfig(),
-              graph: bool = True, progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER) -> dict:
+              graph: bool = True, progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER,
+              features: str | None = None) -> dict:
+    """features: the feature type of a new project (engine.features.learned.FEATURE_KINDS; None:
+    the default, RootSIFT); a reused project keeps its own, and another type is refused."""
+    if features is not None:
+        check_feature_kind(features)  # before anything is made
     bench = load_pixbench(bench_dir)
     out = Path(out_dir)
     (out / "ranking").mkdir(parents=True, exist_ok=True)
@@ -43,6 +49,8 @@ def run_bench(bench_dir, out_dir, *, method: str = "sv", project_dir=None, confi
     t0 = time.perf_counter()
     project = Project.open_or_create(project_dir, root=jpg)
     try:
+        if features is not None:
+            project.choose_features(features)
         report = project.index_folder(jpg, include={f"{n}.jpg" for n in bench.imlist}, graph=graph,
                                       progress=progress, cancel=cancel)
         index_s = time.perf_counter() - t0

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.base.errors import ImageReadError, ProjectError
-from engine.features.extract import FeatureConfig, extract
+from engine.features.extract import FeatureConfig
+from engine.features.learned import extract_kind
 from engine.features.store import FeatureStore
 from engine.ingest import imageio
 
@@ -37,7 +38,9 @@ def store_at(folder) -> FeatureStore:
 
 def extract_batch(root, items: list[tuple[int, str]], config: FeatureConfig, store_folder,
                   threads: int = 1) -> ExtractedBatch:
-    """items: (image id, collection-relative path). Unreadable images are reported, not raised."""
+    """items: (image id, collection-relative path). Unreadable images are reported, not raised.
+    config.kind picks RootSIFT or a learned type (engine.features.learned: its model loaded once per
+    process, so a cluster worker loads it on its first batch)."""
     root = Path(root)
     if not root.is_dir():  # else every image would be recorded as unreadable
         raise ProjectError(f"{root}: this process does not see the collection folder (on a cluster it must be on "
@@ -52,8 +55,10 @@ def extract_batch(root, items: list[tuple[int, str]], config: FeatureConfig, sto
             return image_id, None, None, e.reason
         except Exception as e:  # a decoder bug must not stop the collection: report, go on
             return image_id, None, None, f"unexpected error while reading: {e!r}"
-        return image_id, extract(img, config), (img.shape[1], img.shape[0]), None
+        return image_id, extract_kind(img, config), (img.shape[1], img.shape[0]), None
 
+    if config.kind != "rootsift":
+        threads = 1  # a learned extractor runs its network on torch's own threads (two at once oversubscribe)
     if threads > 1 and len(items) > 1:
         with ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
             results = list(pool.map(work, items))

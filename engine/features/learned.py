@@ -127,6 +127,28 @@ def weights_digest(name: str) -> str:
     return h.hexdigest()[:16]
 
 
+FEATURE_KINDS = ("rootsift", *KINDS)  # what a project can be indexed with (RootSIFT: the default, torch-free)
+
+
+def check_feature_kind(kind: str) -> None:
+    """A PixretError for an unknown type, MissingExtra when a learned type's extractor cannot run
+    here: asked before a project is made or indexed with it, so nothing is left half-made."""
+    if kind not in FEATURE_KINDS:
+        raise PixretError(f"unknown feature type {kind!r}; choose one of {', '.join(FEATURE_KINDS)}")
+    if kind != "rootsift":
+        require_torch()
+        weight_path(learned_kind(kind).extractor_weights)
+
+
+def feature_kind_missing(kind: str) -> str | None:
+    """None when a project can be indexed with `kind` here, else the message saying what to install."""
+    try:
+        check_feature_kind(kind)
+    except MissingExtra as e:
+        return str(e)
+    return None
+
+
 def learned_missing(kind: str = "xfeat") -> str | None:
     """None when `kind`'s features and matcher can run here, else what is missing."""
     try:

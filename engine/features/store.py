@@ -10,7 +10,8 @@ A pack is a folder `features/<name>/` for a batch of images laid end to end; the
       words-<vocabulary>/word  uint16 (uint32 past 65,536 words)  visual word 2 B
       words-<vocabulary>/sig   uint64 x 2  Hamming-embedding signature       16 B
                                                                     = 30 B per feature
-    cold: `desc`, the full descriptors (uint8 x 128 for SIFT, 128 B per feature)
+    cold: `desc`, the full descriptors (uint8 x 128 for SIFT, 128 B per feature; a learned type's
+          unit vectors as float16: XFeat 64 x 2 = 128 B, ALIKED 128 x 2 = 256 B)
 
 The geometry and the descriptors are written when the features are extracted; a word column per
 vocabulary when the index is built (engine.project: training a new vocabulary writes new ones, and
@@ -89,6 +90,8 @@ class FeatureStore:
             return np.concatenate(parts).astype(dtype or parts[0].dtype, copy=False)
 
         desc = column("desc")
+        if desc.dtype.kind == "f":  # learned descriptors (unit vectors): float16 halves the cold part
+            desc = desc.astype(np.float16)
         arrays = {"xy": column("xy", np.float32), "scale": column("scale", np.float16),
                   "angle": column("angle", np.float16), "desc": desc}
         meta = {"format": PACK_FORMAT, "kind": kind, "desc_dim": int(desc.shape[1]), "desc_dtype": str(desc.dtype)}

@@ -1,4 +1,5 @@
-"""Initial search: a visual vocabulary (faiss k-means on RootSIFT) and an ASMK* inverted file.
+"""Initial search: a visual vocabulary (faiss k-means on the project's float descriptors: RootSIFT,
+XFeat or ALIKED) and an ASMK* inverted file.
 
 ASMK* (Tolias et al., "To aggregate or not to aggregate", IJCV 2016): the features of an image
 that fall in the same visual word are aggregated (sum of residuals to the centroid), and the
@@ -43,7 +44,7 @@ VOCABULARY_ITERATIONS = 10
 
 def train_vocabulary(sample: np.ndarray, k: int, *, seed: int = VOCABULARY_SEED, niter: int = VOCABULARY_ITERATIONS,
                      init: np.ndarray | None = None) -> np.ndarray:
-    """k-means centroids (k, 128) float32 on RootSIFT descriptors.
+    """k-means centroids (k, d) float32 on float descriptors (RootSIFT, or a learned type's).
 
     init: centroids to continue from with niter more Lloyd iterations (3 iterations, then 7 from
     their result, give exactly the centroids of 10 in one go: how training resumes)."""
@@ -111,7 +112,10 @@ def aggregate(x: np.ndarray, words: np.ndarray, centroids: np.ndarray) -> tuple[
     starts = np.flatnonzero(np.r_[True, sw[1:] != sw[:-1]])
     uniq = sw[starts]
     agg = np.add.reduceat(resid[order], starts, axis=0)
-    bits = np.packbits(agg > 0, axis=1)  # (M, 16) bytes
+    signs = agg > 0
+    if signs.shape[1] != 64 * SIG_WORDS:  # XFeat's 64-d: each sign twice, so Hamming distances double
+        signs = np.ascontiguousarray(signs[:, np.arange(64 * SIG_WORDS) % signs.shape[1]])  # and the kernel's u = 1 - 2h/d holds
+    bits = np.packbits(signs, axis=1)  # (M, 16) bytes
     sigs = bits.view(np.uint64).reshape(len(uniq), SIG_WORDS)
     return uniq.astype(np.int32), np.ascontiguousarray(sigs)
 
@@ -274,7 +278,7 @@ def aggregate_batch(store_folder, items: list[tuple[int, str, int, int]], centro
     quantizer = _quantizer_of(centroids)
     out = {}
     for image_id, pack, offset, count in items:
-        x = store.read(pack, offset, count).rootsift()
+        x = descriptor_vectors(store.read(pack, offset, count).desc, store.meta(pack)["kind"])
         out[int(image_id)] = aggregate(x, quantizer.assign(x), quantizer.centroids)
     return out
 

@@ -43,7 +43,7 @@ from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
 from engine.base.errors import PixretError
 from engine.base.atomic import IN_FLIGHT_S, atomic_write_arrays, atomic_write_text, remove_leftovers
 from engine.features.batch import store_at
-from engine.features.extract import rootsift
+from engine.features.extract import descriptor_vectors
 from engine.parallel.runner import Runner
 from engine.verify.correspond import QueryWords, WordMatchConfig, match_ratio, match_words
 from engine.verify.spatial import SVConfig, spatial_verify
@@ -514,9 +514,9 @@ def verify_pair(fa, fb, sv: SVConfig, max_corr: int, k: int, words: WordMatchCon
     return _edge(fa, fb, spatial_verify(fa, fb, corr, sv, seeded=False), sv, max_corr)
 
 
-def dense_verify_pair(fa, fb, sv: SVConfig, max_corr: int):
+def dense_verify_pair(fa, fb, sv: SVConfig, max_corr: int, kind: str = "rootsift"):
     """The reference (PixRet 0.1's graph): dense ratio-test matches of the full descriptors (FeatureSets)."""
-    m = match_ratio(rootsift(fa.desc), rootsift(fb.desc), sv.ratio)
+    m = match_ratio(descriptor_vectors(fa.desc, kind), descriptor_vectors(fb.desc, kind), sv.ratio)
     return _edge(fa, fb, spatial_verify(fa, fb, m, sv, seeded=False), sv, max_corr)
 
 
