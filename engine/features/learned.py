@@ -149,6 +149,19 @@ def feature_kind_missing(kind: str) -> str | None:
     return None
 
 
+def extractor_missing(kind: str) -> str | None:
+    """Without importing anything (the desktop asks it on its GUI thread, and importing torch takes
+    seconds): the MissingExtra message of what a learned type's extraction lacks here, or None."""
+    for package in ("torch", "kornia"):
+        if importlib.util.find_spec(package) is None:
+            return str(MissingExtra(f"{package} is not installed"))
+    try:
+        weight_path(learned_kind(kind).extractor_weights)
+    except MissingExtra as e:
+        return str(e)
+    return None
+
+
 def learned_missing(kind: str = "xfeat") -> str | None:
     """None when `kind`'s features and matcher can run here, else what is missing."""
     try:

@@ -15,6 +15,7 @@ import engine.annotate.review as review
 from engine.base.regions import Region
 from engine.formats.destination import check_export_destination
 from engine.formats.export import export_project
+from engine.features.learned import extractor_missing
 from engine.formats.importers import import_annotations
 from pixret_desktop import credentials
 from pixret_desktop.controllers.project import DEMO
@@ -25,8 +26,15 @@ from pixret_desktop.views.dialogs import (
     ask_about_drafts,
     ask_replace_export,
 )
+from pixret_desktop.views.feature_choice import FeatureTypeChoice
 from pixret_desktop.views.folder_dialog import FolderDialog
 from pixret_desktop.workers import Worker
+
+# a new project's feature types (engine.features.learned.FEATURE_KINDS), the default first; whether a
+# learned one can run is found without importing torch (seconds): the window does not stall
+FEATURE_TITLES = {"rootsift": "RootSIFT: fast, for textured things (the default)",
+                  "xfeat": "XFeat (learned): also little texture, deformable things",
+                  "aliked": "ALIKED (learned): slower to index than XFeat"}
 
 EXPORT_FORMATS = (
     ("pixbench", "PixBench / PROxford set (gnd.json + LabelMe)…"),
@@ -60,13 +68,14 @@ class FileActions:
             a.triggered.connect(lambda _c=False, f=fmt: self.ask_export(f))
             self.export_actions[fmt] = a
 
-    def choose_folder(self, title: str, purpose: str, then, *, create: bool, reselect: bool = False) -> FolderDialog:
+    def choose_folder(self, title: str, purpose: str, then, *, create: bool, reselect: bool = False,
+                      extra=None) -> FolderDialog:
         """Ask for a folder without blocking the window; `then(folder)` once chosen. The dialog opens on
         the folder last chosen for this purpose (`reselect`: choosing it again is one click) or on its
         parent (a new one goes beside it), else at home."""
         last = self.settings.last_folder(purpose)
         start = last.parent if last != Path.home() else last
-        dlg = FolderDialog(self.window, title, last if reselect else start, create=create)
+        dlg = FolderDialog(self.window, title, last if reselect else start, create=create, extra=extra)
         dlg.chosen.connect(lambda f: (self.settings.set_last_folder(purpose, f), then(f)))
         dlg.finished.connect(lambda _r, d=dlg: d.deleteLater())
         self.folder_dialog = dlg
@@ -74,8 +83,11 @@ class FileActions:
         return dlg
 
     def ask_new_project(self) -> FolderDialog:
+        """The new project's folder and, below it, its feature type (RootSIFT unless another is chosen)."""
+        choice = FeatureTypeChoice([(kind, title, None if kind == "rootsift" else extractor_missing(kind))
+                                    for kind, title in FEATURE_TITLES.items()])
         return self.choose_folder("New project: choose an empty folder, or type a new one", "project",
-                                  self.new_project, create=True)
+                                  lambda folder: self.new_project(folder, choice.kind()), create=True, extra=choice)
 
     def ask_open_team_project(self) -> TeamProjectDialog:
         """File ▸ Open Team Project: database URL, password (not kept in the settings), shared folder."""
@@ -192,8 +204,9 @@ class FileActions:
             self.review_ctl.load_query(report.query_ids[0])
         return dlg
 
-    def new_project(self, folder) -> Worker:
-        return self.project_ctl.new_project(folder, long_side=self.settings.get("feature_long_side"))
+    def new_project(self, folder, features: str | None = None) -> Worker:
+        return self.project_ctl.new_project(folder, long_side=self.settings.get("feature_long_side"),
+                                            features=features)
 
     def open_project(self, folder) -> Worker:
         return self.project_ctl.open_project(folder)

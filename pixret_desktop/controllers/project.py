@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 import engine.annotate.review as review
 import engine.demo as demo
 from engine.features.extract import FeatureConfig
+from engine.features.learned import check_feature_kind
 from engine.base.errors import ProjectError
 from engine.project import MARKER, Project
 from pixret_desktop.workers import JobManager, Worker
@@ -22,11 +23,17 @@ DEMO = Path(__file__).resolve().parents[1] / "resources" / "demo"
 DEMO_PHOTOS = DEMO / "photos"
 
 
-def _open(folder, *, create: bool, long_side: int | None = None, progress=None, cancel=None) -> Project:
+def _open(folder, *, create: bool, long_side: int | None = None, features: str | None = None, progress=None,
+          cancel=None) -> Project:
     cancel.raise_if_set()
     if create:
+        if features is not None:
+            check_feature_kind(features)  # a missing learned extra: said before the folder is made
         settings = {"features": FeatureConfig(long_side=long_side).to_json()} if long_side else None
-        return Project.create(folder, settings=settings)
+        project = Project.create(folder, settings=settings)
+        if features is not None:
+            project.choose_features(features)
+        return project
     return Project.open(folder)
 
 
@@ -80,8 +87,9 @@ class ProjectController(QObject):
 
     # -- opening ---------------------------------------------------------------------------------
 
-    def new_project(self, folder, long_side: int | None = None) -> Worker:
-        return self._start_open(Worker(_open, folder, create=True, long_side=long_side,
+    def new_project(self, folder, long_side: int | None = None, features: str | None = None) -> Worker:
+        """features: the project's feature type (engine.features.learned.FEATURE_KINDS; None: RootSIFT)."""
+        return self._start_open(Worker(_open, folder, create=True, long_side=long_side, features=features,
                                        name=f"Creating project {Path(folder).name}"))
 
     def open_project(self, folder) -> Worker:

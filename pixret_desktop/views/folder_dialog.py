@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTreeView,
     QVBoxLayout,
+    QWidget,
 )
 
 from pixret_desktop.views.widgets import ElidedLabel
@@ -41,7 +42,7 @@ from pixret_desktop.views.widgets import ElidedLabel
 class FolderDialog(QDialog):
     chosen = Signal(str)  # the folder (absolute), made first when it did not exist
 
-    def __init__(self, parent, title: str, start: Path, *, create: bool):
+    def __init__(self, parent, title: str, start: Path, *, create: bool, extra: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("folder_dialog")
         self.setWindowTitle(title)
@@ -83,6 +84,9 @@ class FolderDialog(QDialog):
         row.addWidget(self.line_edit, 1)
         lay.addLayout(row)
 
+        if extra is not None:  # a choice that goes with the folder (a new project's feature type)
+            extra.setParent(self)
+            lay.addWidget(extra)
         buttons = QDialogButtonBox(QDialogButtonBox.Cancel, self)
         self.choose_button = buttons.addButton("Choose", QDialogButtonBox.AcceptRole)
         self.choose_button.setObjectName("choose")
