@@ -109,25 +109,16 @@ def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
     d = ctx.project.stored(image_id)
     corr = match_words(ctx.words, d.word, d.sig, ctx.config.words)
     guide = WordAppearance(ctx.words, d.word, d.sig, ctx.config.words.guided_hamming)
-    v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds, guide, seeded=oriented(ctx))
+    v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds, guide)
     if (v.H is None or v.inliers < ctx.config.sv.min_inliers) and safety_net(ctx, image_id, v.consensus):
         return dense_sv_pair(ctx, image_id)
     return sv_result(ctx, image_id, v, d.xy)
 
 
-def oriented(ctx: QueryContext) -> bool:
-    """Whether the features carry a scale and an orientation of their own (SIFT), from which one
-    correspondence makes a similarity hypothesis (spatial_verify's `seeded`). Learned features are
-    upright at one nominal size: their hypotheses would all be the same scale, no rotation."""
-    return ctx.kind == "rootsift"
-
-
 def safety_net(ctx: QueryContext, image_id: int, consensus: int) -> bool:
     """Whether a pair the word correspondences did not verify is verified again on full descriptors:
     every one-shot pair (ctx.dense True), else the net's pairs that passed the pre-filter."""
-    # unseeded verification (learned features) has no pre-filter: each of the net's pairs is tried densely
-    return ctx.dense is True or (image_id in ctx.dense and (consensus >= ctx.config.sv.min_consensus
-                                                            or not oriented(ctx)))
+    return ctx.dense is True or (image_id in ctx.dense and consensus >= ctx.config.sv.min_consensus)
 
 
 def dense_sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
