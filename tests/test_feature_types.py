@@ -26,8 +26,9 @@ from engine.features.batch import extract_batch
 from engine.features.extract import FeatureConfig
 from engine.formats.pixbench import load_pixbench
 from engine.ingest import imageio
-from engine.pipeline import search
+from engine.pipeline import SearchConfig, search
 from engine.project import Project
+from engine.verify.thorough import ThoroughConfig
 
 DEV = Path("/work/shared/bench/dev")
 QUERY = 0  # vgg_graf graffiti wall img1: 5 positives with pixel labels (img2-img6, the last two far off to the side)
@@ -95,6 +96,12 @@ def test_a_project_indexed_with_xfeat_finds_and_outlines_the_object(graffiti, ca
         full = search(project, _query(bench), method="full")  # topo, the graph, propagation
         found = [Path(h.path).stem for h in full.hits if h.stage in ("verified", "propagated")]
         assert set(names) <= set(found) <= set(positives)
+
+        # the thorough method's tilted views are RootSIFT: not asked of a learned project's vocabulary
+        config = SearchConfig(thorough=ThoroughConfig(budget_s=None, kind=None, affine_views="always"))
+        slow = search(project, _query(bench), method="thorough", config=config)
+        assert slow.timings["thorough_affine_pairs"] == 0
+        assert [h.path for h in slow.hits if h.stage == "verified"] == [h.path for h in verified]
 
         # the first decision makes an object; its search starts from the stored (float16) features of its view
         qid = save_search(project, result)
