@@ -88,7 +88,7 @@ def real_statistics(project_folder: Path, bench_dir: str, n_queries: int | None)
     with Project.open(project_folder) as project:
         inv = project.index
         sizes = np.fromiter(inv.n_words.values(), np.float64, len(inv.n_words))
-        df = np.diff(np.asarray(inv.ptr)) / len(sizes)
+        df = inv.document_frequency() / len(sizes)
         bench = load_pixbench(bench_dir)
         queries = []
         for q, qname in enumerate(bench.qimlist[:n_queries]):

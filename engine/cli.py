@@ -368,6 +368,12 @@ def cmd_status(args) -> int:
               f"({stats['store_bytes_per_feature']:.1f} B/feature searched, {stats['cold_bytes_per_feature']:.1f} "
               f"B/feature of full descriptors), index {stats['index_bytes'] / 1e6:.1f} MB "
               f"({stats['index_bytes_per_feature']:.1f} B/feature)")
+        if stats["index_form"] == "sharded":
+            print(f"index: sharded, memory-mapped ({stats['index_shards']} shard"
+                  f"{'s' if stats['index_shards'] != 1 else ''}, {stats['index_bytes'] / 1e6:.1f} MB)")
+        elif stats["index_form"] == "single":
+            print(f"index: one in-RAM inverted file ({stats['index_bytes'] / 1e6:.1f} MB; made before the shards: "
+                  "`pixret index` shards it in place)")
         if stats["needs_upgrade"]:
             print("made by PixRet 0.1: `pixret index` upgrades its feature store in place (searches work meanwhile)")
         for im in bad:

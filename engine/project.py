@@ -38,6 +38,7 @@ from engine.index.asmk import (
 )
 from engine.index.checkpoint import IndexWork, training_key, vocabulary_key, words_key
 from engine.index.embedding import HammingEmbedding
+from engine.index.shards import SHARD_IMAGES, ShardedIndex, build_shards, index_form, open_index, remove_single_index
 from engine.ingest import imageio
 from engine.ingest.scan import scan_folder
 from engine.parallel.runner import Runner
@@ -48,7 +49,6 @@ BATCH = 32  # images per feature pack / catalog transaction
 RETRAIN_GROWTH = 4.0  # retrain the vocabulary once the collection has 4x the features it was trained on
 TRAIN_SAMPLE_PER_WORD = 32  # k-means cost is sample x k per iteration: enough, and bounded
 EMBEDDING_SAMPLE_PER_WORD = 64  # features per word (on average) the signatures' medians are taken over
-WORDS_CHECKPOINT = 256  # images aggregated between two saves of index work in progress
 # One indexer at a time writes the project folder (feature packs, index, graph), wherever it runs:
 # the folder may be a team's network share (engine.base.locks).
 INDEX_LOCK = "indexing.lock"
@@ -101,7 +101,7 @@ class Project:
         self._created: tuple[Path | None, set[str]] | None = None
         self.catalog = catalog
         self.store = FeatureStore(self.folder / "features")
-        self._index: InvertedFile | None = None
+        self._index: ShardedIndex | InvertedFile | None = None  # InvertedFile: an index made before the shards
         self._quantizer: Quantizer | None = None
         self._embedding: HammingEmbedding | None = None  # trained in memory for an index of PixRet 0.1
         self._table: dict[int, tuple] | None = None  # image id -> (path, w, h, pack, offset, count, fs id)
@@ -235,7 +235,7 @@ class Project:
         current = self.feature_config
         if current.kind == kind:
             return
-        if not self.holds_no_features() or (self.folder / "index" / "meta.json").exists():
+        if not self.holds_no_features() or index_form(self.folder / "index") is not None:
             raise ProjectError(f"{self.folder}: indexed with {current.kind} features, which it keeps; to search "
                                f"with {kind} features, index the collection into a new project: pixret index "
                                f"FOLDER --project NEW_PROJECT --features {kind}")
@@ -359,13 +359,14 @@ class Project:
     # -- index --------------------------------------------------------------------------------
 
     @property
-    def index(self) -> InvertedFile:
+    def index(self) -> ShardedIndex | InvertedFile:
+        """The inverted file, its postings memory-mapped (engine.index.shards; a project indexed
+        before the shards has one InvertedFile, searched as it is until `pixret index` shards it)."""
         with self._lock:
             if self._index is None:
-                folder = self.folder / "index"
-                if not (folder / "meta.json").exists():
+                self._index = open_index(self.folder / "index")
+                if self._index is None:
                     raise ProjectError(f"{self.folder}: not indexed yet (run `pixret index`)")
-                self._index = InvertedFile.load(folder)
             return self._index
 
     @property
@@ -397,19 +398,22 @@ class Project:
             return key[1]
 
     def needs_upgrade(self) -> bool:
-        """True for a project indexed by PixRet 0.1 (no signatures, or packs without word columns):
-        it searches as it is (the missing parts computed in memory), faster once `upgrade`d."""
-        if not (self.folder / "index" / "meta.json").exists():
+        """True for a project indexed by PixRet 0.1 (no signatures, or packs without word columns) or
+        before the sharded index (one InvertedFile): it searches as it is (the missing parts computed
+        in memory), faster and scalable once `upgrade`d."""
+        form = index_form(self.folder / "index")
+        if form is None:
             return False
-        return self.index.embedding is None or not self._words_complete(self.words_key)
+        return form == "single" or self.index.embedding is None or not self._words_complete(self.words_key)
 
     def _words_complete(self, key: str) -> bool:
         return all(self.store.has_words(p, key) for p in {t[3] for t in self._image_table().values()})
 
     def upgrade(self, *, progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER) -> bool:
-        """Bring a project of PixRet 0.1 to the current store in place: the signatures' embedding
-        trained on its vocabulary, each pack's word columns computed from its stored descriptors
-        (nothing re-extracted, nothing removed; resumable pack by pack). False if nothing was to do."""
+        """Bring an older project to the current store and index in place: the signatures' embedding
+        trained on its vocabulary, each pack's word columns computed from its stored descriptors,
+        the inverted file cut into shards (nothing re-extracted, no feature removed; resumable pack
+        by pack, shard by shard). False if nothing was to do."""
         if not self.needs_upgrade():
             return False
         with self._indexing():
@@ -459,7 +463,7 @@ class Project:
         if self.read_only:
             raise ProjectError(f"{self.folder}: open read-only ({self.read_only}); it cannot be indexed now")
         with folder_lock(self.folder / INDEX_LOCK, "indexing", wait_s=INDEX_LOCK_WAIT_S):
-            for sub in ("", "features", "index-work", "graph"):
+            for sub in ("", "features", "index-work", "index", "index/shards", "graph"):
                 remove_leftovers(self.folder / sub)
             for sub in ("graph/pending", "cache/queries"):
                 remove_leftovers(self.folder / sub, older_than_s=IN_FLIGHT_S)
@@ -573,7 +577,7 @@ class Project:
         """A clear ProjectError instead of k-means failing on nothing: a collection without one
         readable image that has local features cannot get its first vocabulary."""
         table = self._image_table()
-        if sum(t[5] for t in table.values()) > 0 or (self.folder / "index" / "meta.json").exists():
+        if sum(t[5] for t in table.values()) > 0 or index_form(self.folder / "index") is not None:
             return
         failed = self.failed_images()
         if table:
@@ -600,33 +604,35 @@ class Project:
     def _update_index(self, report: IndexReport, progress: Progress, cancel: CancelToken,
                       runner: Runner) -> None:
         """Train the vocabulary when there is none or the collection outgrew it (and the signatures'
-        embedding with it), give every pack its word columns and the index the images it lacks, save.
-        The long steps checkpoint (engine.index.checkpoint; a pack's words are written once): an
-        interrupted run resumes there. An index of PixRet 0.1 is upgraded here: its vocabulary kept,
-        an embedding trained, word columns computed from the stored descriptors."""
+        embedding with it), give every pack its word columns, and (re)build the shards whose images
+        changed (engine.index.shards; the others are kept). The long steps checkpoint: the vocabulary
+        and embedding in index-work/ (engine.index.checkpoint), a pack's words and a shard each
+        written once, whole: an interrupted run resumes there. An older project is upgraded here: its
+        vocabulary kept, an embedding trained, word columns computed from the stored descriptors, its
+        single inverted file replaced by shards."""
         table = self._image_table()
         wanted = {i: t[6] for i, t in table.items()}  # image id -> feature set id
         n_features = sum(t[5] for t in table.values())
         work = IndexWork(self.folder / "index-work")
-        old = None
-        if (self.folder / "index" / "meta.json").exists():
-            old = InvertedFile.load(self.folder / "index")
+        folder = self.folder / "index"
+        old = open_index(folder)
         packs = {t[3] for t in table.values()}
         can_retrain = all(self.store.has_descriptors(p) for p in packs)  # else the vocabulary is frozen
         retrain = (old is None or n_features > RETRAIN_GROWTH * max(old.trained_on, 1)
                    and vocabulary_size(n_features) > old.k and can_retrain)
-        if (old is not None and not retrain and old.feature_sets == wanted and old.embedding is not None
-                and all(self.store.has_words(p, words_key(old.centroids, old.embedding)) for p in packs)):
+        if (isinstance(old, ShardedIndex) and not retrain and old.feature_sets == wanted and old.embedding is not None
+                and all(self.store.has_words(p, words_key(old.centroids, old.embedding)) for p in packs)
+                and self._shard_images() == old.meta.get("shard_images", SHARD_IMAGES)):
             report.n_indexed = len(wanted)
             work.clear()  # a run killed after saving its index
             return  # nothing changed
         if retrain:
             centroids = self._train_vocabulary(work, table, n_features, progress, cancel)
             report.vocabulary_trained = True
-            entries, trained_on, embedding = {}, n_features, None
+            trained_on, embedding = n_features, None
         else:
             centroids, trained_on, embedding = old.centroids, old.trained_on, old.embedding
-            entries = {i: e for i, e in old.entries().items() if old.feature_sets.get(i) == wanted.get(i)}
+        del old  # (a search in progress keeps its own reference)
         quantizer = Quantizer(centroids)
         vocabulary = vocabulary_key(centroids)
         if embedding is None:
@@ -635,46 +641,37 @@ class Project:
                 progress(0, 1, "training signatures")
                 embedding = self._train_embedding(table, quantizer)
                 work.save_embedding(vocabulary, embedding)
-        entries.update(work.words(vocabulary, wanted))
-        self._index_words(table, quantizer, embedding, entries, work, wanted, progress, cancel, runner)
-        entries = {i: entries[i] for i in wanted}
-        inv = InvertedFile.build(centroids, entries, trained_on, wanted, embedding)
-        del old  # its postings are memory-mapped from the folder about to be replaced
-        with self._lock:
-            self._index = None
-        inv.save(self.folder / "index")
+        key = words_key(centroids, embedding)
+        self._index_words(table, quantizer, embedding, key, progress, cancel, runner)
+        index = build_shards(folder, self.store.folder, self.feature_spans(), wanted, centroids, trained_on, key,
+                             self.feature_config.kind, embedding=embedding, runner=runner,
+                             shard_images=self._shard_images(), progress=progress, cancel=cancel)
+        remove_single_index(folder)  # an older project's single inverted file, replaced
         work.clear()
         with self._lock:
-            self._index, self._quantizer, self._embedding = inv, quantizer, None
+            self._index, self._quantizer, self._embedding = index, quantizer, None
         report.n_indexed = len(wanted)
 
-    def _index_words(self, table: dict[int, tuple], quantizer: Quantizer, embedding: HammingEmbedding,
-                     entries: dict, work: IndexWork, wanted: dict[int, int], progress: Progress,
-                     cancel: CancelToken, runner: Runner) -> None:
-        """Pack by pack (a batch each, engine.index.asmk.pack_words_batch): the word columns (every
-        row's word and signature) where the pack lacks them, and the aggregated words of the images
-        the index lacks (`entries` is filled in place)."""
-        key = words_key(quantizer.centroids, embedding)
-        vocabulary = vocabulary_key(quantizer.centroids)
-        by_pack: dict[str, list[tuple[int, int, int]]] = {}
-        for i, t in sorted(table.items()):
-            by_pack.setdefault(t[3], []).append((i, t[4], t[5]))
-        lacking = {p for p in by_pack if not self.store.has_words(p, key)}
-        todo = [p for p in sorted(by_pack) if p in lacking or any(i not in entries for i, _, _ in by_pack[p])]
-        total = sum(len(by_pack[p]) for p in todo)
-        unsaved: dict = {}
-        done = 0
+    def _shard_images(self) -> int:
+        """Images per shard of the index: the project's setting index.shard_images (tests and clusters
+        may want smaller shards), else engine.index.shards.SHARD_IMAGES."""
+        return int((self.settings().get("index") or {}).get("shard_images", SHARD_IMAGES))
 
+    def _index_words(self, table: dict[int, tuple], quantizer: Quantizer, embedding: HammingEmbedding, key: str,
+                     progress: Progress, cancel: CancelToken, runner: Runner) -> None:
+        """The word columns (every row's word and signature) of each pack that lacks them, a batch
+        per pack (engine.index.asmk.pack_words_batch)."""
+        sizes: dict[str, int] = {}
+        for t in table.values():
+            sizes[t[3]] = sizes.get(t[3], 0) + 1
+        todo = [p for p in sorted(sizes) if not self.store.has_words(p, key)]
+        total = sum(sizes[p] for p in todo)
+        done = 0
         packs_done = iter(todo)  # results come in the order of the batches
 
-        def collect(part: dict) -> None:
+        def collect(_: int) -> None:
             nonlocal done
-            done += len(by_pack[next(packs_done)])
-            entries.update(part)
-            unsaved.update(part)
-            if len(unsaved) >= WORDS_CHECKPOINT:
-                work.save_words(vocabulary, unsaved, wanted)
-                unsaved.clear()
+            done += sizes[next(packs_done)]
             progress(done, total, "indexing words")
 
         progress(0, total, "indexing words")
@@ -682,13 +679,8 @@ class Project:
             return
         centroids, shared_embedding = runner.share(quantizer.centroids), runner.share(embedding)
         kind = self.feature_config.kind
-        tasks = ((self.store.folder, p, [s for s in by_pack[p] if s[0] not in entries], centroids, shared_embedding,
-                  key, kind) for p in todo)
-        try:
-            runner.run(pack_words_batch, tasks, collect, cancel=cancel)
-        finally:  # a cancel keeps the words made so far
-            if unsaved:
-                work.save_words(vocabulary, unsaved, wanted)
+        tasks = ((self.store.folder, p, centroids, shared_embedding, key, kind) for p in todo)
+        runner.run(pack_words_batch, tasks, collect, cancel=cancel)
 
     def _train_embedding(self, table: dict[int, tuple], quantizer: Quantizer) -> HammingEmbedding:
         """The signatures' per-word medians over a deterministic sample (the same in any process)."""
@@ -762,10 +754,9 @@ class Project:
         """Sizes for status and benchmarks."""
         table = self._image_table()
         n_feat = int(sum(t[5] for t in table.values()))
-        index_bytes = sum(f.stat().st_size for f in (self.folder / "index").glob("*.npy")) \
-            if (self.folder / "index").exists() else 0
-        indexed = (self.folder / "index" / "meta.json").exists()
-        key = self.words_key if indexed and self.index.embedding is not None else None
+        form = index_form(self.folder / "index")
+        index_bytes = sum(f.stat().st_size for f in (self.folder / "index").rglob("*.npy")) if form else 0
+        key = self.words_key if form and self.index.embedding is not None else None
         sizes = self.store.sizes(key)
         rows = max(sizes["rows"], 1)  # stored rows (features of changed images stay until their pack goes)
         packs = sorted({t[3] for t in table.values()})
@@ -777,6 +768,8 @@ class Project:
                 "store_bytes_per_feature": round(sizes["hot"] / rows, 2),
                 "cold_bytes_per_feature": round(sizes["cold"] / rows, 2),
                 "index_bytes": index_bytes, "index_bytes_per_feature": round(index_bytes / max(n_feat, 1), 2),
+                # sharded (engine.index.shards), single (one InvertedFile: indexed before the shards) or None
+                "index_form": form, "index_shards": len(self.index.meta["shards"]) if form == "sharded" else None,
                 "needs_upgrade": self.needs_upgrade()}
 
 

@@ -16,7 +16,7 @@ from engine.base.regions import Region
 from engine.base.types import Query
 from engine.cli import main
 from engine.demo import make_collection
-from engine.index.asmk import InvertedFile
+from engine.index.shards import ShardedIndex
 from engine.pipeline import search
 from engine.project import Project
 from engine.propagate.graph import Graph
@@ -64,9 +64,11 @@ def _same_project(a, b, photos) -> None:
         for i in ids:
             fa, fb = pa.features(i), pb.features(i)
             assert np.array_equal(fa.desc, fb.desc) and np.array_equal(fa.xy, fb.xy)
-        ia, ib = InvertedFile.load(a / "index"), InvertedFile.load(b / "index")
-        for name in ("centroids", "ptr", "images", "sigs"):
-            assert np.array_equal(getattr(ia, name), getattr(ib, name)), name
+        ia, ib = ShardedIndex.open(a / "index"), ShardedIndex.open(b / "index")
+        assert np.array_equal(ia.centroids, ib.centroids) and ia.meta["shards"] == ib.meta["shards"]
+        for sa, sb in zip(ia.shards(), ib.shards()):
+            for name in ("ptr", "images", "sigs"):
+                assert np.array_equal(getattr(sa.index, name), getattr(sb.index, name)), name
         ga, gb = Graph.load(a / "graph"), Graph.load(b / "graph")
         assert np.array_equal(ga.knn_ids, gb.knn_ids)
         ea, eb = ga.edges, gb.edges
@@ -123,7 +125,7 @@ def test_a_cancelled_cluster_run_resumes_to_the_same_project(cluster, photos, re
         progress, token = cancel_at("graph", 6)
         with pytest.raises(Cancelled):
             project.index_folder(photos.root, progress=progress, cancel=token, runner=cluster)
-        assert len(project.images(status="ok")) == 8 and (folder / "index" / "meta.json").exists()
+        assert len(project.images(status="ok")) == 8 and (folder / "index" / "manifest" / "meta.json").exists()
         report = project.index_folder(photos.root, runner=cluster)
         assert report.extracted == 0 and 0 < report.graph.pairs_checked < report.graph.pairs_wanted
     _same_project(reference, folder, photos)

@@ -227,15 +227,15 @@ def test_interrupted_vocabulary_training_and_word_indexing_resume(tmp_path, monk
     """A cancel (or a crash) during k-means or during word indexing loses at most one step: the
     next run continues from the saved one and ends with exactly the index of an uninterrupted run."""
     import engine.project as project_module
-    from engine.index.asmk import VOCABULARY_ITERATIONS, InvertedFile
+    from engine.index.asmk import VOCABULARY_ITERATIONS
+    from engine.index.shards import ShardedIndex
 
     root = tmp_path / "photos"
     make_collection(root, n_objects=1, views=3, n_distractors=5, size=(320, 240), seed=21)
-    monkeypatch.setattr(project_module, "WORDS_CHECKPOINT", 3)
     monkeypatch.setattr(project_module, "BATCH", 3)  # packs of 3 images: a batch of word work each
     with Project.create(tmp_path / "straight") as project:
         project.index_folder(root, graph=False)
-    reference = InvertedFile.load(tmp_path / "straight" / "index")
+    reference = ShardedIndex.open(tmp_path / "straight" / "index")
 
     with Project.create(tmp_path / "P") as project:
         run = Recorder("training vocabulary", 4)
@@ -243,7 +243,7 @@ def test_interrupted_vocabulary_training_and_word_indexing_resume(tmp_path, monk
             project.index_folder(root, graph=False, progress=run, cancel=run.token)
         assert not (project.folder / "index").exists()
 
-        run = Recorder("indexing words", 3)  # the vocabulary resumes; words stop after one checkpoint
+        run = Recorder("indexing words", 3)  # the vocabulary resumes; words stop after a pack
         with pytest.raises(Cancelled):
             project.index_folder(root, graph=False, progress=run, cancel=run.token)
         training = [done for done, _ in run.steps("training vocabulary")]
@@ -254,9 +254,9 @@ def test_interrupted_vocabulary_training_and_word_indexing_resume(tmp_path, monk
         run = Recorder()
         project.index_folder(root, graph=False, progress=run)
         assert run.steps("training vocabulary") == [(VOCABULARY_ITERATIONS, VOCABULARY_ITERATIONS)]
-        assert run.steps("indexing words")[-1] == (8 - stopped, 8 - stopped)  # only the images not checkpointed
+        assert run.steps("indexing words")[-1] == (8 - stopped, 8 - stopped)  # only the packs without words
         assert not (project.folder / "index-work").exists()
-    resumed = InvertedFile.load(tmp_path / "P" / "index")
+    resumed = ShardedIndex.open(tmp_path / "P" / "index")
     assert np.array_equal(resumed.centroids, reference.centroids)
     assert resumed.n_words == reference.n_words
     mine = resumed.entries()

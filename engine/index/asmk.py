@@ -21,6 +21,7 @@ import faiss
 import numpy as np
 
 from engine.base.atomic import atomic_write_arrays
+from engine.base.errors import PixretError
 from engine.features.batch import store_at
 from engine.features.extract import descriptor_vectors
 from engine.features.store import word_dtype
@@ -157,8 +158,12 @@ class InvertedFile:
                    np.ascontiguousarray(all_sigs[order]), {int(i): int(n) for i, n in zip(ids, lens)}, trained_on,
                    {int(i): int(feature_sets[i]) for i in ids}, embedding)
 
+    def document_frequency(self) -> np.ndarray:
+        """Postings per word (k,): how many images hold each word."""
+        return np.diff(np.asarray(self.ptr))
+
     def entries(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """The per-image (words, sigs) back from the CSR layout (for incremental rebuilds)."""
+        """The per-image (words, sigs) back from the CSR layout (for the graph and shards)."""
         words = np.repeat(np.arange(self.k, dtype=np.int32), np.diff(self.ptr))
         order = np.argsort(self.images, kind="stable")
         imgs, words, sigs = self.images[order], words[order], self.sigs[order]
@@ -271,32 +276,33 @@ def _quantizer_of(centroids: np.ndarray) -> Quantizer:
     return q
 
 
-def aggregate_batch(store_folder, items: list[tuple[int, str, int, int]], centroids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """The ASMK aggregation of each listed image, read from the project's feature store (its full
-    descriptors): items (image id, pack, offset, count). engine.index.shards builds a shard from it."""
+def stored_entries(store_folder, items: list[tuple[int, str, int, int]], centroids: np.ndarray, key: str,
+                   kind: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The ASMK aggregation of each listed image (image id, pack, offset, count), read from the
+    project's feature store: its descriptors and the words pack_words_batch stored under `key`
+    (nothing is quantized again). engine.index.shards builds a shard from it."""
     store = store_at(store_folder)
-    quantizer = _quantizer_of(centroids)
+    centroids = np.ascontiguousarray(centroids, np.float32)
     out = {}
     for image_id, pack, offset, count in items:
-        x = descriptor_vectors(store.read(pack, offset, count).desc, store.meta(pack)["kind"])
-        out[int(image_id)] = aggregate(x, quantizer.assign(x), quantizer.centroids)
+        columns = store.words(pack, key)
+        if columns is None:
+            raise PixretError(f"{store.folder / pack}: feature pack without the index's words")
+        x = descriptor_vectors(store.read(pack, offset, count).desc, kind)
+        word = np.asarray(columns["word"][offset:offset + count], np.int64)[:, None]
+        out[int(image_id)] = aggregate(x, word, centroids)
     return out
 
 
-def pack_words_batch(store_folder, pack: str, items: list[tuple[int, int, int]], centroids: np.ndarray,
-                    embedding: HammingEmbedding, key: str, kind: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def pack_words_batch(store_folder, pack: str, centroids: np.ndarray, embedding: HammingEmbedding, key: str,
+                     kind: str) -> int:
     """Indexing's unit of word work (engine.parallel runs it here or on a cluster worker), one feature
-    pack: its word columns (each row's nearest word and signature, under `key`) written into the pack
-    if it lacks them, and the ASMK aggregation of the listed images (image id, offset, count) of it.
-    A pack's columns are written once, whole: they are their own checkpoint."""
+    pack: its word columns (each row's nearest word and signature, under `key`), written into the
+    pack once, whole: they are their own checkpoint. Returns the pack's rows."""
     store = store_at(store_folder)
     quantizer = _quantizer_of(centroids)
     x = descriptor_vectors(store.pack_descriptors(pack), kind)
-    columns = store.words(pack, key)
-    if columns is None:
+    if store.words(pack, key) is None:
         word = quantizer.assign(x)[:, 0].astype(word_dtype(quantizer.k))
         store.write_words(pack, key, word, embedding.signatures(x, word, quantizer.centroids))
-    else:
-        word = columns["word"]
-    return {int(i): aggregate(x[o:o + c], np.asarray(word[o:o + c], np.int64)[:, None], quantizer.centroids)
-            for i, o, c in items}
+    return len(x)

@@ -1,4 +1,4 @@
-"""A sharded, memory-mapped ASMK* inverted file: the initial search over a million photos.
+"""A project's inverted file: sharded, memory-mapped ASMK* CSR (the initial search, up to a million photos).
 
 engine.index.asmk's InvertedFile is one CSR of every posting; a million photos of ~1,000 visual
 words each make ~1e9 postings (20 bytes each: 20 GB), too much to build in one piece or to hold in
@@ -9,14 +9,21 @@ postings of its own words, and RAM holds one score per image, not the postings.
 Layout (all under one folder):
     shards/<name>/   ptr (k + 1), cols (postings' image columns in the shard), sigs (postings' 128-bit
                      signatures), ids (the shard's catalog image ids), nwords, fsids; meta.json
-    manifest/        centroids, meta.json (k, trained_on, vocabulary key, the shards in order)
-A shard's name hashes what it holds (vocabulary, image ids, their feature sets), so a rebuild keeps
-every shard still valid: an interrupted build resumes, an added photo rebuilds only the last shard.
-The manifest is written last, atomically: a reader sees the old index or the new one, whole.
+    manifest/        centroids, the signatures' embedding (he_*), meta.json (k, trained_on, vocabulary
+                     key, the shards in order)
+Images go to shards by id (ids // shard_images: a block of ids each), and a shard's name hashes
+what it holds (vocabulary, image ids, their feature sets), so a rebuild keeps every shard still
+valid: an interrupted build resumes, added photos (new ids) rebuild only the last shard and add
+new ones, a changed or removed photo rebuilds its own shard. The manifest is written last,
+atomically: a reader sees the old index or the new one, whole.
 
 A shard is built from its images alone, so shards are batches of a Runner (engine.parallel, in
 this process or on a Dask cluster's workers): the worker aggregates its images' words from the
-feature store and writes its shard folder; the coordinator writes the manifest.
+feature store (their descriptors and stored word columns) and writes its shard folder; the
+coordinator writes the manifest.
+
+A project indexed before the shards keeps one InvertedFile (engine.index.asmk) in `index/` itself:
+`open_index` still opens it (searches work), and the next `pixret index` replaces it with shards.
 
 A shard is queried as an InvertedFile over its images (InvertedFile.score_many itself), and an
 image lives in exactly one shard: each score is the in-RAM index's, bit for bit.
@@ -34,8 +41,9 @@ import numpy as np
 
 from engine.base.atomic import atomic_write_arrays
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
-from engine.index.asmk import InvertedFile, aggregate_batch
+from engine.index.asmk import InvertedFile, stored_entries
 from engine.index.checkpoint import Entries, vocabulary_key
+from engine.index.embedding import HammingEmbedding
 from engine.parallel.runner import Runner
 
 SHARD_IMAGES = 10_000  # ~10M postings, ~200 MB a shard at ~1,000 words an image
@@ -64,32 +72,37 @@ def write_shard(folder: Path, entries: Entries, feature_sets: dict[int, int], ce
 
 
 def shard_batch(store_folder, items: list[tuple[int, str, int, int]], feature_sets: dict[int, int],
-                centroids: np.ndarray, folder: str) -> dict:
+                centroids: np.ndarray, key: str, kind: str, folder: str) -> dict:
     """A shard's unit of work (in this process or on a cluster worker): aggregate the listed images
-    from the project's feature store (items: image id, pack, offset, count) and write the shard."""
-    return write_shard(Path(folder), aggregate_batch(store_folder, items, centroids), feature_sets, centroids)
+    from the project's feature store (items: image id, pack, offset, count; their word columns under
+    `key`) and write the shard."""
+    return write_shard(Path(folder), stored_entries(store_folder, items, centroids, key, kind), feature_sets, centroids)
 
 
 def build_shards(folder, store_folder, spans: dict[int, tuple[str, int, int]], feature_sets: dict[int, int],
-                 centroids: np.ndarray, trained_on: int, *, runner: Runner | None = None,
+                 centroids: np.ndarray, trained_on: int, key: str, kind: str = "rootsift", *,
+                 embedding: HammingEmbedding | None = None, runner: Runner | None = None,
                  shard_images: int = SHARD_IMAGES, progress: Progress = NO_PROGRESS,
                  cancel: CancelToken = NEVER) -> "ShardedIndex":
     """The sharded index of a project's images (spans: image id -> (pack, offset, count) in the
-    feature store; feature_sets: image id -> feature set id), shard by shard on `runner`.
+    feature store, whose packs hold word columns under `key`; feature_sets: image id -> feature set
+    id), shard by shard on `runner`.
 
     Shards already on disk for the same images, features and vocabulary are kept (a rerun resumes)."""
     runner = runner or Runner()
     vocabulary = vocabulary_key(centroids)
-    ids = sorted(spans)
-    blocks = [ids[s:s + shard_images] for s in range(0, len(ids), shard_images)]
-    names = [shard_name(vocabulary, {i: feature_sets[i] for i in block}) for block in blocks]
+    blocks: dict[int, list[int]] = {}
+    for i in sorted(spans):
+        blocks.setdefault(i // shard_images, []).append(i)
+    blocks_in_order = [blocks[b] for b in sorted(blocks)]
+    names = [shard_name(vocabulary, {i: feature_sets[i] for i in block}) for block in blocks_in_order]
     shards = Path(folder) / "shards"
-    todo = [(b, n) for b, n in zip(blocks, names) if not (shards / n / "meta.json").exists()]
+    todo = [(b, n) for b, n in zip(blocks_in_order, names) if not (shards / n / "meta.json").exists()]
     shards.mkdir(parents=True, exist_ok=True)
     if todo:
         runner.check_visible([Path(store_folder), shards])
     shared = runner.share(centroids) if todo else centroids
-    tasks = ((store_folder, [(i, *spans[i]) for i in block], {i: feature_sets[i] for i in block}, shared,
+    tasks = ((store_folder, [(i, *spans[i]) for i in block], {i: feature_sets[i] for i in block}, shared, key, kind,
               str(shards / name)) for block, name in todo)
     done = 0
 
@@ -100,19 +113,24 @@ def build_shards(folder, store_folder, spans: dict[int, tuple[str, int, int]], f
 
     progress(0, len(todo), "indexing shards")
     runner.run(shard_batch, tasks, collect, cancel=cancel)
-    return write_manifest(folder, centroids, trained_on, names)
+    return write_manifest(folder, centroids, trained_on, names, embedding, shard_images=shard_images)
 
 
-def write_manifest(folder, centroids: np.ndarray, trained_on: int, names: list[str]) -> "ShardedIndex":
+def write_manifest(folder, centroids: np.ndarray, trained_on: int, names: list[str],
+                   embedding: HammingEmbedding | None = None, *, shard_images: int = SHARD_IMAGES) -> "ShardedIndex":
     """Make these shards (under folder/shards, in this order) the index; remove every other shard."""
     folder = Path(folder)
     postings = images = 0
     for name in names:
         meta = json.loads((folder / "shards" / name / "meta.json").read_text())
         postings, images = postings + meta["postings"], images + meta["images"]
-    atomic_write_arrays(folder / "manifest", {"centroids": centroids},
-                        {"k": int(len(centroids)), "trained_on": int(trained_on), "vocabulary": vocabulary_key(centroids),
-                         "shards": names, "images": images, "postings": postings})
+    arrays = {"centroids": centroids}
+    meta = {"k": int(len(centroids)), "trained_on": int(trained_on), "vocabulary": vocabulary_key(centroids),
+            "shards": names, "images": images, "postings": postings, "shard_images": int(shard_images)}
+    if embedding is not None:
+        arrays.update(embedding.arrays())
+        meta.update(embedding_bits=embedding.bits, embedding_seed=embedding.seed)
+    atomic_write_arrays(folder / "manifest", arrays, meta)
     keep = set(names)
     for old in (folder / "shards").iterdir():
         # a shard of an earlier build (other images or vocabulary); nothing that is not a shard
@@ -128,19 +146,29 @@ class Shard:
 
 
 class ShardedIndex:
-    """The sharded inverted file, opened: answers as InvertedFile.score / score_many do."""
+    """The sharded inverted file, opened: answers as InvertedFile does (score, score_many, matches,
+    entries, n_words, feature_sets), shard by shard, without reading postings it does not need."""
 
-    def __init__(self, folder: Path, centroids: np.ndarray, meta: dict):
+    def __init__(self, folder: Path, centroids: np.ndarray, meta: dict, embedding: HammingEmbedding | None = None):
         self.folder = Path(folder)
         self.centroids = centroids
         self.meta = meta
-        self._shards: dict[str, Shard] = {}
+        self.embedding = embedding
+        # every shard opened now: a rebuild removing an outdated one cannot pull it from under us
+        self._shards = [self._open_shard(name) for name in meta["shards"]]
+        self._n_words: dict[int, int] | None = None
+        self._feature_sets: dict[int, int] | None = None
+        self._df: np.ndarray | None = None
 
     @classmethod
     def open(cls, folder) -> "ShardedIndex":
         manifest = Path(folder) / "manifest"
         meta = json.loads((manifest / "meta.json").read_text())
-        return cls(folder, np.load(manifest / "centroids.npy"), meta)
+        embedding = None
+        if "embedding_bits" in meta:
+            embedding = HammingEmbedding.from_arrays({n: np.load(manifest / f"{n}.npy") for n in ("he_rotation", "he_medians")},
+                                                     meta["embedding_seed"])
+        return cls(folder, np.load(manifest / "centroids.npy"), meta, embedding)
 
     @property
     def k(self) -> int:
@@ -154,26 +182,72 @@ class ShardedIndex:
     def trained_on(self) -> int:
         return int(self.meta["trained_on"])
 
-    def shard(self, name: str) -> Shard:
-        """A shard opened (once): its postings memory-mapped, nothing of them read yet."""
-        shard = self._shards.get(name)
-        if shard is None:
-            f = self.folder / "shards" / name
-            a = {n: np.load(f / f"{n}.npy", mmap_mode="r" if n in ("cols", "sigs") else None) for n in SHARD_ARRAYS}
-            columns = range(len(a["ids"]))
-            index = InvertedFile(self.centroids, a["ptr"], a["cols"], a["sigs"], dict(zip(columns, a["nwords"].tolist())),
-                                 self.trained_on, {})  # (feature sets: in a["fsids"], for a rebuild only)
-            shard = self._shards[name] = Shard(a["ids"], index)
-        return shard
+    def _open_shard(self, name: str) -> Shard:
+        """A shard: its postings memory-mapped (nothing of them read yet), its per-image columns in RAM."""
+        f = self.folder / "shards" / name
+        a = {n: np.load(f / f"{n}.npy", mmap_mode="r" if n in ("cols", "sigs") else None) for n in SHARD_ARRAYS}
+        for n in ("cols", "sigs"):  # plain arrays over the mapping: a np.memmap slice costs more than its work
+            a[n] = a[n].view(np.ndarray)
+        columns = range(len(a["ids"]))
+        index = InvertedFile(self.centroids, a["ptr"], a["cols"], a["sigs"], dict(zip(columns, a["nwords"].tolist())),
+                             self.trained_on, dict(zip(columns, a["fsids"].tolist())))
+        return Shard(a["ids"], index)
 
     def shards(self) -> Iterator[Shard]:
-        for name in self.meta["shards"]:
-            yield self.shard(name)
+        yield from self._shards
+
+    # -- what the project and the graph read of the index, as InvertedFile has it -------------------
+
+    @property
+    def n_words(self) -> dict[int, int]:
+        """image id -> its number of distinct words."""
+        if self._n_words is None:
+            self._n_words = {int(i): n for s in self._shards for i, n in zip(s.ids.tolist(), s.index.n_words.values())}
+        return self._n_words
+
+    @property
+    def feature_sets(self) -> dict[int, int]:
+        """image id -> the feature set id its postings were made from (what a rebuild compares)."""
+        if self._feature_sets is None:
+            self._feature_sets = {int(i): f for s in self._shards
+                                  for i, f in zip(s.ids.tolist(), s.index.feature_sets.values())}
+        return self._feature_sets
+
+    @property
+    def image_ids(self) -> np.ndarray:
+        return np.concatenate([s.ids for s in self._shards]) if self._shards else np.zeros(0, np.int64)
+
+    def document_frequency(self) -> np.ndarray:
+        """Postings per word (k,): how many images hold each word."""
+        if self._df is None:
+            self._df = sum((np.diff(s.index.ptr) for s in self._shards), np.zeros(self.k, np.int64))
+        return self._df
+
+    def entries(self) -> Entries:
+        """The per-image (words, sigs), every shard's (for the graph; reads every posting)."""
+        out: Entries = {}
+        for s in self._shards:
+            out.update({int(s.ids[c]): e for c, e in s.index.entries().items()})
+        return out
+
+    def matches(self, words: np.ndarray, sigs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every posting of the query's words with its ASMK* kernel value: (image ids, sigma(u)),
+        shard after shard (an image's own postings in the query's word order, as InvertedFile's)."""
+        images, weights = [], []
+        for s in self._shards:
+            cols, w = s.index.matches(words, sigs)
+            images.append(s.ids[cols])
+            weights.append(w)
+        if not images:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.concatenate(images), np.concatenate(weights)
+
+    # -- scoring ------------------------------------------------------------------------------
 
     def score_many(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
         """ASMK* similarities of several queries: (image ids (N,), scores (len(queries), N)), shard by shard."""
         ids, scores = [], []
-        for shard in self.shards():
+        for shard in self._shards:
             _, S = shard.index.score_many(queries)  # columns 0..n-1 in order
             ids.append(shard.ids)
             scores.append(S)
@@ -211,3 +285,35 @@ class ShardedIndex:
         """The postings' files (what a query reads from)."""
         return [self.folder / "shards" / n / f"{a}.npy" for n in self.meta["shards"] for a in ("cols", "sigs")]
 
+
+# -- a project's index folder: sharded, or the single InvertedFile of a project indexed before --
+
+
+def index_form(folder) -> str | None:
+    """'sharded', 'single' (one InvertedFile in the folder itself, as projects indexed before the
+    shards have it), or None (no index)."""
+    folder = Path(folder)
+    if (folder / "manifest" / "meta.json").is_file():
+        return "sharded"
+    if (folder / "meta.json").is_file():
+        return "single"
+    return None
+
+
+def open_index(folder) -> "ShardedIndex | InvertedFile | None":
+    """The index in a project's index folder, either form, its postings memory-mapped; None if none."""
+    form = index_form(folder)
+    if form == "sharded":
+        return ShardedIndex.open(folder)
+    if form == "single":
+        return InvertedFile.load(folder)
+    return None
+
+
+def remove_single_index(folder) -> None:
+    """Remove the single InvertedFile from the folder (once shards replace it): its meta.json
+    first (what marks it), then its arrays; the shards and manifest stay."""
+    folder = Path(folder)
+    (folder / "meta.json").unlink(missing_ok=True)
+    for f in folder.glob("*.npy"):
+        f.unlink(missing_ok=True)

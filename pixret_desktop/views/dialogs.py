@@ -448,6 +448,7 @@ STAGES = {
     "features": ("extracting features", "images"),
     "training vocabulary": ("training the vocabulary", "steps"),
     "indexing words": ("indexing", "images"),
+    "indexing shards": ("writing the index", "shards"),
     "graph: neighbours": ("finding similar photos", "images"),
     "graph": ("linking similar photos", "images"),
     "query features": ("reading the query", "steps"),
