@@ -13,6 +13,7 @@ no method pays for the first extraction.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import time
@@ -69,6 +70,8 @@ def main() -> None:
     for query in queries:
         prepare(project, query, config)  # extracts the query features into the project's cache
     print(f"after opening and caching the query features: peak RSS {rss_mb():.0f} MB")
+    # wall times on a shared machine follow its load (2 cores: a load of 1 takes half of them)
+    print("load average before timing: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     first = None
     for method in args.methods.split(","):
         wall, cpu, stages = [], [], {}
@@ -92,6 +95,7 @@ def main() -> None:
         print(line, flush=True)
         print("           stage medians (wall): " + ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms"
                                                           for k, v in stages.items() if k != "total"), flush=True)
+    print("load average after timing: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     project.close()
 
 

@@ -33,7 +33,7 @@ from engine.propagate import diffuse
 from engine.segment.outline import (OutlineConfig, Outlined, Photo, QueryOutline, is_planar, learn,
                                     load_photo, needs_outline, outline, outline_hit)
 from engine.verify.correspond import (DenseAppearance, QueryWords, WordAppearance, WordMatchConfig, match_ratio,
-                                      match_words)
+                                      match_words, match_words_many)
 from engine.verify.localize import predicted_region
 from engine.verify.spatial import SVConfig, evenly, spatial_verify
 from engine.verify.thorough import AFFINE_VIEWS, LightGlueMatcher, ThoroughConfig, learned_verify, within_budget
@@ -75,6 +75,9 @@ class QueryContext:
     words: QueryWords | None = None  # the features' words and signatures (correspondences from the index)
     dense: frozenset | bool = frozenset()  # image ids (or all: True) the safety net verifies densely
     kind: str = "rootsift"  # the project's feature type (engine.features.learned.FEATURE_KINDS)
+    # image id -> (its stored features, its word correspondences), made for a batch of images at once
+    # (`with_word_matches`) before their verification
+    word_matches: dict = field(default_factory=dict, repr=False)
     # learned on first use, then kept for the search (and the refine tool's clicks on its hits)
     _outline: QueryOutline | None = field(default=None, repr=False)
     _photos: dict = field(default_factory=dict, repr=False)
@@ -106,13 +109,24 @@ def sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
     """Spatial verification of one database image on word correspondences; region = the warped
     query region. A pair the safety net covers (`ctx.dense`) that they do not verify is verified
     again on full descriptors."""
-    d = ctx.project.stored(image_id)
-    corr = match_words(ctx.words, d.word, d.sig, ctx.config.words)
+    d, corr = ctx.word_matches.get(image_id) or word_matches(ctx, [image_id])[image_id]
     guide = WordAppearance(ctx.words, d.word, d.sig, ctx.config.words.guided_hamming)
     v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds, guide)
     if (v.H is None or v.inliers < ctx.config.sv.min_inliers) and safety_net(ctx, image_id, v.consensus):
         return dense_sv_pair(ctx, image_id)
     return sv_result(ctx, image_id, v, d.xy)
+
+
+def word_matches(ctx: QueryContext, image_ids: list[int]) -> dict:
+    """Each image's stored features and word correspondences with the query, all in one pass."""
+    stored = [ctx.project.stored(i) for i in image_ids]
+    corrs = match_words_many(ctx.words, [d.word for d in stored], [d.sig for d in stored], ctx.config.words)
+    return dict(zip(image_ids, zip(stored, corrs)))
+
+
+def with_word_matches(ctx: QueryContext, image_ids: list[int]) -> QueryContext:
+    """The context with the word correspondences of these images made ahead (sv_pair reads them)."""
+    return replace(ctx, word_matches=word_matches(ctx, image_ids))
 
 
 def safety_net(ctx: QueryContext, image_id: int, consensus: int) -> bool:
@@ -269,21 +283,24 @@ class Method:
     # (ctx, ranked hits, initial order, verified so far) -> more image ids to verify before `post`
     deepen: Callable | None = None
     thorough: bool = False  # then the slow stage (thorough_stage) within the budget
+    # (ctx, image ids) -> ctx with what the verifier reads of those images made at once (cheaper
+    # than one by one)
+    prefetch: Callable | None = None
 
 
 METHODS: dict[str, Method] = {
-    "sv": Method(sv_pair, description="ASMK shortlist + spatial verification (MAGSAC homography)"),
+    "sv": Method(sv_pair, prefetch=with_word_matches, description="ASMK shortlist + spatial verification (MAGSAC homography)"),
     "brute-sv": Method(dense_sv_pair, shortlist=False,
                        description="spatial verification of every database image (the SIFT+SP reference)"),
-    "diffusion": Method(sv_pair, post=diffuse.diffusion_post,
+    "diffusion": Method(sv_pair, prefetch=with_word_matches, post=diffuse.diffusion_post,
                         description="sv, then the unverified rest ranked by diffusion on the kNN graph"),
-    "hypergraph": Method(sv_pair, post=diffuse.hypergraph_post,
+    "hypergraph": Method(sv_pair, prefetch=with_word_matches, post=diffuse.hypergraph_post,
                          description="sv, then the query region propagated along verified hyperedges"),
     "topo": Method(topo_pair, description="ASMK shortlist + topological verification (patches grown across views)"),
     # topo verifies more than sv on dev (image mAP 60.0 vs 58.5) and propagation gains as much on top
     "full": Method(topo_pair, post=diffuse.full_post, deepen=diffuse.deepen_when_uncertain,
                    description="topo (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
-    "thorough": Method(sv_pair, thorough=True,
+    "thorough": Method(sv_pair, prefetch=with_word_matches, thorough=True,
                        description="sv, then what it did not verify verified again within a time budget: by "
                                    "tilted views of the query when sv verified nothing, then by LightGlue on "
                                    "learned features (the 'learned' extra)"),
@@ -501,7 +518,7 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
             for i in order[:top_k]), None, dict(timings)))
 
     t = time.perf_counter()
-    verified = verify_many(ctx, candidates, spec.verifier, progress, cancel)
+    verified = verify_many(ctx, candidates, spec.verifier, progress, cancel, spec.prefetch)
     timings["verify"] = time.perf_counter() - t
 
     # without a post-stage only the first top_k hits are kept: make no more (5,000 Hits cost 30 ms)
@@ -511,7 +528,7 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
         t = time.perf_counter()
         more = [i for i in spec.deepen(ctx, hits, order, verified) if i not in verified]
         if more:
-            verified.update(verify_many(ctx, more, spec.verifier, progress, cancel))
+            verified.update(verify_many(ctx, more, spec.verifier, progress, cancel, spec.prefetch))
             hits = rank_hits(project, order, scores, verified)
         timings["deepen"] = time.perf_counter() - t
     if spec.thorough:
@@ -538,18 +555,20 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
 
 
 def verify_many(ctx: QueryContext, candidates: list[int], verifier: Verifier, progress: Progress,
-                cancel: CancelToken) -> dict[int, PairResult]:
-    """Verify candidates in a few threads; results keyed by image id."""
+                cancel: CancelToken, prefetch: Callable | None = None) -> dict[int, PairResult]:
+    """Verify candidates in a few threads; results keyed by image id. prefetch: the method's (see
+    Method), run on each chunk of candidates before they are verified."""
     out: dict[int, PairResult] = {}
     if len(ctx.features) < 4:
         return out
     progress(0, len(candidates), "verifying")
-    chunk = 8
+    chunk = 32 if prefetch is not None else 8
     with ThreadPoolExecutor(max_workers=max(1, ctx.config.workers)) as pool:
         for start in range(0, len(candidates), chunk):
             cancel.raise_if_set()
             part = candidates[start:start + chunk]
-            for i, r in zip(part, pool.map(lambda i: verifier(ctx, i), part)):
+            c = prefetch(ctx, part) if prefetch is not None else ctx
+            for i, r in zip(part, pool.map(lambda i: verifier(c, i), part)):
                 out[i] = r
             progress(min(start + chunk, len(candidates)), len(candidates), "verifying")
     return out

@@ -18,7 +18,7 @@ from engine.index.embedding import HammingEmbedding
 from engine.pipeline import SearchConfig, dense_sv_pair, prepare, sv_pair
 from engine.project import Project
 from engine.propagate.graph import verify_pair
-from engine.verify.correspond import QueryWords, match_words
+from engine.verify.correspond import QueryWords, match_words, match_words_many
 from engine.verify.spatial import SVConfig, fit_homography, spatial_verify
 
 
@@ -55,6 +55,25 @@ def test_correspondences_do_not_depend_on_the_order_of_features(indexed_project,
     shuffled = match_words(ctx.words, np.asarray(d.word)[perm], np.asarray(d.sig)[perm])
     assert sorted(zip(base.qi.tolist(), base.di.tolist())) == \
         sorted(zip(shuffled.qi.tolist(), perm[shuffled.di].tolist()))
+
+
+def test_a_batch_of_images_gets_what_each_would_get_alone(indexed_project, small_collection):
+    """The shortlist is matched in one pass (match_words_many): every image's correspondences equal
+    its own match_words', in order, for true views and unrelated images alike."""
+    ctx, image_id, _ = view_pair(indexed_project, small_collection)
+    ids = [i for i in indexed_project.indexed_images() if i not in ctx.exclude]
+    stored = [indexed_project.stored(i) for i in ids]
+    many = match_words_many(ctx.words, [d.word for d in stored], [d.sig for d in stored])
+    alone = [match_words(ctx.words, d.word, d.sig) for d in stored]
+    assert len(many) == len(ids) and sum(len(c) >= 50 for c in alone) >= 1  # the true view is among them
+    assert sum(len(c) == 0 for c in alone) + sum(0 < len(c) < 50 for c in alone) >= 1  # and others
+    for a, b in zip(alone, many):
+        assert a.qi.tolist() == b.qi.tolist() and a.di.tolist() == b.di.tolist() and a.cost.tolist() == b.cost.tolist()
+    # a small cap applies to each image on its own
+    capped = match_words_many(ctx.words, [d.word for d in stored], [d.sig for d in stored],
+                              replace(SearchConfig().words, max_candidates=7))
+    assert [len(c) for c in capped] == [min(len(c), 7) for c in alone]
+    assert all(c.qi.tolist() == a.qi[:7].tolist() for c, a in zip(capped, alone))
 
 
 def test_image_to_image_correspondences_from_the_store_alone(indexed_project, small_collection):

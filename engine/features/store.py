@@ -118,7 +118,9 @@ class FeatureStore:
                 arrays = self._open.get(key)
                 if arrays is None:
                     try:
-                        arrays = {f: np.load(folder / f"{f}.npy", mmap_mode="r") for f in names}
+                        # plain arrays over the mappings: slicing a np.memmap costs more than a
+                        # small image's work (verification slices each shortlisted image's rows)
+                        arrays = {f: np.load(folder / f"{f}.npy", mmap_mode="r").view(np.ndarray) for f in names}
                     except FileNotFoundError:
                         return None
                     self._open[key] = arrays

@@ -83,6 +83,8 @@ def spatial_verify(q, d, corr: Correspondences, config: SVConfig = SVConfig(),
         q_bounds = (*q_xy.min(axis=0), *q_xy.max(axis=0))
     P, Q = q_xy[corr.qi], d_xy[corr.di]
     H, inl = fit_homography(P, Q, config) if not seeded else (None, np.zeros(len(corr), bool))
+    if seeded and len(corr) < config.min_consensus:
+        return Verification(None, 0, corr, np.zeros(len(corr), bool), len(corr))  # consensus <= len(corr)
     if seeded:
         seeds, agree = similarity_consensus(P, Q, np.asarray(q.scale)[corr.qi], np.asarray(q.angle)[corr.qi],
                                             np.asarray(d.scale)[corr.di], np.asarray(d.angle)[corr.di], corr.cost,
