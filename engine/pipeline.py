@@ -51,9 +51,9 @@ class SearchConfig:
     match_assign: int = 5  # ... and for correspondences (a feature near a cell border is not lost)
     words: WordMatchConfig = WordMatchConfig()
     dense_top: int = 30  # safety net: a pair among the query's `dense_top` best by the initial search
-    #   that passes the similarity pre-filter (SVConfig.min_consensus) but does not verify on word
-    #   correspondences is verified again on full descriptors: half of a weak pair's true matches
-    #   may share no visual word (2-3 such pairs per query on dev)
+    #   that does not verify on word correspondences is verified again on full descriptors (sv: if
+    #   it passes the similarity pre-filter, SVConfig.min_consensus): half of a weak pair's true
+    #   matches may share no visual word (2-3 such pairs per query on dev)
     sv: SVConfig = SVConfig()
     topo: TopoConfig = TopoConfig()
     pair_min_inliers: int = 5  # one-shot localization of a known positive may trust fewer inliers
@@ -129,10 +129,12 @@ def with_word_matches(ctx: QueryContext, image_ids: list[int]) -> QueryContext:
     return replace(ctx, word_matches=word_matches(ctx, image_ids))
 
 
-def safety_net(ctx: QueryContext, image_id: int, consensus: int) -> bool:
+def safety_net(ctx: QueryContext, image_id: int, consensus: int | None = None) -> bool:
     """Whether a pair the word correspondences did not verify is verified again on full descriptors:
-    every one-shot pair (ctx.dense True), else the net's pairs that passed the pre-filter."""
-    return ctx.dense is True or (image_id in ctx.dense and consensus >= ctx.config.sv.min_consensus)
+    every one-shot pair (ctx.dense True), else the net's pairs that passed sv's pre-filter (given its
+    `consensus`; topo has none)."""
+    return ctx.dense is True or (image_id in ctx.dense
+                                 and (consensus is None or consensus >= ctx.config.sv.min_consensus))
 
 
 def dense_sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
@@ -158,9 +160,22 @@ def sv_result(ctx: QueryContext, image_id: int, v, d_xy: np.ndarray) -> PairResu
 
 
 def topo_pair(ctx: QueryContext, image_id: int) -> PairResult:
-    """Topological verification of one database image (engine.verify.topological) on dense ratio-test
-    seeds and descriptor-guided growth; the region follows the verified patches. It verifies at sv's
-    `min_inliers`, so one-shot pair localization, which lowers that, trusts topo as far as sv."""
+    """Topological verification of one database image (engine.verify.topological) seeded by the
+    word correspondences sv uses, guided by words and signatures; a pair of the safety net they do
+    not verify is verified again on dense seeds (`dense_topo_pair`). On dev this keeps dense topo's
+    image mAP at 2.4x its speed; on dev3d it finds more (BENCHMARKS.md, issue 20). It verifies at
+    sv's `min_inliers`, so one-shot pair localization, which lowers that, trusts topo as far as sv."""
+    d, corr = ctx.word_matches.get(image_id) or word_matches(ctx, [image_id])[image_id]
+    config = replace(ctx.config.topo, min_inliers=ctx.config.sv.min_inliers)
+    guide = WordAppearance(ctx.words, d.word, d.sig, config.guided_hamming)
+    r = topo_verify(ctx.features, d, corr, ctx.query.region, ctx.project.image_size(image_id), guide, config)
+    if not r.verified and safety_net(ctx, image_id):
+        return dense_topo_pair(ctx, image_id)
+    return r
+
+
+def dense_topo_pair(ctx: QueryContext, image_id: int) -> PairResult:
+    """Topological verification on dense ratio-test seeds and descriptor-guided growth."""
     d = ctx.project.features(image_id)
     d_desc = descriptor_vectors(d.desc, ctx.kind)
     config = replace(ctx.config.topo, min_inliers=ctx.config.sv.min_inliers)
@@ -296,9 +311,9 @@ METHODS: dict[str, Method] = {
                         description="sv, then the unverified rest ranked by diffusion on the kNN graph"),
     "hypergraph": Method(sv_pair, prefetch=with_word_matches, post=diffuse.hypergraph_post,
                          description="sv, then the query region propagated along verified hyperedges"),
-    "topo": Method(topo_pair, description="ASMK shortlist + topological verification (patches grown across views)"),
+    "topo": Method(topo_pair, prefetch=with_word_matches, description="ASMK shortlist + topological verification (patches grown across views)"),
     # topo verifies more than sv on dev (image mAP 60.0 vs 58.5) and propagation gains as much on top
-    "full": Method(topo_pair, post=diffuse.full_post, deepen=diffuse.deepen_when_uncertain,
+    "full": Method(topo_pair, prefetch=with_word_matches, post=diffuse.full_post, deepen=diffuse.deepen_when_uncertain,
                    description="topo (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
     "thorough": Method(sv_pair, prefetch=with_word_matches, thorough=True,
                        description="sv, then what it did not verify verified again within a time budget: by "

@@ -15,7 +15,7 @@ from engine.base.regions import Region
 from engine.base.types import Query
 from engine.features.store import DescriptorsMissing
 from engine.index.embedding import HammingEmbedding
-from engine.pipeline import SearchConfig, dense_sv_pair, prepare, sv_pair
+from engine.pipeline import SearchConfig, dense_sv_pair, prepare, sv_pair, topo_pair
 from engine.project import Project
 from engine.propagate.graph import verify_pair
 from engine.verify.correspond import QueryWords, match_words, match_words_many
@@ -172,19 +172,20 @@ def demo_photos(tmp_path_factory):
     project.close()
 
 
-def test_real_photos_verify_on_words_alone(demo_photos):
+@pytest.mark.parametrize("verifier", [sv_pair, topo_pair], ids=["sv", "topo"])
+def test_real_photos_verify_on_words_alone(demo_photos, verifier):
     project, outlines, others = demo_photos
     query = "beer_can/00.jpg"
     ctx = prepare(project, Query(project.image_id(query), Region.from_polygons([outlines[query]])), SearchConfig())
     ctx = replace(ctx, dense=frozenset())  # no safety net: words and signatures only
     for rel in set(outlines) - {query}:
-        hit = sv_pair(ctx, project.image_id(rel))
-        assert hit.verified and hit.score >= 100, rel
+        hit = verifier(ctx, project.image_id(rel))
+        assert hit.verified and hit.score >= (100 if verifier is sv_pair else 30), rel
         assert hit.region.iou(Region.from_polygons([outlines[rel]]), 800, 800) > 0.6, rel  # outlined where the can is
     for rel in others:
         d = project.stored(project.image_id(rel))
         assert len(match_words(ctx.words, d.word, d.sig)) >= 8, rel  # the premise: candidates there are ...
-        assert not sv_pair(ctx, project.image_id(rel)).verified, rel  # ... but no object
+        assert not verifier(ctx, project.image_id(rel)).verified, rel  # ... but no object
     with pytest.raises(DescriptorsMissing):  # the premise: nothing above read a descriptor
         dense_sv_pair(ctx, project.image_id(others[0]))
 
