@@ -22,8 +22,13 @@ from pathlib import Path
 
 from engine.base.types import Query
 from engine.formats.pixbench import load_pixbench
-from engine.pipeline import SearchConfig, prepare, search
+from engine.pipeline import METHODS, Method, SearchConfig, dense_topo_pair, prepare, search
 from engine.project import Project
+
+
+# a reference for topo's speed: topological verification of every shortlisted pair on dense seeds
+# (what `topo` did before it started from word correspondences); timed here, not offered by the CLI
+REFERENCES = {"dense-topo": Method(dense_topo_pair, description="topo on dense ratio-test seeds")}
 
 
 def rss_mb() -> float:
@@ -39,12 +44,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bench")
     ap.add_argument("--project", required=True)
-    ap.add_argument("--methods", default="sv,brute-sv")
+    ap.add_argument("--methods", default="sv,brute-sv", help="pipeline methods, or the reference dense-topo")
     ap.add_argument("--queries", type=int, default=8, help="how many queries (evenly spaced over qimlist)")
     ap.add_argument("--no-index", action="store_true", help="time queries on the project as it is")
     ap.add_argument("--outline-top", type=int, default=SearchConfig().outline.top,
                     help="hits the segment stage outlines (0: verification alone)")
     args = ap.parse_args()
+    METHODS.update(REFERENCES)
     config = SearchConfig()
     config = replace(config, outline=replace(config.outline, top=args.outline_top))
 

@@ -304,16 +304,19 @@ class Method:
 
 
 METHODS: dict[str, Method] = {
-    "sv": Method(sv_pair, prefetch=with_word_matches, description="ASMK shortlist + spatial verification (MAGSAC homography)"),
+    "sv": Method(sv_pair, prefetch=with_word_matches,
+                 description="ASMK shortlist + spatial verification (MAGSAC homography)"),
     "brute-sv": Method(dense_sv_pair, shortlist=False,
                        description="spatial verification of every database image (the SIFT+SP reference)"),
     "diffusion": Method(sv_pair, prefetch=with_word_matches, post=diffuse.diffusion_post,
                         description="sv, then the unverified rest ranked by diffusion on the kNN graph"),
     "hypergraph": Method(sv_pair, prefetch=with_word_matches, post=diffuse.hypergraph_post,
                          description="sv, then the query region propagated along verified hyperedges"),
-    "topo": Method(topo_pair, prefetch=with_word_matches, description="ASMK shortlist + topological verification (patches grown across views)"),
+    "topo": Method(topo_pair, prefetch=with_word_matches,
+                   description="ASMK shortlist + topological verification (patches grown across views)"),
     # topo verifies more than sv on dev (image mAP 60.0 vs 58.5) and propagation gains as much on top
-    "full": Method(topo_pair, prefetch=with_word_matches, post=diffuse.full_post, deepen=diffuse.deepen_when_uncertain,
+    "full": Method(topo_pair, prefetch=with_word_matches, post=diffuse.full_post,
+                   deepen=diffuse.deepen_when_uncertain,
                    description="topo (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
     "thorough": Method(sv_pair, prefetch=with_word_matches, thorough=True,
                        description="sv, then what it did not verify verified again within a time budget: by "
