@@ -167,8 +167,12 @@ def topo_pair(ctx: QueryContext, image_id: int) -> PairResult:
     sv's `min_inliers`, so one-shot pair localization, which lowers that, trusts topo as far as sv."""
     d, corr = ctx.word_matches.get(image_id) or word_matches(ctx, [image_id])[image_id]
     config = replace(ctx.config.topo, min_inliers=ctx.config.sv.min_inliers)
+    # sv's own verdict on these correspondences (its similarity pre-filter included) is topo's
+    # image-wide patch: MAGSAC on every word correspondence would find chance planes in random texture
+    v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds)
+    strict = v.inlier_mask if v.H is not None and v.inliers >= ctx.config.sv.min_inliers else np.zeros(len(corr), bool)
     guide = WordAppearance(ctx.words, d.word, d.sig, config.guided_hamming)
-    r = topo_verify(ctx.features, d, corr, ctx.query.region, ctx.project.image_size(image_id), guide, config)
+    r = topo_verify(ctx.features, d, corr, ctx.query.region, ctx.project.image_size(image_id), guide, config, strict)
     if not r.verified and safety_net(ctx, image_id):
         return dense_topo_pair(ctx, image_id)
     return r
