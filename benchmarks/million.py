@@ -97,6 +97,65 @@ def real_statistics(project_folder: Path, bench_dir: str, n_queries: int | None)
         return np.array(inv.centroids), df, sizes, inv.trained_on, queries
 
 
+def larger_vocabulary_statistics(project_folder: Path, bench_dir: str, n_queries: int | None, k: int, niter: int,
+                                 stat_images: int, out: Path):
+    """As real_statistics, under a k-word vocabulary trained here (as the project trains one: faiss
+    k-means, seeded, on a fixed-seed sample of every image's descriptors, 40 a word: faiss wants 39)
+    on the project's own features: each word's df and each image's distinct words measured by
+    assigning `stat_images` of its images (every n-th) to it. Prints k-means' time per iteration."""
+    from engine.base.types import Query
+    from engine.features.extract import descriptor_vectors
+    from engine.formats.pixbench import load_pixbench
+    from engine.index.asmk import Quantizer, aggregate, train_vocabulary
+    from engine.pipeline import prepare
+    from engine.project import Project
+
+    cached = out / f"vocabulary-{k}.npz"
+    with Project.open(project_folder) as project:
+        ids = project.indexed_images()
+        kind = project.feature_config.kind
+        if cached.exists():
+            c = np.load(cached)
+            centroids, df, sizes, trained_on = c["centroids"], c["df"], c["sizes"], int(c["trained_on"])
+        else:
+            spans = project.feature_spans()
+            trained_on = sum(n for _, _, n in spans.values())
+            per_image = int(np.ceil(40 * k / len(ids)))
+            rng = np.random.default_rng(SEED)
+            parts = []
+            for i in ids:
+                desc = project.features(i).desc
+                take = np.sort(rng.choice(len(desc), min(per_image, len(desc)), replace=False))
+                parts.append(descriptor_vectors(desc[take], kind))
+            sample = np.concatenate(parts)
+            centroids = None
+            for it in range(niter):
+                t = time.perf_counter()
+                centroids = train_vocabulary(sample, k, niter=1, init=centroids)
+                print(f"k-means {len(centroids)} words, {len(sample):,} sample: iteration {it + 1} "
+                      f"{time.perf_counter() - t:.1f} s", flush=True)
+            quantizer = Quantizer(centroids)
+            counts = np.zeros(len(centroids), np.int64)
+            chosen = ids[::max(1, len(ids) // stat_images)][:stat_images]
+            sizes = []
+            t = time.perf_counter()
+            for i in chosen:
+                words = np.unique(quantizer.assign(descriptor_vectors(project.features(i).desc, kind))[:, 0])
+                counts[words] += 1
+                sizes.append(len(words))
+            print(f"assigned {len(chosen)} images in {time.perf_counter() - t:.1f} s", flush=True)
+            sizes = np.array(sizes, np.float64)
+            df = counts / len(chosen)
+            np.savez(cached, centroids=centroids, df=df, sizes=sizes, trained_on=trained_on)
+        quantizer = Quantizer(centroids)
+        bench = load_pixbench(bench_dir)
+        queries = []
+        for q, qname in enumerate(bench.qimlist[:n_queries]):
+            ctx = prepare(project, Query(bench.image_path(qname), bench.query_region(q)))
+            queries.append(aggregate(ctx.desc, quantizer.assign(ctx.desc, 1), quantizer.centroids))
+        return np.asarray(centroids), df, sizes, trained_on, queries
+
+
 def measure(folder: Path, queries_file: Path) -> dict:
     """Run in a fresh process: open the index, answer every query cold, then warm."""
     from engine.index.shards import ShardedIndex
@@ -157,6 +216,11 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=None, help="only the bench's first N queries")
     ap.add_argument("--words-scale", type=float, default=1.0,
                     help="scale every image's number of words (a 1M index of 0.1 takes 100k's disk)")
+    ap.add_argument("--vocabulary", type=int, default=0,
+                    help="simulate a K-word vocabulary trained on the project's features (not the project's own)")
+    ap.add_argument("--kmeans-iterations", type=int, default=10, help="with --vocabulary: k-means iterations")
+    ap.add_argument("--stat-images", type=int, default=2000,
+                    help="with --vocabulary: images assigned to it to measure df and words an image")
     ap.add_argument("--measure", help=argparse.SUPPRESS)  # (the fresh query process: FOLDER)
     args = ap.parse_args()
     out = Path(args.out)
@@ -167,18 +231,24 @@ def main() -> None:
     from engine.index.shards import ShardedIndex
     from engine.parallel.runner import Runner
 
-    centroids, df, sizes, trained_on, queries = real_statistics(Path(args.project), args.bench, args.queries)
-    sizes = sizes * args.words_scale
     out.mkdir(parents=True, exist_ok=True)
+    if args.vocabulary:
+        centroids, df, sizes, trained_on, queries = larger_vocabulary_statistics(
+            Path(args.project), args.bench, args.queries, args.vocabulary, args.kmeans_iterations, args.stat_images, out)
+    else:
+        centroids, df, sizes, trained_on, queries = real_statistics(Path(args.project), args.bench, args.queries)
+    sizes = sizes * args.words_scale
     arrays = {"n": np.array(len(queries))}
     for i, (w, s) in enumerate(queries):
         arrays[f"w{i}"], arrays[f"s{i}"] = w, s
     np.savez(out / "queries.npz", **arrays)
-    print(f"real project: {len(sizes)} images, k={len(df)}, {sizes.mean():.0f} distinct words an image; "
-          f"{len(queries)} queries", flush=True)
+    print(f"real project: {len(sizes)} images, k={len(df)}, {sizes.mean():.0f} distinct words an image "
+          f"(a word in {100 * df.mean():.1f}% of images); {len(queries)} queries, "
+          f"{int(np.median([len(w) for w, _ in queries]))} words (median)", flush=True)
     rows = []
     for n in [int(x) for x in args.images.split(",")]:
-        folder = out / f"sim-{n}" if args.words_scale == 1 else out / f"sim-{n}-words{args.words_scale:g}"
+        folder = out / (f"sim-{n}" + (f"-k{len(df)}" if args.vocabulary else "")
+                        + (f"-words{args.words_scale:g}" if args.words_scale != 1 else ""))
         t = time.perf_counter()
         if not (args.keep and (folder / "manifest" / "meta.json").exists()):
             shutil.rmtree(folder, ignore_errors=True)
