@@ -48,6 +48,7 @@ FORMAT_VERSION = 1
 BATCH = 32  # images per feature pack / catalog transaction
 RETRAIN_GROWTH = 4.0  # retrain the vocabulary once the collection has 4x the features it was trained on
 TRAIN_SAMPLE_PER_WORD = 32  # k-means cost is sample x k per iteration: enough, and bounded
+LARGE_SAMPLE_PER_WORD = 40  # past 8,192 words: faiss trains at most sample / 39 words
 EMBEDDING_SAMPLE_PER_WORD = 64  # features per word (on average) the signatures' medians are taken over
 # One indexer at a time writes the project folder (feature packs, index, graph), wherever it runs:
 # the folder may be a team's network share (engine.base.locks).
@@ -694,7 +695,8 @@ class Project:
         k = vocabulary_size(n_features)
         key = training_key(k, [t[6] for t in table.values()])
         centroids, done = work.vocabulary(key) or (None, 0)
-        sample = self._training_sample(table, n_features, k * TRAIN_SAMPLE_PER_WORD) \
+        per_word = TRAIN_SAMPLE_PER_WORD if k <= 8192 else LARGE_SAMPLE_PER_WORD
+        sample = self._training_sample(table, n_features, k * per_word) \
             if done < VOCABULARY_ITERATIONS else None
         while done < VOCABULARY_ITERATIONS:
             progress(done, VOCABULARY_ITERATIONS, "training vocabulary")

@@ -34,10 +34,21 @@ VOCABULARY_SEED = 1234  # k-means' seed (with a deterministic sample: the same v
 QUANTIZER_SEED = 1234  # the IVF quantizer's own k-means over the centroids
 
 
+LARGE_COLLECTION = 10_000_000  # features (~6,000 photos): from 4x this on, the vocabulary grows past 8,192 words
+MAX_WORDS = 65_536  # word ids fit the store's uint16 column
+
+
 def vocabulary_size(n_features: int) -> int:
-    """About 100 features per word, a power of two between 256 and 8192 (k-means cost grows with k)."""
-    k = 2 ** int(round(np.log2(max(n_features, 1) / 100.0)))
-    return int(min(8192, max(256, k)))
+    """About 100 features per word, a power of two between 256 and 8192 (k-means cost grows with k);
+    for large collections twice the words for every 4x more features from LARGE_COLLECTION on: 16,384
+    at 40M features (~23,000 photos), 32,768 at 160M (~93,000), 65,536 from 640M (~370,000). A word
+    then stays in a small share of the photos, and the initial search reads that share of the
+    collection's postings (BENCHMARKS.md: the initial search at 100k and 1M images)."""
+    k = int(min(8192, max(256, 2 ** int(round(np.log2(max(n_features, 1) / 100.0))))))
+    growth = n_features // LARGE_COLLECTION
+    while growth >= 4 and k < MAX_WORDS:
+        k, growth = k * 2, growth // 4
+    return k
 
 
 VOCABULARY_ITERATIONS = 10
