@@ -372,10 +372,10 @@ def cmd_status(args) -> int:
             print(f"index: sharded, memory-mapped ({stats['index_shards']} shard"
                   f"{'s' if stats['index_shards'] != 1 else ''}, {stats['index_bytes'] / 1e6:.1f} MB)")
         elif stats["index_form"] == "single":
-            print(f"index: one in-RAM inverted file ({stats['index_bytes'] / 1e6:.1f} MB; made before the shards: "
-                  "`pixret index` shards it in place)")
+            print(f"index: one in-RAM inverted file ({stats['index_bytes'] / 1e6:.1f} MB)")
         if stats["needs_upgrade"]:
-            print("made by PixRet 0.1: `pixret index` upgrades its feature store in place (searches work meanwhile)")
+            print("made by an earlier PixRet: `pixret index` upgrades its feature store and index in place "
+                  "(searches work meanwhile)")
         for im in bad:
             print(f"  {im.status:8s} {shown(im.path)}: {im.error}")
     return EXIT_FAILED if any(im.status == "error" for im in images) else EXIT_OK
