@@ -163,15 +163,16 @@ def topo_pair(ctx: QueryContext, image_id: int) -> PairResult:
     """Topological verification of one database image (engine.verify.topological) seeded by the
     word correspondences sv uses, guided by words and signatures; a pair of the safety net they do
     not verify is verified again on dense seeds (`dense_topo_pair`). Against dense seeds everywhere:
-    the same image mAP on dev and dev3d, better outlines on dev3d, 2.2x faster at 5k photos
-    (BENCHMARKS.md, issue 20). It verifies at
-    sv's `min_inliers`, so one-shot pair localization, which lowers that, trusts topo as far as sv."""
+    the same image mAP on dev and dev3d, better outlines on dev3d, 1.7x faster at 5k photos
+    (BENCHMARKS.md, issue 20). It verifies at sv's `min_inliers`, so one-shot pair localization,
+    which lowers that, trusts topo as far as sv."""
     d, corr = ctx.word_matches.get(image_id) or word_matches(ctx, [image_id])[image_id]
     config = replace(ctx.config.topo, min_inliers=ctx.config.sv.min_inliers)
     # sv's own verdict on these correspondences (its similarity pre-filter included) is topo's
     # image-wide patch: MAGSAC on every word correspondence would find chance planes in random texture
     v = spatial_verify(ctx.features, d, corr, ctx.config.sv, ctx.query.region.bounds)
-    strict = v.inlier_mask if v.H is not None and v.inliers >= ctx.config.sv.min_inliers else np.zeros(len(corr), bool)
+    sv_accepts = v.H is not None and v.inliers >= ctx.config.sv.min_inliers
+    strict = v.inlier_mask if sv_accepts else np.zeros(len(corr), bool)
     guide = WordAppearance(ctx.words, d.word, d.sig, config.guided_hamming)
     r = topo_verify(ctx.features, d, corr, ctx.query.region, ctx.project.image_size(image_id), guide, config, strict)
     if not r.verified and safety_net(ctx, image_id):
