@@ -13,7 +13,7 @@ PACKAGES = ("engine", "pixret_desktop")
 
 # engine's stages, lowest first: a module may import its own stage and the ones above it in this list.
 STAGES = ("base", "parallel", "catalog", "ingest", "features", "index", "verify", "propagate", "segment",
-          "project", "pipeline", "annotate", "formats", "evaluate", "demo", "cli")
+          "indexing", "project", "pipeline", "annotate", "formats", "evaluate", "demo", "cli")
 
 
 def _module_name(path: Path) -> str:

@@ -247,7 +247,7 @@ class InvertedFile:
         meta = {"trained_on": self.trained_on, "k": self.k}
         if self.embedding is not None:
             arrays.update(self.embedding.arrays())
-            meta.update(embedding_bits=self.embedding.bits, embedding_seed=self.embedding.seed)
+            meta.update(self.embedding.meta())
         atomic_write_arrays(folder, arrays, meta)
 
     @classmethod
@@ -260,10 +260,7 @@ class InvertedFile:
             a[n] = a[n].view(np.ndarray)
         meta = json.loads((folder / "meta.json").read_text())
         ids = a["image_ids"].tolist()
-        embedding = None
-        if "embedding_bits" in meta:
-            embedding = HammingEmbedding.from_arrays({n: np.load(folder / f"{n}.npy") for n in ("he_rotation", "he_medians")},
-                                                     meta["embedding_seed"])
+        embedding = HammingEmbedding.in_index(folder, meta)
         return cls(a["centroids"], a["ptr"], a["images"], a["sigs"],
                    dict(zip(ids, a["image_nwords"].tolist())), int(meta["trained_on"]),
                    dict(zip(ids, a["image_fsids"].tolist())), embedding)

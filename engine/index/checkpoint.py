@@ -71,8 +71,7 @@ class IndexWork:
         folder = self.folder / f"embedding-{vocabulary}"
         try:
             meta = json.loads((folder / "meta.json").read_text())
-            return HammingEmbedding.from_arrays({n: np.load(folder / f"{n}.npy") for n in ("he_rotation", "he_medians")},
-                                                meta["seed"])
+            return HammingEmbedding.load(folder, meta["seed"])
         except (OSError, ValueError, KeyError):
             return None
 

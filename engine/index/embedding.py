@@ -15,6 +15,7 @@ gives the same signatures in any process (issue 19's cluster included).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -99,6 +100,20 @@ class HammingEmbedding:
     def from_arrays(cls, a: dict, seed: int) -> "HammingEmbedding":
         return cls(np.ascontiguousarray(a["he_rotation"], np.float32), np.ascontiguousarray(a["he_medians"], np.float32),
                    int(seed))
+
+    @classmethod
+    def load(cls, folder, seed: int) -> "HammingEmbedding":
+        """The arrays `arrays()` wrote into a folder."""
+        return cls.from_arrays({n: np.load(Path(folder) / f"{n}.npy") for n in ("he_rotation", "he_medians")}, seed)
+
+    def meta(self) -> dict:
+        """What an index's meta.json records of its embedding (`in_index` reads it back)."""
+        return {"embedding_bits": self.bits, "embedding_seed": self.seed}
+
+    @classmethod
+    def in_index(cls, folder, meta: dict) -> "HammingEmbedding | None":
+        """The embedding saved beside an index (its arrays and `meta()`), None in an index without one."""
+        return cls.load(folder, meta["embedding_seed"]) if "embedding_bits" in meta else None
 
     def nbytes(self) -> int:
         return int(self.rotation.nbytes + self.medians.nbytes)

@@ -129,7 +129,7 @@ def write_manifest(folder, centroids: np.ndarray, trained_on: int, names: list[s
             "shards": names, "images": images, "postings": postings, "shard_images": int(shard_images)}
     if embedding is not None:
         arrays.update(embedding.arrays())
-        meta.update(embedding_bits=embedding.bits, embedding_seed=embedding.seed)
+        meta.update(embedding.meta())
     atomic_write_arrays(folder / "manifest", arrays, meta)
     keep = set(names)
     for old in (folder / "shards").iterdir():
@@ -164,11 +164,7 @@ class ShardedIndex:
     def open(cls, folder) -> "ShardedIndex":
         manifest = Path(folder) / "manifest"
         meta = json.loads((manifest / "meta.json").read_text())
-        embedding = None
-        if "embedding_bits" in meta:
-            embedding = HammingEmbedding.from_arrays({n: np.load(manifest / f"{n}.npy") for n in ("he_rotation", "he_medians")},
-                                                     meta["embedding_seed"])
-        return cls(folder, np.load(manifest / "centroids.npy"), meta, embedding)
+        return cls(folder, np.load(manifest / "centroids.npy"), meta, HammingEmbedding.in_index(manifest, meta))
 
     @property
     def k(self) -> int:

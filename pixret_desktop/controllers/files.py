@@ -117,9 +117,14 @@ class FileActions:
         return self.choose_folder("Open a project folder", "project", self.open_project, create=False,
                                   reselect=True)
 
-    def ask_import_folder(self) -> FolderDialog | None:
+    def _project_or_say(self) -> bool:
+        """True when a project is open; else says how to make one."""
         if self.project is None:
             self.show_error("No project", "Create or open a project first (File ▸ New Project).")
+        return self.project is not None
+
+    def ask_import_folder(self) -> FolderDialog | None:
+        if not self._project_or_say():
             return None
         return self.choose_folder("Import a folder of images", "photos", self.import_folder, create=False,
                                   reselect=True)
@@ -130,8 +135,7 @@ class FileActions:
 
         from engine.parallel.cluster import DASK_EXTRA, dask_available
 
-        if self.project is None:
-            self.show_error("No project", "Create or open a project first (File ▸ New Project).")
+        if not self._project_or_say():
             return None
         hint = DASK_EXTRA if not getattr(sys, "frozen", False) else \
             f"{DASK_EXTRA} (the packaged app leaves Dask out: install PixRet with pip for this)"
