@@ -76,6 +76,51 @@ def test_the_cut_follows_a_turned_head_better_than_the_warp():
     assert out.evidence["outline"] == "cut" and _iou(out.region, label, dphoto) > _iou(warped, label, dphoto) + 0.05
 
 
+def test_the_boundary_redrawn_at_the_photos_resolution_follows_the_head_closer():
+    # the same turned head: the cut on its 160 px grid, then its boundary redrawn on the photo's pixels
+    (qphoto, qregion), (dphoto, label) = _pair(DEV3D, 10, "nerd_photogrammetry__ethiopian_head__DSC_0073")
+    v, evidence, d_xy = _verify(qphoto, qregion, dphoto)
+    assert v.H is not None and v.inliers >= 8  # premise: sv verifies the pair
+    hit = Hit(1, "x.jpg", float(v.inliers), predicted_region(qregion, v.H, d_xy, dphoto.width, dphoto.height),
+              evidence, "verified")
+    query = learn(qphoto, qregion)
+    grid = outline_hit(query, hit, dphoto, config=replace(CONFIG, refine=replace(CONFIG.refine, snap_px=0)))
+    fine = outline_hit(query, hit, dphoto, config=CONFIG)
+    assert grid.evidence["outline"] == fine.evidence["outline"] == "cut"
+    assert _iou(grid.region, label, dphoto) < 0.94  # premise: the grid's outline is off by a cell here and there
+    assert _iou(fine.region, label, dphoto) > 0.94 and _iou(fine.region, label, dphoto) > _iou(grid.region, label, dphoto) + 0.005
+
+
+def test_a_cut_of_a_band_keeps_the_whole_cuts_answer():
+    """min_cut over a band along the optimal boundary, the rest fixed to the optimum, gives the
+    optimum back (a band cut solves the same energy, only smaller)."""
+    from engine.segment.colour import colour_codes, histogram, log_ratio
+    from engine.segment.graphcut import contrast_weights, min_cut
+
+    bench = load_pixbench(DEV3D)
+    qphoto, qregion = load_photo(bench.image_path(bench.qimlist[10]), SIDE), bench.query_region(10)
+    image = cv2.resize(qphoto.image, (128, 128), interpolation=cv2.INTER_AREA)
+    truth = cv2.resize(qregion.to_mask(qphoto.height, qphoto.width).astype(np.uint8), (128, 128),
+                       interpolation=cv2.INTER_NEAREST).astype(bool)
+    codes = colour_codes(image)
+    z = log_ratio(codes, histogram(codes, truth), histogram(codes, ~truth))
+    wr, wd = contrast_weights(image, 2.0)
+    whole = min_cut(np.logaddexp(0, -z), np.logaddexp(0, z), wr, wd)
+    assert 0.05 < whole.mean() < 0.95 and (whole & truth).sum() / (whole | truth).sum() > 0.6  # premise: the head, roughly
+    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    u8 = whole.astype(np.uint8)
+    band = (cv2.dilate(u8, ring) > 0) & ~(cv2.erode(u8, ring) > 0)
+    assert 0.02 < band.mean() < 0.5
+    again = min_cut(np.logaddexp(0, -z), np.logaddexp(0, z), wr, wd, sure_fg=whole, active=band)
+    assert (again != whole).sum() <= 2  # ties aside
+    # started from a wrong labelling (shifted by 2 pixels), the band moves the boundary back
+    shifted = np.roll(whole, 2, axis=1)
+    u8 = shifted.astype(np.uint8)
+    band = (cv2.dilate(u8, ring) > 0) & ~(cv2.erode(u8, ring) > 0)
+    moved = min_cut(np.logaddexp(0, -z), np.logaddexp(0, z), wr, wd, sure_fg=shifted, active=band)
+    assert (moved != whole).sum() < 0.5 * (shifted != whole).sum()
+
+
 @pytest.mark.skipif(not DEV.is_dir(), reason="bench data not here")
 def test_a_planar_pair_keeps_its_exact_warp_without_decoding():
     # graffiti wall, img1 -> img2: one homography explains most matches

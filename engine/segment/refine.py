@@ -15,7 +15,8 @@ Stages (Refined.stage says which one produced the outline):
   carry.py), or a region that propagation carried here, is the soft prior of a graph cut of the
   database crop, whose unaries also hold colour models of the query's inside and outside (both
   known exactly) and, after a first cut, of the crop's own labels; verified points are sure
-  foreground;
+  foreground. The cut works on a small grid; its boundary is then redrawn at the photo's
+  resolution by a second cut of a narrow band along it (`_snap`; also for "colour" and "hints");
 - "colour": no geometry: the cut over the whole image with colour and the putative matches'
   density as the only evidence, keeping the most object-like component. A guess: it verifies
   nothing and must never reorder results;
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from engine.segment.carry import backward_map, flow_correct, frame_around, remap
+from engine.segment.carry import Frame, backward_map, flow_correct, frame_around, remap
 from engine.segment.colour import colour_codes, histogram, log_ratio
 from engine.segment.graphcut import contrast_weights, min_cut
 from engine.verify.spatial import SVConfig, plausible_homography
@@ -59,6 +60,10 @@ class RefineConfig:
     flat_prior: float = 0.3  # colour stage: prior probability of the object
     click_reach: float = 0.08  # a click raises the prior around it over this fraction of the frame ...
     click_weight: float = 4.0  # ... by up to this much log-odds, and the outline's prior fades there
+    snap_px: int = 400  # the grid's boundary is redrawn on the frame at up to this many pixels (0: not)
+    snap_band: float = 2.0  # ... within this many grid cells of it
+    snap_prior: float = 3.0  # log-odds for the grid's label at the band's edges
+    snap_stages: tuple = ("cut", "hints", "colour")  # the stages whose outline is redrawn so
 
 
 @dataclass(frozen=True)
@@ -359,4 +364,38 @@ def refine(model: QueryModel, image: np.ndarray, *, matches: tuple[np.ndarray, n
     if not label.any() and current is not None:  # the cut let go of everything: keep the outline, less the "no" clicks
         label = (start > 0.5) & ~sure_bg
     info["frame"] = (frame.x0, frame.y0, frame.x1, frame.y1, round(frame.scale, 3))
+    if config.snap_px and stage in config.snap_stages and label.any():
+        return Refined(_snap(image, frame, label, model, config), stage, info)
     return Refined(frame.paste(label.astype(np.float32), height, width), stage, info)
+
+
+def _snap(image: np.ndarray, frame: Frame, label: np.ndarray, model: QueryModel, config: RefineConfig) -> np.ndarray:
+    """The grid's labelling back at the photo's resolution (at most snap_px across the frame), its
+    boundary redrawn there: a graph cut of the band within snap_band grid cells of it, the rest
+    fixed. The band's colour models come from the labelling's own inside and outside next to the
+    query's, so the boundary settles on the edge between them the grid was too coarse to see."""
+    height, width = image.shape[:2]
+    cw, ch = frame.x1 - frame.x0, frame.y1 - frame.y0
+    fine = min(1.0, config.snap_px / max(cw, ch))
+    fw, fh = max(1, int(round(cw * fine))), max(1, int(round(ch * fine)))
+    crop = image[frame.y0:frame.y1, frame.x0:frame.x1]
+    if fine < 1.0:
+        crop = cv2.resize(crop, (fw, fh), interpolation=cv2.INTER_AREA)
+    up = cv2.resize(label.astype(np.float32), (fw, fh), interpolation=cv2.INTER_LINEAR) >= 0.5
+    r = max(2, int(round(config.snap_band * fine / frame.scale)))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    u8 = up.astype(np.uint8)
+    band = (cv2.dilate(u8, disk) > 0) & ~(cv2.erode(u8, disk, borderValue=1) > 0)
+    codes = colour_codes(crop)
+    inside, outside = up & ~band, ~up & ~band
+    if band.any() and inside.any() and outside.any():
+        lr = 0.5 * (log_ratio(codes, model.log_fg, model.log_bg, config.colour_clip)
+                    + log_ratio(codes, histogram(codes, inside), histogram(codes, outside), config.colour_clip))
+        prior = _distance_logit(up, r / config.snap_prior, config.snap_prior, config.snap_prior)
+        z = prior + config.colour_weight * lr
+        wr, wd = contrast_weights(cv2.GaussianBlur(crop, (3, 3), 0), config.smooth)
+        up = _fill_holes(min_cut(_softplus(-z), _softplus(z), wr, wd, sure_fg=up, active=band))
+    out = np.zeros((height, width), bool)
+    out[frame.y0:frame.y1, frame.x0:frame.x1] = cv2.resize(up.astype(np.float32), (cw, ch),
+                                                           interpolation=cv2.INTER_LINEAR) >= 0.5
+    return out
