@@ -213,11 +213,11 @@ def thorough_options(sp) -> None:
                     help="--method thorough: seconds its slow stage may take per query, after the fast search "
                          "('none': every candidate; default %(default)s)")
     sp.add_argument("--thorough-features", choices=(*KINDS, "none"), default=ThoroughConfig().kind,
-                    help="--method thorough: the learned features and LightGlue it verifies with (the 'learned' "
-                         "extra); none: tilted query views only (default %(default)s)")
+                    help="--method thorough: the learned features it matches directly and with LightGlue (the "
+                         "'learned' extra); none: tilted query views only (default %(default)s)")
     sp.add_argument("--tilted-views", choices=AFFINE_VIEWS, default=ThoroughConfig().affine_views,
                     help="--method thorough: RootSIFT of simulated tilted views of the query (extreme viewpoints): "
-                         "auto = when the fast search verified nothing (default)")
+                         "always (default), auto = when the fast search verified nothing, off")
     sp.add_argument("--thorough-reach", type=int, default=None, metavar="N",
                     help="--method thorough: verify again only images the initial ranking puts in its first N "
                          "(default: as far as the budget goes; with --budget none, a reproducible run)")

@@ -32,8 +32,8 @@ from engine.ingest import imageio
 from engine.propagate import diffuse
 from engine.segment.outline import (OutlineConfig, Outlined, Photo, QueryOutline, is_planar, learn,
                                     load_photo, needs_outline, outline, outline_hit)
-from engine.verify.correspond import (DenseAppearance, QueryWords, WordAppearance, WordMatchConfig, match_ratio,
-                                      match_words, match_words_many)
+from engine.verify.correspond import (DenseAppearance, QueryWords, WordAppearance, WordMatchConfig, match_mutual,
+                                      match_ratio, match_words, match_words_many)
 from engine.verify.localize import predicted_region
 from engine.verify.spatial import SVConfig, evenly, spatial_verify
 from engine.verify.thorough import AFFINE_VIEWS, LightGlueMatcher, ThoroughConfig, learned_verify, within_budget
@@ -198,17 +198,20 @@ def thorough_stage(ctx: QueryContext, order: list[int], verified: dict[int, Pair
                    report: Callable[[dict[int, PairResult]], None] | None = None
                    ) -> tuple[dict[int, PairResult], dict[str, float]]:
     """The thorough method's slow stage, after fast verification: the images it did not verify are
-    verified again, best first (the initial ranking's order: the shortlist, then beyond it), until
-    the budget (`ctx.config.thorough`) is spent. First, when fast verification found nothing (or
-    always, if asked), by RootSIFT of tilted views of the query (extreme viewpoints); then by a
-    learned matcher (LightGlue on XFeat or ALIKED features, the database's extracted on demand and
-    cached). Returns the newly verified pairs and the stage's figures; `report` gets the verified
-    pairs so far each time one is added."""
+    verified again, best first (the initial ranking's order), until the budget
+    (`ctx.config.thorough`) is spent, cheapest look first: the shortlist by learned features
+    matched directly (XFeat or ALIKED, the database's extracted on demand and cached; milliseconds a
+    pair once cached); the best `lightglue_first` still unverified by a learned matcher (LightGlue;
+    seconds a pair on a CPU); the shortlist by RootSIFT of tilted views of the query (extreme
+    viewpoints; always, or only when fast verification found nothing, as asked); then LightGlue on
+    the rest, beyond the shortlist too. Returns the newly verified pairs and the stage's figures;
+    `report` gets the verified pairs so far each time one is added."""
     cfg = ctx.config.thorough
     t0 = time.perf_counter()
     deadline = None if cfg.budget_s is None else t0 + cfg.budget_s
     found: dict[int, PairResult] = {}
-    stats = {"thorough_affine_pairs": 0.0, "thorough_learned_pairs": 0.0, "thorough_extract_s": 0.0}
+    stats = {"thorough_direct_pairs": 0.0, "thorough_affine_pairs": 0.0, "thorough_learned_pairs": 0.0,
+             "thorough_extract_s": 0.0}
     if cfg.affine_views not in AFFINE_VIEWS:
         raise PixretError(f"affine views {cfg.affine_views!r}: choose one of {', '.join(AFFINE_VIEWS)}")
 
@@ -218,22 +221,37 @@ def thorough_stage(ctx: QueryContext, order: list[int], verified: dict[int, Pair
             if report is not None:
                 report(found)
 
+    def unverified(ids: list[int]) -> list[int]:
+        return [i for i in ids if not (i in verified and verified[i].verified) and i not in found]
+
+    def in_time() -> bool:
+        return deadline is None or time.perf_counter() < deadline
+
     reach = order if cfg.reach is None else order[: cfg.reach]
-    todo = [i for i in reach[: ctx.config.shortlist] if not (i in verified and verified[i].verified)]
+    shortlist = reach[: ctx.config.shortlist]
+    learned = LearnedPairs(ctx, cfg) if cfg.kind is not None else None
+
+    def run(stat: str, candidates: list[int], verify, stage: str) -> None:
+        if candidates and in_time():
+            tried, _ = within_budget(candidates, verify, deadline=deadline, cancel=cancel, progress=progress,
+                                     stage=f"thorough: {stage}", on_result=note)
+            stats[stat] += len(tried)
+
+    if learned is not None and cfg.direct:
+        run("thorough_direct_pairs", unverified(shortlist), learned.direct, f"{cfg.kind} features")
+    first_turn = unverified(reach)[: cfg.lightglue_first] if learned is not None else []
+    if learned is not None:
+        run("thorough_learned_pairs", first_turn, learned.verify, f"{cfg.kind} + LightGlue")
     # tilted views are RootSIFT: they need a RootSIFT project's vocabulary
-    if ctx.kind == "rootsift" and (cfg.affine_views == "always" or (cfg.affine_views == "auto" and not any(
-            r.verified for r in verified.values()))):
+    if ctx.kind == "rootsift" and in_time() and (cfg.affine_views == "always" or (
+            cfg.affine_views == "auto" and not any(r.verified for r in verified.values()))):
         actx = affine_context(ctx, cfg)
-        tried, _ = within_budget(todo, lambda i: _marked(sv_pair(actx, i), "tilted views"), deadline=deadline,
-                                 cancel=cancel, progress=progress, stage="thorough: tilted views", on_result=note)
-        stats["thorough_affine_pairs"] = float(len(tried))
-    todo += [i for i in reach[ctx.config.shortlist:] if not (i in verified and verified[i].verified)]
-    todo = [i for i in todo if i not in found]
-    if cfg.kind is not None and todo and (deadline is None or time.perf_counter() < deadline):
-        learned = LearnedPairs(ctx, cfg)
-        tried, _ = within_budget(todo, learned.verify, deadline=deadline, cancel=cancel, progress=progress,
-                                 stage=f"thorough: {cfg.kind} + LightGlue", on_result=note)
-        stats["thorough_learned_pairs"] = float(len(tried))
+        run("thorough_affine_pairs", unverified(shortlist), lambda i: _marked(sv_pair(actx, i), "tilted views"),
+            "tilted views")
+    if learned is not None:
+        tried = set(first_turn)
+        run("thorough_learned_pairs", [i for i in unverified(reach) if i not in tried], learned.verify,
+            f"{cfg.kind} + LightGlue")
         stats["thorough_extract_s"] = learned.extract_s
     stats["thorough"] = time.perf_counter() - t0
     return found, stats
@@ -254,40 +272,54 @@ def affine_context(ctx: QueryContext, cfg: ThoroughConfig) -> QueryContext:
 
 
 class LearnedPairs:
-    """Verifies pairs with LightGlue on learned features: the query's extracted once, each database
-    image's on demand (engine.pipeline.image_features, cached in the project)."""
+    """Verifies pairs on learned features: the query's extracted once, each database image's on
+    demand (engine.pipeline.image_features, cached in the project). Two ways: `direct`, the features'
+    nearest neighbours verified as sv verifies (milliseconds a pair once the photo's features are
+    cached), and `verify`, LightGlue's matches (seconds a pair on a CPU)."""
 
     def __init__(self, ctx: QueryContext, cfg: ThoroughConfig):
         self.ctx, self.cfg = ctx, cfg
         self.features = FeatureConfig(long_side=cfg.long_side, max_features=cfg.max_features, kind=cfg.kind)
-        self.matcher = _matcher(cfg.kind, cfg.device, cfg.filter_threshold)
         t = time.perf_counter()
         self.query, _ = query_features(ctx.project, ctx.query, self.features, factor=LEARNED_QUERY_FACTOR,
                                        device=cfg.device)
+        self.query_desc = descriptor_vectors(self.query.desc, cfg.kind)
         self.query_size = imageio.image_size(query_path(ctx.project, ctx.query)[0])
         self.extract_s = time.perf_counter() - t
 
-    def verify(self, image_id: int) -> PairResult:
-        ctx = self.ctx
+    def _image(self, image_id: int) -> FeatureSet:
         t = time.perf_counter()
-        d = image_features(ctx.project, image_id, self.features, self.cfg.device)
+        d = image_features(self.ctx.project, image_id, self.features, self.cfg.device)
         self.extract_s += time.perf_counter() - t
-        size = ctx.project.image_size(image_id)
-        v = learned_verify(self.matcher, self.query, self.query_size, ctx.query.region.bounds, d, size, self.cfg)
+        return d
+
+    def direct(self, image_id: int) -> PairResult:
+        """Mutual nearest neighbours of the learned descriptors, then sv's verification (its
+        one-correspondence hypotheses and MAGSAC++), at the learned matches' floor."""
+        ctx, d = self.ctx, self._image(image_id)
+        corr = match_mutual(self.query_desc, descriptor_vectors(d.desc, self.cfg.kind), self.cfg.mutual_similarity)
+        v = spatial_verify(self.query, d, corr, ctx.config.sv, ctx.query.region.bounds)
+        return self._result(image_id, v, d, f"{self.cfg.kind}, matched directly")
+
+    def verify(self, image_id: int) -> PairResult:
+        """LightGlue's matches, a MAGSAC++ homography (engine.verify.thorough.learned_verify)."""
+        d = self._image(image_id)
+        matcher = _matcher(self.cfg.kind, self.cfg.device, self.cfg.filter_threshold)
+        v = learned_verify(matcher, self.query, self.query_size, self.ctx.query.region.bounds, d,
+                           self.ctx.project.image_size(image_id), self.cfg)
+        return self._result(image_id, v, d, f"{self.cfg.kind} + LightGlue")
+
+    def _result(self, image_id: int, v, d: FeatureSet, verifier: str) -> PairResult:
         if v.H is None or v.inliers < self.cfg.min_inliers:
-            return PairResult(False, float(v.inliers), None, {"inliers": int(v.inliers), "verifier": self.name})
+            return PairResult(False, float(v.inliers), None, {"inliers": int(v.inliers), "verifier": verifier})
         qi, di = v.verified_pairs
         d_xy = np.asarray(d.xy)[di]
-        region = predicted_region(ctx.query.region, v.H, d_xy, *size)
+        region = predicted_region(self.ctx.query.region, v.H, d_xy, *self.ctx.project.image_size(image_id))
         pts = evenly(np.hstack([self.query.xy[qi], d_xy]), MAX_EVIDENCE_MATCHES)
         return PairResult(True, float(v.inliers), region,  # the evidence sv_pair gives, for the segment stage
-                          {"inliers": int(v.inliers), "verifier": self.name,
+                          {"inliers": int(v.inliers), "verifier": verifier,
                            "homography": np.asarray(v.H).round(6).tolist(), "homography_inliers": int(v.inliers),
                            "putative": len(v.matches), "matches": pts.round(1).tolist()})
-
-    @property
-    def name(self) -> str:
-        return f"{self.cfg.kind} + LightGlue"
 
 
 @lru_cache(maxsize=2)
@@ -326,8 +358,8 @@ METHODS: dict[str, Method] = {
                    description="topo (deeper when uncertain), hypergraph propagation, diffusion for the rest"),
     "thorough": Method(sv_pair, prefetch=with_word_matches, thorough=True,
                        description="sv, then what it did not verify verified again within a time budget: by "
-                                   "tilted views of the query when sv verified nothing, then by LightGlue on "
-                                   "learned features (the 'learned' extra)"),
+                                   "learned features matched directly, LightGlue on them (the 'learned' extra) "
+                                   "and tilted views of the query"),
 }
 
 # What the app calls each method, and what it is for, in plain words (the technical name stays the
@@ -338,8 +370,9 @@ METHOD_TITLES: dict[str, tuple[str, str]] = {
     "hypergraph": ("Far views", "Fast, then photos reached only through other photos of the object"),
     "diffusion": ("Re-ranked", "Fast, then the unverified rest ordered by photo similarity"),
     "full": ("Deeper", "3D objects, verifying deeper when unsure, then Far views"),
-    "thorough": ("Thorough", "Fast, then a learned matcher checks again what Fast did not verify, as long as the "
-                             "time budget lasts: extreme angles, little texture; slow without a GPU"),
+    "thorough": ("Thorough", "Fast, then learned features and tilted views of the outline check again what Fast "
+                             "did not verify, as long as the time budget lasts: extreme angles, little texture, "
+                             "deformable things; slow without a GPU"),
     "brute-sv": ("Every photo", "Fast's check on every photo, not just the shortlist: the slow reference"),
 }
 

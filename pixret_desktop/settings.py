@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths
 
+from engine.verify.thorough import ThoroughConfig
 from pixret_desktop.credentials import without_password
 
 MAX_RECENT = 10
@@ -27,7 +28,7 @@ def os_user() -> str:
 DEFAULTS = {"default_method": "full", "feature_long_side": 1024, "thumbnail_size": 128, "top_k": 100,
             "author": os_user(), "keymap": "pixret", "advance_after_decision": True,
             "shortcuts": "", "cluster_mode": "local", "cluster_workers": 2,
-            "cluster_scheduler": "", "thorough_budget": 60}
+            "cluster_scheduler": "", "thorough_budget": int(ThoroughConfig().budget_s)}
 
 
 class AppSettings:

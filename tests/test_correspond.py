@@ -18,7 +18,8 @@ from engine.index.embedding import HammingEmbedding
 from engine.pipeline import SearchConfig, dense_sv_pair, prepare, sv_pair, topo_pair
 from engine.project import Project
 from engine.propagate.graph import verify_pair
-from engine.verify.correspond import QueryWords, match_words, match_words_many
+from engine.features.extract import rootsift
+from engine.verify.correspond import QueryWords, match_mutual, match_words, match_words_many
 from engine.verify.spatial import SVConfig, fit_homography, spatial_verify
 
 
@@ -45,6 +46,25 @@ def test_word_correspondences_follow_the_true_homography(indexed_project, small_
     # one-to-one, closest signatures first
     assert len(set(corr.qi.tolist())) == len(corr) == len(set(corr.di.tolist()))
     assert np.all(np.diff(corr.cost) >= 0)
+
+
+def test_mutual_nearest_neighbours_follow_the_true_homography(indexed_project, small_collection):
+    ctx, image_id, H = view_pair(indexed_project, small_collection)
+    d = indexed_project.features(image_id)
+    d_desc = rootsift(d.desc)
+    corr = match_mutual(ctx.desc, d_desc, 0.8)
+    err = np.linalg.norm(mapped(H, ctx.features.xy[corr.qi]) - np.asarray(d.xy)[corr.di], axis=1)
+    assert len(corr) >= 50 and (err < 8).mean() >= 0.6
+    # each pair is the other's nearest, at least that alike, and none is left out
+    sim = ctx.desc @ d_desc.T
+    assert np.all(sim.argmax(axis=1)[corr.qi] == corr.di) and np.all(sim.argmax(axis=0)[corr.di] == corr.qi)
+    assert np.all(1.0 - corr.cost >= 0.8 - 1e-6)
+    best = sim.argmax(axis=1)
+    mutual = (sim.argmax(axis=0)[best] == np.arange(len(best))) & (sim.max(axis=1) >= 0.8)
+    assert len(corr) == int(mutual.sum())
+    # a stricter similarity keeps a subset
+    strict = match_mutual(ctx.desc, d_desc, 0.9)
+    assert 0 < len(strict) < len(corr) and set(strict.qi.tolist()) <= set(corr.qi.tolist())
 
 
 def test_correspondences_do_not_depend_on_the_order_of_features(indexed_project, small_collection):

@@ -27,7 +27,8 @@ W, H = 480, 360
 OBJECT = 300  # side of the square planar object, pixels
 QUERY_BOX = (90, 30, 90 + OBJECT, 30 + OBJECT)
 NO_FAST = SVConfig(min_inliers=10 ** 6)  # fast verification verifies nothing: the thorough stage must
-SMALL = ThoroughConfig(budget_s=None, long_side=320, max_features=384, affine_views="off")
+# LightGlue alone (the direct stage off: test_learned_features_matched_directly_come_first has it)
+SMALL = ThoroughConfig(budget_s=None, long_side=320, max_features=384, affine_views="off", direct=False)
 
 
 def _missing(kind: str) -> str | None:
@@ -97,10 +98,10 @@ def test_tilted_query_views_verify_a_poster_seen_from_its_side(tilted):
     fast = search(project, _query(project), method="sv")
     assert "side.jpg" not in _names(project, fast.hits)  # premise: RootSIFT alone misses the side view
     assert "turned.jpg" in _names(project, fast.hits)
-    # fast verification found something: tilted views only when asked
-    config = SearchConfig(thorough=ThoroughConfig(budget_s=None, kind=None))
+    # fast verification found something: with 'auto', no tilted views; 'always' (the default) runs them
+    config = SearchConfig(thorough=ThoroughConfig(budget_s=None, kind=None, affine_views="auto"))
     assert _names(project, search(project, _query(project), method="thorough", config=config).hits) == ["turned.jpg"]
-    config = SearchConfig(thorough=ThoroughConfig(budget_s=None, kind=None, affine_views="always"))
+    config = SearchConfig(thorough=ThoroughConfig(budget_s=None, kind=None))
     result = search(project, _query(project), method="thorough", config=config)
     assert _names(project, result.hits) == ["turned.jpg", "side.jpg"]  # fast verification's first
     side = result.hits[1]
@@ -108,7 +109,8 @@ def test_tilted_query_views_verify_a_poster_seen_from_its_side(tilted):
     assert _iou(side, truth["side.jpg"]) > 0.6
     assert result.hits[0].score > side.score > result.hits[2].score
     # and by themselves when fast verification found nothing
-    ctx = prepare(project, _query(project), SearchConfig(thorough=ThoroughConfig(budget_s=None, kind=None)))
+    ctx = prepare(project, _query(project), SearchConfig(thorough=ThoroughConfig(budget_s=None, kind=None,
+                                                                                 affine_views="auto")))
     order = [project.image_id(n) for n in ("other0.jpg", "side.jpg", "turned.jpg", "other1.jpg")]
     found, stats = thorough_stage(ctx, order, {})
     assert {project.image_path(i) for i in found} == {"turned.jpg", "side.jpg"}
@@ -153,6 +155,23 @@ def test_learned_matcher_verifies_what_fast_verification_rejected(tilted):
     assert [(h.image_id, h.evidence.get("inliers"), h.region) for h in again.hits] == \
         [(h.image_id, h.evidence.get("inliers"), h.region) for h in result.hits]
     assert [f.stat().st_mtime_ns for f in cached] == stamps
+
+
+@needs_xfeat
+def test_learned_features_matched_directly_come_first(tilted):
+    project, truth = tilted
+    config = SearchConfig(sv=NO_FAST, thorough=replace(SMALL, direct=True))
+    result = search(project, _query(project), method="thorough", config=config)
+    assert _names(project, result.hits) == ["turned.jpg"]
+    hit = result.hits[0]
+    assert hit.evidence["verifier"] == "xfeat, matched directly" and hit.evidence["inliers"] >= 30
+    assert _iou(hit, truth["turned.jpg"]) > 0.8
+    # every photo was matched directly; LightGlue then tried the six it did not verify, and none verified
+    assert result.timings["thorough_direct_pairs"] == 7 and result.timings["thorough_learned_pairs"] == 6
+    # the two looks agree on where the poster is
+    slow = search(project, _query(project), method="thorough", config=SearchConfig(sv=NO_FAST, thorough=SMALL))
+    assert slow.hits[0].evidence["verifier"] == "xfeat + LightGlue"
+    assert hit.region.iou(slow.hits[0].region, H, W) > 0.9
 
 
 @needs_xfeat

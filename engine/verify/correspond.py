@@ -13,7 +13,8 @@ deterministic order, so MAGSAC's fixed seed gives the same model in any process)
   (each feature used once, the closest pairs first) keep repeated patterns from voting twice.
   The verifiers (spatial, topological) and the offline graph all start here.
 - `match_ratio`: dense nearest neighbours with Lowe's ratio test, one descriptor product per pair.
-  The reference (`brute-sv`) and the few pairs that need full descriptors use it.
+  The reference (`brute-sv`) and the few pairs that need full descriptors use it; `match_mutual`
+  (mutual nearest neighbours) the thorough method's learned features.
 
 Guided matching (after a model is found, more correspondences near where it predicts them) needs
 an appearance test for a (query feature, database feature) pair: `WordAppearance` (a shared word
@@ -77,6 +78,21 @@ def match_ratio(q: np.ndarray, d: np.ndarray, ratio: float = 0.8) -> Corresponde
     first_of[1:] = di[order][1:] != di[order][:-1]
     sel = order[first_of]
     return _result(qi[sel], di[sel], dist[sel])
+
+
+def match_mutual(q: np.ndarray, d: np.ndarray, min_similarity: float) -> Correspondences:
+    """Mutual nearest neighbours at least `min_similarity` alike (unit-norm descriptors): how learned
+    descriptors are matched without a learned matcher (XFeat's authors match theirs so, at 0.82).
+    Lowe's ratio test, made for SIFT, verified a third as many of dev's image-kind positives with
+    XFeat (9 against 30 at 8 inliers)."""
+    if len(q) == 0 or len(d) == 0:
+        return EMPTY
+    sim = q @ d.T
+    best = np.argmax(sim, axis=1)
+    rows = np.arange(len(q))
+    s = sim[rows, best]
+    keep = (np.argmax(sim, axis=0)[best] == rows) & (s >= min_similarity)
+    return _result(rows[keep], best[keep], 1.0 - s[keep])
 
 
 # ------------------------------------------------------------------------------------------------

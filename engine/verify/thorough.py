@@ -1,9 +1,11 @@
-"""The thorough verifier: a learned matcher (LightGlue) re-verifies hard pairs within a time budget.
+"""The thorough verifier: learned features re-verify hard pairs within a time budget.
 
-LightGlue costs seconds per pair on a CPU (milliseconds on a GPU), so it is a second opinion for
-the pairs fast verification rejected, tried best-first until the user's budget is spent
-(`within_budget`). A pair's outcome depends only on its two feature sets and the weights, never on
-the budget, the order or the device: LightGlue is built without FlashAttention and half precision,
+Learned features matched directly (mutual nearest neighbours) and checked as sv checks cost
+milliseconds a pair once a photo's features are cached; LightGlue costs seconds per pair on a CPU
+(milliseconds on a GPU). Both are second opinions for the pairs fast verification rejected, tried
+best-first until the user's budget is spent (`within_budget`; engine.pipeline.thorough_stage).
+A pair's outcome depends only on its two feature sets and the weights, never on the budget, the
+order or the device: LightGlue is built without FlashAttention and half precision,
 TF32 is off on CUDA, and point pruning starts at the same keypoint count on every device (kornia's
 defaults differ per device), so CPU and CUDA differ by float rounding only.
 """
@@ -24,19 +26,26 @@ from engine.verify.spatial import SVConfig, Verification, fit_homography, plausi
 
 @dataclass(frozen=True)
 class ThoroughConfig:
-    budget_s: float | None = 60.0  # wall-clock seconds for the whole slow stage; None: every candidate
+    # wall-clock seconds for the whole slow stage (None: every candidate): on 2 CPU cores 90 s cover the
+    # direct look, LightGlue's first turn and the tilted views of a 1,024 px query (BENCHMARKS.md)
+    budget_s: float | None = 90.0
     kind: str | None = "xfeat"  # learned features + their LightGlue (engine.features.learned.KINDS); None: none
     long_side: int = 1024
     max_features: int = 2048  # per database image; the query gets up to QUERY_FEATURE_FACTOR x inside its region
-    min_inliers: int = 12  # LightGlue's matches are denser than the ratio test's: a little above sv's 8
+    direct: bool = True  # first the learned features matched directly (mutual nearest neighbours, sv's check)
+    mutual_similarity: float = 0.82  # learned features matched directly: mutual nearest neighbours this alike
+    # learned matches (LightGlue's, mutual nearest neighbours) are denser than RootSIFT's ratio test's:
+    # a little above sv's 8 (on dev, 8 lets other dogs and pasted composites through)
+    min_inliers: int = 12
     filter_threshold: float = 0.1  # LightGlue's match confidence
     reach: int | None = None  # only images the initial ranking puts first (None: all, past the shortlist)
-    affine_views: str = "auto"  # query-side tilted views: 'auto' (fast verification found nothing), 'always', 'off'
+    lightglue_first: int = 30  # LightGlue's first turn, before the tilted views: the best this many unverified
+    affine_views: str = "always"  # query-side tilted views: 'always', 'auto' (fast verification found nothing), 'off'
     max_tilt: int = 5  # ASIFT's tilt limit (cv2.AffineFeature): views up to ~78 degrees off the query's
     device: str | None = None  # None: CUDA when present, else the CPU
 
 
-AFFINE_VIEWS = ("auto", "always", "off")
+AFFINE_VIEWS = ("always", "auto", "off")
 
 # LightGlue configurations of the shipped weights (as they were trained)
 _LIGHTGLUE = {
