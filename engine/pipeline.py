@@ -229,7 +229,8 @@ def thorough_stage(ctx: QueryContext, order: list[int], verified: dict[int, Pair
 
     reach = order if cfg.reach is None else order[: cfg.reach]
     shortlist = reach[: ctx.config.shortlist]
-    learned = LearnedPairs(ctx, cfg) if cfg.kind is not None else None
+    # (the query's learned features are the first cost: not paid with no time left)
+    learned = LearnedPairs(ctx, cfg) if cfg.kind is not None and in_time() else None
 
     def run(stat: str, candidates: list[int], verify, stage: str) -> None:
         if candidates and in_time():
