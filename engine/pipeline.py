@@ -145,16 +145,23 @@ def dense_sv_pair(ctx: QueryContext, image_id: int) -> PairResult:
     return sv_result(ctx, image_id, v, d.xy)
 
 
-def sv_result(ctx: QueryContext, image_id: int, v, d_xy: np.ndarray) -> PairResult:
-    if v.H is None or v.inliers < ctx.config.sv.min_inliers:
-        return PairResult(False, float(v.inliers), None, {"inliers": int(v.inliers)})
+def sv_result(ctx: QueryContext, image_id: int, v, d_xy: np.ndarray, *, q_xy: np.ndarray | None = None,
+              min_inliers: int | None = None, verifier: str | None = None) -> PairResult:
+    """A verification's pair result: the warped query region and the evidence the segment stage
+    reads. q_xy: the query features the verification matched (default: the context's);
+    min_inliers: the floor (default: sv's); verifier: who verified it, for a thorough stage's look
+    (ranked after fast verification's)."""
+    floor = ctx.config.sv.min_inliers if min_inliers is None else min_inliers
+    who = {} if verifier is None else {"verifier": verifier}
+    if v.H is None or v.inliers < floor:
+        return PairResult(False, float(v.inliers), None, {"inliers": int(v.inliers), **who})
     qi, di = v.verified_pairs
     d_xy = np.asarray(d_xy)[di]
     w, h = ctx.project.image_size(image_id)
     region = predicted_region(ctx.query.region, v.H, d_xy, w, h)
-    pts = evenly(np.hstack([ctx.features.xy[qi], d_xy]), MAX_EVIDENCE_MATCHES)
+    pts = evenly(np.hstack([(ctx.features.xy if q_xy is None else q_xy)[qi], d_xy]), MAX_EVIDENCE_MATCHES)
     return PairResult(True, float(v.inliers), region,
-                      {"inliers": int(v.inliers), "homography": np.asarray(v.H).round(6).tolist(),
+                      {"inliers": int(v.inliers), **who, "homography": np.asarray(v.H).round(6).tolist(),
                        "homography_inliers": int(v.inliers), "putative": len(v.matches),
                        "matches": pts.round(1).tolist()})
 
@@ -311,16 +318,8 @@ class LearnedPairs:
         return self._result(image_id, v, d, f"{self.cfg.kind} + LightGlue")
 
     def _result(self, image_id: int, v, d: FeatureSet, verifier: str) -> PairResult:
-        if v.H is None or v.inliers < self.cfg.min_inliers:
-            return PairResult(False, float(v.inliers), None, {"inliers": int(v.inliers), "verifier": verifier})
-        qi, di = v.verified_pairs
-        d_xy = np.asarray(d.xy)[di]
-        region = predicted_region(self.ctx.query.region, v.H, d_xy, *self.ctx.project.image_size(image_id))
-        pts = evenly(np.hstack([self.query.xy[qi], d_xy]), MAX_EVIDENCE_MATCHES)
-        return PairResult(True, float(v.inliers), region,  # the evidence sv_pair gives, for the segment stage
-                          {"inliers": int(v.inliers), "verifier": verifier,
-                           "homography": np.asarray(v.H).round(6).tolist(), "homography_inliers": int(v.inliers),
-                           "putative": len(v.matches), "matches": pts.round(1).tolist()})
+        return sv_result(self.ctx, image_id, v, d.xy, q_xy=self.query.xy, min_inliers=self.cfg.min_inliers,
+                         verifier=verifier)
 
 
 @lru_cache(maxsize=2)
