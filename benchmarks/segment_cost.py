@@ -2,15 +2,18 @@
 
     python benchmarks/segment_cost.py BENCH_DIR PROJECT [--method sv] [--repeat 3]
 
-Pairs: each query of BENCH_DIR with each of its easy and hard positives, verified as `pixret bench`
-localizes a pair (the method's verifier, trusting 5 inliers), then outlined: a planar verified
-pair keeps its warped region (stage "warp", nothing decoded), any other verified pair is refined
-("cut"), an unverified one gets a colour guess ("colour"). PROJECT is a project indexed on
-BENCH_DIR's jpg/ (pixret bench --project makes one; copy it first: the query cache is written).
+Pairs: each query of BENCH_DIR with each of its easy and hard positives, verified as the search
+verifies (the method's verifier and floor), then outlined as the search's segment stage outlines
+a hit: a planar verified pair keeps its warped region (stage "warp", nothing decoded), any other
+verified pair is refined ("cut"), an unverified one gets a guess: carried by the matches of the
+pair verified again at the one-shot floor ("few"), else from colour ("colour").
+PROJECT is a project indexed on BENCH_DIR's jpg/ (pixret bench --project makes one; copy it
+first: the query cache is written).
 
 Timed per hit, best of --repeat, one thread: the photo's decode (at the segment stage's long side)
-and the refinement; verification is not timed. Prints the median and 90th percentile per stage and
-overall, and the mean IoU (mask) of each stage's outlines with the labels.
+and the refinement, and for a guess the pair's second verification; the search's own verification
+is not timed. Prints the median and 90th percentile per stage and overall, and the mean IoU (mask)
+of each stage's outlines with the labels.
 """
 from __future__ import annotations
 
@@ -21,7 +24,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import time  # noqa: E402
-from dataclasses import replace  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -44,7 +46,6 @@ def main() -> None:
     project = Project.open(a.project)
     id_of = {project.image_path(i).rsplit("/", 1)[-1].rsplit(".", 1)[0]: i for i in project.indexed_images()}
     config = SearchConfig()
-    pair_config = replace(config, sv=replace(config.sv, min_inliers=config.pair_min_inliers))
     ms: dict[str, list[float]] = {}
     ious: dict[str, list[float]] = {}
     try:
@@ -53,17 +54,17 @@ def main() -> None:
                 continue
             ctx = prepare(project, Query(bench.image_path(qname), bench.query_region(q)), config)
             ctx.outline_query()  # learned once per search: not a per-hit cost
-            pair_ctx = replace(ctx, config=pair_config)
+            verifier = METHODS[a.method].verifier
             for i in bench.positives(q):
                 name = bench.imlist[i]
-                r = METHODS[a.method].verifier(pair_ctx, id_of[name])
+                r = verifier(ctx, id_of[name])
                 hit = Hit(id_of[name], name, r.score, r.region, r.evidence,
                           "verified" if r.region is not None else "shortlist")
                 best = None
                 for _ in range(a.repeat):
                     ctx._photos = {}  # the decode is part of the cost
                     t = time.perf_counter()
-                    out = outline_one(ctx, hit)
+                    out = outline_one(ctx, hit, verifier)
                     dt = 1000 * (time.perf_counter() - t)
                     best = dt if best is None else min(best, dt)
                 stage = out.evidence.get("outline", "none")

@@ -519,11 +519,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--project", default=None, help="project folder to (re)use (default: OUT/project)")
     features_option(sp)
     sp.add_argument("--no-graph", action="store_true", help=no_graph_help)
-    sp.add_argument("--outline-top", type=int, default=20, metavar="N",
+    from engine.segment.outline import OutlineConfig
+
+    outline = OutlineConfig()
+    sp.add_argument("--outline-top", type=int, default=outline.top, metavar="N",
                     help="the segment stage outlines the verified and propagated hits among the first N "
-                         "(0: the verifiers' own regions, as before the stage existed; default 20)")
-    sp.add_argument("--outline-guesses", type=int, default=0, metavar="N",
-                    help="also guess an outline from colour for the unverified hits among the first N (default 0)")
+                         f"(0: no segment stage, the verifiers' own regions, as before it existed; default {outline.top})")
+    sp.add_argument("--outline-guesses", type=int, default=outline.guesses, metavar="N",
+                    help="... and guesses one for the unverified hits among the first N, flagged as a guess: "
+                         "carried by matches too few to verify the photo, else from colour (default %(default)s)")
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.set_defaults(func=cmd_bench)
 

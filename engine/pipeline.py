@@ -30,7 +30,7 @@ from engine.features.learned import MissingExtra, config_key, extract_kind, lear
 from engine.index.asmk import aggregate
 from engine.ingest import imageio
 from engine.propagate import diffuse
-from engine.segment.outline import (OutlineConfig, Outlined, Photo, QueryOutline, is_planar, learn,
+from engine.segment.outline import (FEW, OutlineConfig, Outlined, Photo, QueryOutline, is_planar, learn,
                                     load_photo, needs_outline, outline, outline_hit)
 from engine.verify.correspond import (DenseAppearance, QueryWords, WordAppearance, WordMatchConfig, match_mutual,
                                       match_ratio, match_words, match_words_many)
@@ -604,8 +604,11 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
         t = time.perf_counter()
         hits, uncertainty = spec.post(ctx, hits, scores, progress=progress, cancel=cancel)
         timings["post"] = time.perf_counter() - t
+    if on_partial is not None and config.outline.top:  # the ranking is final: show it while outlines are drawn
+        on_partial(SearchResult(query, method, tuple(hits[:top_k]) if top_k else tuple(hits), uncertainty,
+                                dict(timings)))
     t = time.perf_counter()
-    hits = outline_hits(lambda _: ctx, hits, config.outline, progress, cancel)
+    hits = outline_hits(lambda _: ctx, hits, config.outline, progress, cancel, spec.verifier)
     timings["outline"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return SearchResult(query, method, tuple(hits[:top_k]) if top_k else tuple(hits), uncertainty, timings)
@@ -671,10 +674,21 @@ def putative_ends(ctx: QueryContext, image_id: int) -> np.ndarray:
     return np.asarray(d.xy)[match_words(ctx.words, d.word, d.sig, ctx.config.words).di]
 
 
-def outline_one(ctx: QueryContext, hit: Hit) -> Hit:
+def weak_pair(ctx: QueryContext, image_id: int, verifier: Verifier) -> PairResult:
+    """The pair verified as one-shot localization does: trusting `pair_min_inliers`, on full
+    descriptors where the word correspondences fail. Geometry for an outline, never a verification."""
+    sv = ctx.config.sv
+    pair_ctx = replace(ctx, config=replace(ctx.config, sv=replace(sv, min_inliers=ctx.config.pair_min_inliers)),
+                       dense=True)
+    return verifier(pair_ctx, image_id)
+
+
+def outline_one(ctx: QueryContext, hit: Hit, verifier: Verifier = sv_pair) -> Hit:
     """The hit with its object's outline (engine.segment.outline.outline_hit): a planar verified hit
-    keeps its warped region, any other verified or propagated one is refined on its photo, and one
-    without a region gets a colour guess. A photo that cannot be read leaves the hit as it was."""
+    keeps its warped region, any other verified or propagated one is refined on its photo. One
+    without a region gets a guess, flagged so, its stage, score and rank unchanged: carried by its
+    own matches where `verifier` accepts the pair at `pair_min_inliers` (stage "few"), else from
+    colour ("colour"). A photo that cannot be read leaves the hit as it was."""
     cfg = ctx.config.outline
     if hit.region is not None and hit.stage == "verified" and is_planar(hit.evidence, cfg):
         return outline_hit(None, hit, None, config=cfg)  # the warped region stands: nothing to decode
@@ -683,15 +697,30 @@ def outline_one(ctx: QueryContext, hit: Hit) -> Hit:
     except PixretError:
         return hit
     guess = hit.region is None and not hit.evidence.get("matches") and len(ctx.features)
+    if guess and len(ctx.features) >= 4:
+        # geometry, however weak, before colour alone: on dev3d and its hold-out every pixel mAP
+        # rises, mIoU +2.0 / -0.8 (BENCHMARKS.md, issue 14)
+        t = time.perf_counter()
+        r = weak_pair(ctx, hit.image_id, verifier)
+        if r.region is not None and r.evidence.get("matches"):
+            weak = Hit(hit.image_id, hit.path, r.score, r.region, r.evidence, "verified")
+            out = outline_hit(ctx.outline_query(), weak, photo, config=cfg)
+            return replace(hit, region=out.region, evidence={
+                **hit.evidence, "outline": FEW, "outline_inliers": int(r.evidence.get("inliers", r.score)),
+                "outline_ms": round(1000.0 * (time.perf_counter() - t), 1)})
     density = putative_ends(ctx, hit.image_id) if guess else None
     return outline_hit(ctx.outline_query(), hit, photo, density=density, config=cfg)
 
 
 def outline_hits(context_of: Callable[[Hit], QueryContext], hits: list[Hit], config: OutlineConfig,
-                 progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER) -> list[Hit]:
+                 progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER, verifier: Verifier = sv_pair
+                 ) -> list[Hit]:
     """The segment stage of a search: the verified and propagated hits among the first `config.top`
-    get their object's outline, and unverified ones among the first `config.guesses` a colour guess
-    (flagged as such, never moved). context_of(hit): the query context its evidence refers to."""
+    get their object's outline, and unverified ones among the first `config.guesses` a guess
+    (`outline_one`: flagged as such, never moved); `config.top` 0 switches the stage off, guesses
+    included. context_of(hit): the query context its evidence refers to; verifier: the method's."""
+    if not config.top:
+        return hits
     todo = [k for k, h in enumerate(hits[: config.top]) if needs_outline(h)]
     todo += [k for k, h in enumerate(hits[: config.guesses]) if h.region is None and needs_outline(h, guess=True)]
     if not todo:
@@ -699,7 +728,7 @@ def outline_hits(context_of: Callable[[Hit], QueryContext], hits: list[Hit], con
     hits = list(hits)
     progress(0, len(todo), "outlining")
     with ThreadPoolExecutor(max_workers=max(1, config.workers)) as pool:
-        for n, (k, h) in enumerate(zip(todo, pool.map(lambda k: outline_one(context_of(hits[k]), hits[k]), todo))):
+        for n, (k, h) in enumerate(zip(todo, pool.map(lambda k: outline_one(context_of(hits[k]), hits[k], verifier), todo))):
             cancel.raise_if_set()
             hits[k] = h
             progress(n + 1, len(todo), "outlining")

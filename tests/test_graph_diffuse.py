@@ -21,6 +21,7 @@ from engine.base.types import Query
 from engine.demo import _save_jpeg, paste, texture
 from engine.pipeline import METHODS, search
 from engine.project import Project
+from engine.segment.outline import GUESSES
 from engine.propagate.diffuse import (
     DiffusionConfig,
     community_uncertainty,
@@ -111,7 +112,8 @@ def test_sv_alone_does_not_verify_the_hard_view(chain):
     result = search(project, _query(project, truth), method="sv")
     by_path = {h.path: h for h in result.hits}
     assert by_path["b.jpg"].stage == "verified"
-    assert by_path["c.jpg"].stage != "verified" and by_path["c.jpg"].region is None
+    c = by_path["c.jpg"]  # unverified: at most an outline guessed from colour, flagged so
+    assert c.stage != "verified" and (c.region is None or c.evidence["outline"] in GUESSES)
 
 
 def test_hypergraph_finds_and_outlines_the_hard_view_through_the_easier_one(chain):

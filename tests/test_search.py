@@ -37,15 +37,20 @@ def test_query_image_outside_the_collection(indexed_project, small_collection, t
     assert result.hits[0].path == qrel and result.hits[0].stage == "verified"
 
 
-def test_partial_results_arrive_before_verification(indexed_project, small_collection):
+def test_partial_results_arrive_before_verification_and_before_outlines(indexed_project, small_collection):
     partial = []
     qrel, qpoly = small_collection.query("object1")
     result = search(indexed_project, Query(indexed_project.image_id(qrel), Region.from_polygons([qpoly])),
                     on_partial=partial.append)
-    assert len(partial) == 1 and all(h.stage == "shortlist" for h in partial[0].hits)
+    assert len(partial) == 2 and all(h.stage == "shortlist" for h in partial[0].hits)
     # the shortlist already ranks the true views high
     truth = {indexed_project.image_id(r) for r, _ in small_collection.views["object1"][1:]}
     assert truth <= {h.image_id for h in partial[0].hits[:8]}
+    # then the final ranking, before the segment stage outlines it
+    assert [h.image_id for h in partial[1].hits] == [h.image_id for h in result.hits]
+    assert {h.image_id for h in partial[1].hits if h.stage == "verified"} >= truth
+    assert not any("outline" in h.evidence for h in partial[1].hits)
+    assert any("outline" in h.evidence for h in result.hits)
     assert result.timings["total"] > 0
 
 

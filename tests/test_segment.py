@@ -1,6 +1,7 @@
 """The segment stage on real photos of 3D objects (dev3d, downscaled to 512 px): the refined outline
 follows the object where the warped query region does not, a planar pair keeps its exact warp,
 colour alone guesses an outline, and clicks fix a wrong one."""
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from engine.base.regions import Region
 from engine.base.types import Hit
 from engine.features.extract import FeatureConfig, extract
 from engine.formats.pixbench import load_pixbench
-from engine.segment.outline import OutlineConfig, learn, load_photo, outline, outline_hit
+from engine.segment.outline import FEW, GUESSES, OutlineConfig, learn, load_photo, outline, outline_hit
 from engine.verify.localize import predicted_region
 from engine.verify.correspond import match_ratio
 from engine.verify.spatial import SVConfig, spatial_verify
@@ -185,8 +186,6 @@ def test_three_clicks_fix_a_wrong_outline():
 
 
 def test_a_search_outlines_its_top_hits_and_planar_ones_keep_their_warp(indexed_project, small_collection):
-    from dataclasses import replace
-
     from engine.base.types import Query
     from engine.pipeline import SearchConfig, outline_one, prepare, search
 
@@ -194,20 +193,62 @@ def test_a_search_outlines_its_top_hits_and_planar_ones_keep_their_warp(indexed_
     rel, poly = small_collection.query("object1")
     query = Query(project.image_id(rel), Region.from_polygons([poly]))
     plain = search(project, query, config=replace(SearchConfig(), outline=OutlineConfig(top=0)))
-    result = search(project, query)
+    guesses = 5
+    result = search(project, query, config=replace(SearchConfig(), outline=OutlineConfig(guesses=guesses)))
+    assert len(result.hits) > guesses  # premise: hits beyond the guesses
     assert [h.image_id for h in result.hits] == [h.image_id for h in plain.hits]  # the stage reorders nothing
+    assert all(h.region is None for h in plain.hits if h.stage != "verified")  # top 0: no stage, no guesses
     verified = [(a, b) for a, b in zip(plain.hits, result.hits) if b.stage == "verified"]
     assert len(verified) == 3 and all(a.evidence["putative"] > 0 for a, _ in verified)
     for before, after in verified:  # the generated objects are flat: one homography explains their matches
         assert before.evidence["homography_inliers"] >= 0.5 * before.evidence["putative"]
         assert after.evidence["outline"] == "warp" and after.region is before.region or after.region == before.region
-    first_unverified = result.hits[len(verified)]
-    assert first_unverified.region is None and "outline" not in first_unverified.evidence  # no guesses in a search
-    # opened later (the app's lazy path): a colour guess that changes neither its stage nor its score
-    guessed = outline_one(prepare(project, query), first_unverified)
-    assert guessed.evidence["outline"] == "colour" and guessed.region is not None
-    assert (guessed.stage, guessed.score, guessed.image_id) == (first_unverified.stage, first_unverified.score,
-                                                                first_unverified.image_id)
+    # the unverified among the first `guesses` get a guess, flagged, that changes neither stage nor score
+    for before, after in zip(plain.hits[len(verified):guesses], result.hits[len(verified):guesses]):
+        assert after.region is not None and after.evidence["outline"] in GUESSES
+        assert (after.stage, after.score) == (before.stage, before.score) and after.stage != "verified"
+    beyond = result.hits[guesses]
+    assert beyond.region is None and "outline" not in beyond.evidence
+    # opened later (the app's lazy path): the same kind of guess
+    guessed = outline_one(prepare(project, query), beyond)
+    assert guessed.evidence["outline"] in GUESSES and guessed.region is not None
+    assert (guessed.stage, guessed.score, guessed.image_id) == (beyond.stage, beyond.score, beyond.image_id)
+
+
+@pytest.mark.skipif(not DEV3D.is_dir(), reason="bench data not here")
+def test_a_pair_with_too_few_inliers_to_verify_is_outlined_from_its_matches(tmp_path):
+    # the Ethiopian head seen from its side (dev3d): sv matches it, too few to verify the photo; its
+    # guess is carried by those matches ("few"); without any, colour alone guesses
+    from engine.base.types import Query
+    from engine.pipeline import SearchConfig, outline_one, prepare, sv_pair
+    from engine.project import Project
+
+    bench = load_pixbench(DEV3D)
+    q, name = 10, "nerd_photogrammetry__ethiopian_head__DSC_0021"
+    others = ("DSC_0036", "DSC_0043", "DSC_0050", "DSC_0065")  # more of the head, for a vocabulary
+    root = tmp_path / "images"
+    root.mkdir()
+    for n in (bench.qimlist[q], name, *(f"nerd_photogrammetry__ethiopian_head__{o}" for o in others)):
+        shutil.copy(bench.image_path(n), root / f"{n}.jpg")
+    project = Project.create(tmp_path / "project")
+    try:
+        project.index_folder(root, graph=False)
+        query = Query(project.image_id(f"{bench.qimlist[q]}.jpg"), bench.query_region(q))
+        ctx = prepare(project, query)
+        image_id = project.image_id(f"{name}.jpg")
+        assert not sv_pair(ctx, image_id).verified  # premise: too few inliers to verify
+        hit = Hit(image_id, f"{name}.jpg", 0.2, None, {"initial_score": 0.2}, "shortlist")
+        few = outline_one(ctx, hit)
+        assert few.evidence["outline"] == FEW and few.evidence["outline_inliers"] >= SearchConfig().pair_min_inliers
+        assert (few.stage, few.score) == ("shortlist", 0.2)  # a guess: nothing verified, nothing moved
+        nothing = replace(ctx, config=replace(ctx.config, pair_min_inliers=10 ** 6))  # no pair verifies
+        colour = outline_one(nothing, hit)
+        assert colour.evidence["outline"] == "colour"
+        label = bench.label_region(q, bench.imlist.index(name))
+        w, h = bench.image_size(name)
+        assert few.region.iou(label, h, w) > 0.6 and colour.region is not None
+    finally:
+        project.close()
 
 
 def test_photos_decode_reduced_and_outlines_come_back_in_the_photos_pixels():

@@ -306,8 +306,8 @@ def _object_info(s, row: ObjectRow) -> ObjectInfo:
     to_review = 0
     new_images = 0
     if qids:
-        # a JSON column keeps None as JSON null, not SQL NULL: test the value here; an outline guessed
-        # from colour alone (engine.segment) found nothing, it only drew what a reviewer opened
+        # a JSON column keeps None as JSON null, not SQL NULL: test the value here; a guessed outline
+        # (engine.segment's GUESSES) found nothing: it only outlines what was ranked or opened
         rows = s.execute(select(HitRow.image_id, HitRow.region, HitRow.evidence).where(HitRow.query_id.in_(qids)))
         outlined = {i for i, r, ev in rows
                     if r is not None and (ev or {}).get("outline") not in GUESSES}
@@ -482,7 +482,7 @@ def search_object(project, key: int | str, *, query: Query | None = None, contex
     by_view = {v.key: ctx for v, ctx in contexts}
     t = time.perf_counter()
     hits = outline_hits(lambda h: by_view.get(h.evidence.get(VIEW_KEY), contexts[0][1]), hits, config.outline,
-                        progress, cancel)
+                        progress, cancel, verifier)
     timings["outline"] = time.perf_counter() - t
     hits = reviewed_hits + hits + _negative_hits(project, negatives, combined)
     timings["total"] = time.perf_counter() - t0

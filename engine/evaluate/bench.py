@@ -18,7 +18,7 @@ from engine.base.types import Hit, Query
 from engine.evaluate import metrics
 from engine.features.learned import check_feature_kind
 from engine.formats.pixbench import load_pixbench
-from engine.pipeline import METHODS, QueryContext, SearchConfig, outline_one, prepare, search
+from engine.pipeline import METHODS, QueryContext, SearchConfig, outline_one, prepare, search, weak_pair
 from engine.project import Project
 
 MIN_RANKED = 100
@@ -96,29 +96,25 @@ def localize_pairs(ctx: QueryContext, bench, q: int, result, id_of: dict[str, in
     app outlines a hit the reviewer opens.
 
     A positive the search already outlined keeps that outline (a region it has not refined yet is
-    refined now); any other is verified on its own, trusting fewer inliers (the pair is known to be
-    positive), and outlined by the segment stage: refined from that geometry, or guessed from
-    colour where there is none.
+    refined now); any other gets what engine.pipeline.outline_one draws for an unverified hit: the
+    pair verified on its own, trusting fewer inliers (it is known to be positive), and outlined
+    from that geometry, or from colour where there is none.
     """
     entry = bench.gnd[q]
     wanted = [bench.imlist[i] for i in list(entry.easy) + list(entry.hard)]
     found = {h.image_id: h for h in result.hits if h.region is not None}
-    sv = ctx.config.sv
-    pair_ctx = replace(ctx, config=replace(ctx.config, sv=replace(sv, min_inliers=ctx.config.pair_min_inliers)),
-                       dense=True)  # one pair, known to be positive: the safety net's full descriptors if need be
+    verifier = METHODS[method].verifier
     pairs = {}
     for name in wanted:
         image_id = id_of.get(name)
         if image_id is None:
             pairs[name] = None  # the image failed to load: nothing to localize
             continue
-        hit = found.get(image_id)
-        if hit is None:
-            r = METHODS[method].verifier(pair_ctx, image_id) if len(ctx.features) >= 4 else None
-            region = r.region if r is not None else None
-            hit = Hit(image_id, name, r.score if r is not None else 0.0, region, r.evidence if r is not None else {},
-                      "verified" if region is not None else "shortlist")
-        if "outline" not in hit.evidence and ctx.config.outline.top:
-            hit = outline_one(ctx, hit)
+        hit = found.get(image_id) or Hit(image_id, name, 0.0, None, {}, "shortlist")
+        if ctx.config.outline.top:
+            if "outline" not in hit.evidence:
+                hit = outline_one(ctx, hit, verifier)
+        elif hit.region is None and len(ctx.features) >= 4:  # no segment stage: the weak pair's warped region
+            hit = replace(hit, region=weak_pair(ctx, image_id, verifier).region)
         pairs[name] = hit.region
     return pairs

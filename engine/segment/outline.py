@@ -26,14 +26,18 @@ from engine.ingest import imageio
 from engine.segment.refine import Hints, QueryModel, RefineConfig, learn_query, planar, refine
 
 # the stages, as written to a hit's evidence["outline"]
-WARP, CUT, COLOUR, HINTS = "warp", "cut", "colour", "hints"
-GUESSES = (COLOUR,)  # outlines from colour alone: never a verification
+WARP, CUT, FEW, COLOUR, HINTS = "warp", "cut", "few", "colour", "hints"
+# outlines of unverified hits, carried by matches too few to verify it or from colour alone: never a verification
+GUESSES = (FEW, COLOUR)
 
 
 @dataclass(frozen=True)
 class OutlineConfig:
-    top: int = 20  # verified and propagated hits among the first `top` of a search get their outline there
-    guesses: int = 0  # unverified hits among the first `guesses` get a colour outline (flagged "colour")
+    top: int = 20  # verified and propagated hits among the first `top` of a search get their outline there (0: no stage)
+    # unverified hits among the first `guesses` get a guessed outline, flagged "few" or "colour" (see
+    # engine.pipeline.outline_one): the reviewer opening one gets it anyway, and most of dev3d's
+    # positives are such hits (BENCHMARKS.md)
+    guesses: int = 10
     long_side: int = 1024  # photos are decoded at most this long for refinement
     simplify_px: float = 0.5  # outline vertices kept within this many (decoded) pixels
     workers: int = 2

@@ -536,7 +536,9 @@ class MainController(FileActions, PreferenceActions, QObject):
     def _search_partial(self, result) -> None:
         self.review_ctl.show_partial(result)
         if result.object_id is None:  # (an object's search keeps its note in the status bar)
-            self.show_message(f"Shortlist of {len(result.hits)} images; verifying…")
+            found = sum(h.stage in ("verified", "propagated") for h in result.hits)
+            self.show_message(f"{found} found; outlining…" if found else
+                              f"Shortlist of {len(result.hits)} images; verifying…")
 
     def _search_finished(self, result, query_id: int) -> None:
         self.review_ctl.show_result(result, query_id, {})

@@ -1,7 +1,7 @@
 """The segment stage in the app: outlines drawn after the search, and the refine tool's requests.
 
 A search outlines its top hits itself (engine.pipeline.outline_hits). A hit the reviewer opens that
-has no outline of its own yet (further down, or unverified: then a colour guess, flagged so) gets
+has no outline of its own yet (further down, or unverified: then a guess, flagged so) gets
 one here, in a worker (engine.pipeline.outline_one); it is stored with the search
 (engine.annotate.review.set_hit_outline) and shown unless the reviewer has started editing.
 The refine tool's clicks run engine.pipeline.refine_outline in a worker; its answer becomes one undo
@@ -55,7 +55,8 @@ class Contexts:
 
 
 def _outline_hit(contexts: Contexts, project, query_id: int, result, hit):
-    return pipeline.outline_one(contexts.get(project, query_id, result, hit), hit)
+    method = pipeline.METHODS.get(result.method, pipeline.METHODS["sv"])  # a guess trusts its verifier
+    return pipeline.outline_one(contexts.get(project, query_id, result, hit), hit, method.verifier)
 
 
 def _refine(contexts: Contexts, project, query_id, result, image_id: int, path, current, inside, outside, box):

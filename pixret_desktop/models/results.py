@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
 
 from engine.annotate.review import hit_uncertainty
-from engine.segment.outline import GUESSES
+from engine.segment.outline import FEW, GUESSES
 from pixret_desktop import status as S
 from pixret_desktop.models import (
     CaptionRole,
@@ -31,6 +31,7 @@ SORTS = ("score", "uncertainty")
 # which stage of engine.segment drew a hit's outline, in words
 OUTLINE_TEXT = {"warp": "outline: the query's outline warped (a flat object)",
                 "cut": "outline: refined to the object in this photo",
+                "few": "outline: a guess carried by matches too few to verify the photo",
                 "colour": "outline: a guess from colour alone (not verified)",
                 "hints": "outline: refined with clicks"}
 # an object search's images decided before (engine.annotate.objects): their score only ranks them, so say what they are
@@ -47,8 +48,8 @@ def is_unverified(hit) -> bool:
 
 def score_text(hit, sep: str = "  ") -> str:
     """The hit's score in the units of what found it: "24 inliers" (verified), "via 2 photos · 31 matches"
-    (propagated along the collection graph), "not verified" (the initial ranking's candidates); an
-    outline guessed from colour alone says so: "not verified · colour guess"."""
+    (propagated along the collection graph), "not verified" (the initial ranking's candidates); a
+    guessed outline says so: "not verified · colour guess", "not verified · guess from 7 matches"."""
     if hit.stage in REMEMBERED:
         return REMEMBERED[hit.stage]
     ev = hit.evidence or {}
@@ -59,7 +60,10 @@ def score_text(hit, sep: str = "  ") -> str:
         return f"via {via} photo{'s' * (via != 1)}{sep}· {int(ev.get('correspondences', 0))} matches"
     if hit.stage in UNVERIFIED:
         n = int(ev.get("inliers", 0) or 0)
-        guess = f"{sep}· colour guess" if ev.get("outline") in GUESSES and hit.region is not None else ""
+        guess = ""
+        if ev.get("outline") in GUESSES and hit.region is not None:
+            guess = f"{sep}· guess from {int(ev.get('outline_inliers', 0))} matches" if ev["outline"] == FEW \
+                else f"{sep}· colour guess"
         return "not verified" + (f"{sep}({n} inliers: too few)" if n else "") + guess
     return hit.stage
 
@@ -220,6 +224,10 @@ class ResultsModel(QAbstractListModel):
         if role == StatusRole:
             return self.status_of(hit.image_id)
         if role == RegionRole:
+            # a guessed outline (engine.segment) shows when its hit is opened, not on the list:
+            # most unverified candidates are not the object
+            if (hit.evidence or {}).get("outline") in GUESSES and hit.image_id not in self.decisions:
+                return None
             return self.current_region(hit)
         if role == SizeRole:
             return self.sizes.get(hit.image_id)
