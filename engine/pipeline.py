@@ -287,7 +287,11 @@ class LearnedPairs:
 
     def __init__(self, ctx: QueryContext, cfg: ThoroughConfig):
         self.ctx, self.cfg = ctx, cfg
-        self.features = FeatureConfig(long_side=cfg.long_side, max_features=cfg.max_features, kind=cfg.kind)
+        own = ctx.project.feature_config
+        # a project indexed with these learned features stores every photo's: read, never extracted again
+        self.stored = own.kind == cfg.kind
+        self.features = own if self.stored else \
+            FeatureConfig(long_side=cfg.long_side, max_features=cfg.max_features, kind=cfg.kind)
         t = time.perf_counter()
         self.query, _ = query_features(ctx.project, ctx.query, self.features, factor=LEARNED_QUERY_FACTOR,
                                        device=cfg.device)
@@ -297,7 +301,8 @@ class LearnedPairs:
 
     def _image(self, image_id: int) -> FeatureSet:
         t = time.perf_counter()
-        d = image_features(self.ctx.project, image_id, self.features, self.cfg.device)
+        d = self.ctx.project.features(image_id) if self.stored else \
+            image_features(self.ctx.project, image_id, self.features, self.cfg.device)
         self.extract_s += time.perf_counter() - t
         return d
 

@@ -103,6 +103,13 @@ def test_a_project_indexed_with_xfeat_finds_and_outlines_the_object(graffiti, ca
         assert slow.timings["thorough_affine_pairs"] == 0
         assert [h.path for h in slow.hits if h.stage == "verified"] == [h.path for h in verified]
 
+        # the thorough method's learned look on an XFeat project reads the stored features, extracts none
+        config = SearchConfig(thorough=ThoroughConfig(budget_s=None, affine_views="off", reach=8))
+        slow = search(project, _query(bench), method="thorough", config=config)
+        assert slow.timings["thorough_direct_pairs"] >= 1 and slow.timings["thorough_learned_pairs"] >= 1
+        assert not list((project.folder / "cache").glob("features-*/*.npz"))
+        assert {h.path for h in slow.hits if h.stage == "verified"} >= {h.path for h in verified}
+
         # the first decision makes an object; its search starts from the stored (float16) features of its view
         qid = save_search(project, result)
         first = verified[0]

@@ -112,7 +112,7 @@ def test_sv_alone_does_not_verify_the_hard_view(chain):
     result = search(project, _query(project, truth), method="sv")
     by_path = {h.path: h for h in result.hits}
     assert by_path["b.jpg"].stage == "verified"
-    c = by_path["c.jpg"]  # unverified: at most an outline guessed from colour, flagged so
+    c = by_path["c.jpg"]  # unverified: at most a guessed outline, flagged so
     assert c.stage != "verified" and (c.region is None or c.evidence["outline"] in GUESSES)
 
 
