@@ -100,9 +100,9 @@ class LightGlueMatcher:
         if len(q) < 2 or len(d) < 2:
             return EMPTY
 
-        def side(f: FeatureSet, size):
-            return {"keypoints": torch.from_numpy(np.ascontiguousarray(f.xy, np.float32))[None].to(self.device),
-                    "descriptors": torch.from_numpy(np.ascontiguousarray(f.desc, np.float32))[None].to(self.device),
+        def side(f: FeatureSet, size):  # copies: a project's stored features are read-only memory maps
+            return {"keypoints": torch.from_numpy(np.array(f.xy, np.float32))[None].to(self.device),
+                    "descriptors": torch.from_numpy(np.array(f.desc, np.float32))[None].to(self.device),
                     "image_size": torch.tensor([size], dtype=torch.float32, device=self.device)}
 
         with torch.inference_mode():
