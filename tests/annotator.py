@@ -3,8 +3,9 @@
 It makes --n decisions on the given hits of its searches (taken in turn) through engine.annotate.review, the way the
 desktop does: each decision states the one the annotator last saw (`expected`); a DecisionConflict
 is answered alternately "keep theirs" (nothing written, their decision is now the one seen) and
-"use mine" (written again over theirs, knowingly). Every outcome is logged as one JSON line the
-moment set_decision has returned, so a line "saved" means committed.
+"use mine" (written again over theirs, knowingly). Each write is logged as one JSON line before it
+starts ("writing") and its outcome the moment set_decision has returned, so a line "saved" means
+committed; a process killed between the two leaves "writing" last, a write that may have committed.
 
     python tests/annotator.py --project P [--db URL] --queries 7[,8,...] --images 3,4,5 --n 200 --author ana
         --seed 1 --log OUT.jsonl [--go FILE]
@@ -67,6 +68,7 @@ def main(argv=None) -> int:
             if kind == "corrected" else base)
         expected = seen.get((query, image), review.NOT_DECIDED)
         while True:
+            out.write(json.dumps({"writing": image, "query": query, "kind": kind, "expected": expected}) + "\n")
             t = time.perf_counter()
             try:
                 d = review.set_decision(project, query, image, kind, region, author=args.author,

@@ -85,7 +85,27 @@ def finish(procs, timeout: float = 300) -> None:
 
 
 def read_log(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """Its complete lines (a killed annotator may have left half of one)."""
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line.strip()]
+
+
+def interrupted_writes(project, logs: list[list[dict]], saved: dict) -> None:
+    """Add to `saved` the write each killed annotator was in the middle of (its log ends "writing") if it
+    did commit: then it is the one decision of that hit's history no log calls saved, by its author,
+    of the kind it was writing."""
+    for log in logs:
+        w = log[-1] if log and "writing" in log[-1] else None
+        if w is None:
+            continue
+        key = (w["query"], w["writing"])
+        logged = {e["saved"] for e in saved.get(key, [])}
+        extra = [d for d in review.history(project, *key) if d.id not in logged]
+        assert len(extra) <= 1, f"hit {key}: decisions no annotator wrote: {extra}"
+        if extra:
+            d = extra[0]
+            assert (d.author, d.kind) == (log[0]["ready"], w["kind"]), f"hit {key}: {d} is not the write in flight"
+            saved.setdefault(key, []).append({"saved": d.id, "query": key[0], "image": key[1], "kind": d.kind,
+                                              "expected": w["expected"]})
 
 
 def outcome(d) -> tuple:
@@ -95,14 +115,16 @@ def outcome(d) -> tuple:
 
 
 def check_history(project, logs: list[list[dict]]) -> dict[tuple[int, int], list[dict]]:
-    """Every saved decision, and nothing else, in each hit's history; each one written on the view of
-    the decision just before it (or repeating its outcome); the final decision the last one written."""
+    """Every saved decision, and nothing else (but a killed annotator's write in flight, if it
+    committed), in each hit's history; each one written on the view of the decision just before it (or
+    repeating its outcome); the final decision the last one written."""
     saved: dict[tuple[int, int], list[dict]] = {}
     for log in logs:
         for e in log:
             if "saved" in e:
                 saved.setdefault((e["query"], e["image"]), []).append(e)
     assert saved, "nothing was saved"
+    interrupted_writes(project, logs, saved)
     for (q, image), entries in saved.items():
         hist = review.history(project, q, image)
         assert [d.id for d in hist] == sorted(e["saved"] for e in entries), f"hit {(q, image)}: history differs"
