@@ -548,13 +548,15 @@ def search(project, query: Query, *, method: str = "sv", top_k: int = 100, confi
            progress: Progress = NO_PROGRESS, cancel: CancelToken = NEVER,
            on_partial: Callable[[SearchResult], None] | None = None,
            context: QueryContext | None = None) -> SearchResult:
-    """context: a `prepare`d query (the bench reuses it to localize pairs), else prepared here."""
+    """context: a `prepare`d query (the bench reuses it to localize pairs), else prepared here; its
+    config is the search's."""
     if method not in METHODS:
         raise PixretError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     spec = METHODS[method]
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     ctx = context or prepare(project, query, config)
+    config = ctx.config  # (the app passes only the context)
     if spec.thorough and ctx.config.thorough.kind is not None:  # before any work: say what to install
         missing = learned_missing(ctx.config.thorough.kind)
         if missing:

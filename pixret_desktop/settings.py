@@ -1,6 +1,6 @@
 """Application settings (QSettings): recent projects, default method, feature long side,
 thumbnail size, review keys, window layout, each project's view state, the last folders chosen,
-the author's name on decisions, recent team projects (database URL without its password:
+the author's name on decisions, whether searches guess outlines, recent team projects (database URL without its password:
 pixret_desktop/credentials.py)."""
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def os_user() -> str:
 DEFAULTS = {"default_method": "full", "feature_long_side": 1024, "thumbnail_size": 128, "top_k": 100,
             "author": os_user(), "keymap": "pixret", "advance_after_decision": True,
             "shortcuts": "", "cluster_mode": "local", "cluster_workers": 2,
-            "cluster_scheduler": "", "thorough_budget": int(ThoroughConfig().budget_s)}
+            "cluster_scheduler": "", "thorough_budget": int(ThoroughConfig().budget_s), "outline_guesses": True}
 
 
 class AppSettings:

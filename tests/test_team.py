@@ -298,7 +298,7 @@ def test_a_second_indexer_is_told_who_is_indexing_and_a_killed_ones_lock_is_take
     first = index()
     lock = folder / "indexing.lock"
     deadline = time.time() + 120
-    while not lock.exists():
+    while f'"pid": {first.pid},' not in (lock.read_text() if lock.exists() else ""):  # created and written
         assert first.poll() is None and time.time() < deadline, first.communicate()
         time.sleep(0.01)
     os.kill(first.pid, signal.SIGSTOP)  # frozen while it holds the lock: the second one comes now

@@ -23,7 +23,7 @@ from pixret_desktop.controllers.outline import OutlineController
 from pixret_desktop.controllers.preferences import PreferenceActions, method_choices
 from pixret_desktop.controllers.project import ProjectController
 from pixret_desktop.controllers.review import ReviewController
-from pixret_desktop.controllers.search import SearchController
+from pixret_desktop.controllers.search import SearchController, search_config
 from pixret_desktop.geometry import region_to_path
 from pixret_desktop.models import ImageIdRole
 from pixret_desktop.models.images import ImageListModel
@@ -499,10 +499,11 @@ class MainController(FileActions, PreferenceActions, QObject):
         self._update_enabled()
         return worker
 
-    def _search_options(self) -> tuple[str, int, float | None]:
-        """Method, top k, and the Thorough method's budget in seconds (None for the others)."""
+    def _search_options(self) -> tuple[str, int, pipeline.SearchConfig]:
+        """Method, top k, and the search's settings: the Thorough method's budget, the guessed outlines."""
         method = self.window.method.currentData() or "sv"
-        return method, self.window.top_k.value(), float(self.window.budget.value()) if method == "thorough" else None
+        budget = float(self.window.budget.value()) if method == "thorough" else None
+        return method, self.window.top_k.value(), search_config(budget, self.settings.get("outline_guesses"))
 
     def search_again(self, object_id: int) -> Worker | None:
         """Search for a remembered object with all its views (the Objects dock's "Search again")."""

@@ -11,6 +11,8 @@ through `partial`.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QObject, Signal
 
 import engine.annotate.objects as objects
@@ -20,19 +22,22 @@ from pixret_desktop.undo import RegionDocument
 from pixret_desktop.workers import JobManager, Worker
 
 
-def search_config(budget: float | None) -> pipeline.SearchConfig:
-    """The search settings: the Thorough method's time budget in seconds (None: the default)."""
-    if budget is None:
-        return pipeline.SearchConfig()
-    return pipeline.SearchConfig(thorough=pipeline.ThoroughConfig(budget_s=budget))
+def search_config(budget: float | None = None, guesses: bool = True) -> pipeline.SearchConfig:
+    """The search settings: the Thorough method's time budget in seconds (None: the default), and
+    whether the search guesses outlines for its first unverified hits (else they get one when opened)."""
+    config = pipeline.SearchConfig()
+    if budget is not None:
+        config = replace(config, thorough=replace(config.thorough, budget_s=budget))
+    if not guesses:
+        config = replace(config, outline=replace(config.outline, guesses=0))
+    return config
 
 
-def run_search(project, query, method: str, top_k: int, budget: float | None = None, *, recall: bool = True,
+def run_search(project, query, method: str, top_k: int, config: pipeline.SearchConfig, *, recall: bool = True,
                progress, cancel, on_partial):
     """The worker's job: recall, search, save; returns (SearchResult, query id). A recall is passed
     to on_partial (an engine.annotate.objects.Recall) before the object's search starts."""
     progress(0, 0, "query features")
-    config = search_config(budget)
     ctx = pipeline.prepare(project, query, config)
     cancel.raise_if_set()
     known = objects.recall(project, query, ctx) if recall else None
@@ -47,10 +52,10 @@ def run_search(project, query, method: str, top_k: int, budget: float | None = N
     return _save(project, result, progress, cancel)
 
 
-def run_object_search(project, object_id: int, method: str, top_k: int, budget: float | None = None, *, progress,
+def run_object_search(project, object_id: int, method: str, top_k: int, config: pipeline.SearchConfig, *, progress,
                       cancel, on_partial):
     """The worker's job for "Search again": all the object's views at once, then save."""
-    result = objects.search_object(project, object_id, method=method, top_k=top_k, config=search_config(budget),
+    result = objects.search_object(project, object_id, method=method, top_k=top_k, config=config,
                                    progress=progress, cancel=cancel, on_partial=on_partial)
     return _save(project, result, progress, cancel)
 
@@ -78,7 +83,7 @@ class SearchController(QObject):
         self.documents: dict[int, RegionDocument] = {}  # image id -> the query outline drawn on it
         self.worker: Worker | None = None
         self.last_thread_ident: int | None = None
-        self._asked = None  # (query, method, top_k, budget) of the running plain search
+        self._asked = None  # (query, method, top_k, config) of the running plain search
         self.recalled_search = None  # the same, once recall made it an object's search (for "Search as new")
 
     def set_project(self, project) -> None:
@@ -99,34 +104,36 @@ class SearchController(QObject):
     def running(self) -> bool:
         return self.worker is not None
 
-    def run(self, image_id: int, method: str, top_k: int, budget: float | None = None) -> Worker | None:
+    def run(self, image_id: int, method: str, top_k: int, config: pipeline.SearchConfig = pipeline.SearchConfig()
+            ) -> Worker | None:
         doc = self.documents.get(image_id)
         if self.project is None or doc is None or doc.is_empty:
             self.failed.emit("Outline the object on the query image first.")
             return None
-        return self.run_query(pipeline.Query(image=image_id, region=doc.region), method, top_k, budget)
+        return self.run_query(pipeline.Query(image=image_id, region=doc.region), method, top_k, config)
 
-    def run_query(self, query, method: str, top_k: int, budget: float | None = None, *,
+    def run_query(self, query, method: str, top_k: int, config: pipeline.SearchConfig = pipeline.SearchConfig(), *,
                   recall: bool = True) -> Worker | None:
         if self.project is None:
             return None
-        return self._start(Worker(run_search, self.project, query, method, top_k, budget, recall=recall, partial=True,
+        return self._start(Worker(run_search, self.project, query, method, top_k, config, recall=recall, partial=True,
                                   name=f"Searching ({pipeline.method_title(method)})"),
-                           asked=(query, method, top_k, budget))
+                           asked=(query, method, top_k, config))
 
-    def run_object(self, object_id: int, method: str, top_k: int, budget: float | None = None) -> Worker | None:
+    def run_object(self, object_id: int, method: str, top_k: int,
+                   config: pipeline.SearchConfig = pipeline.SearchConfig()) -> Worker | None:
         """Search again for a remembered object, with all its views."""
         if self.project is None:
             return None
-        return self._start(Worker(run_object_search, self.project, object_id, method, top_k, budget, partial=True,
+        return self._start(Worker(run_object_search, self.project, object_id, method, top_k, config, partial=True,
                                   name=f"Searching again ({pipeline.method_title(method)})"))
 
     def search_as_new(self) -> Worker | None:
         """The recalled search's region again, searched plainly (its decisions will make a new object)."""
         if self.recalled_search is None:
             return None
-        query, method, top_k, budget = self.recalled_search
-        return self.run_query(query, method, top_k, budget, recall=False)
+        query, method, top_k, config = self.recalled_search
+        return self.run_query(query, method, top_k, config, recall=False)
 
     def _start(self, w: Worker, asked=None) -> Worker:
         self.cancel()  # a newer search supersedes the older one

@@ -109,7 +109,7 @@ class ImportSummaryDialog(QDialog):
 
 class SettingsDialog(QDialog):
     """Default search method, feature long side (new projects), thumbnail size, the author's name,
-    review keys and pace."""
+    review keys and pace, the search's guessed outlines."""
 
     def __init__(self, methods: dict[str, tuple[str, str]], values: dict, parent=None,
                  keymaps: dict[str, str] | None = None):
@@ -155,6 +155,13 @@ class SettingsDialog(QDialog):
         self.advance.setObjectName("advance")
         self.advance.setChecked(bool(values.get("advance_after_decision", True)))
         form.addRow("", self.advance)
+        self.guesses = QCheckBox("Guess outlines for the first unverified results while searching", self)
+        self.guesses.setObjectName("outline_guesses")
+        self.guesses.setChecked(bool(values.get("outline_guesses", True)))
+        self.guesses.setToolTip("After the verified results are shown, the search draws a guessed outline on the "
+                                "first unverified ones (about a second more).\nOff: a search ends sooner, and an "
+                                "unverified result gets its guess when you open it.")
+        form.addRow("", self.guesses)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -163,7 +170,7 @@ class SettingsDialog(QDialog):
     def values(self) -> dict:
         values = {"default_method": self.method.currentData(), "feature_long_side": self.long_side.value(),
                   "thumbnail_size": self.thumb.value(), "advance_after_decision": self.advance.isChecked(),
-                  "author": self.author.text().strip()}
+                  "outline_guesses": self.guesses.isChecked(), "author": self.author.text().strip()}
         if self.keymap.count():
             values["keymap"] = self.keymap.currentData()
         return values

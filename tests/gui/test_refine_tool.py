@@ -1,6 +1,7 @@
 """The segment stage in the app, on real photos of a 3D object (dev3d's Statue of Liberty, downscaled):
 the refine tool corrects a wrong outline by clicks alone, each click one undo step; a hit the search
-did not outline gets its outline when opened, a guess flagged as such."""
+did not outline gets its outline when opened, a guess flagged as such; the search guesses outlines
+for its first unverified hits unless Settings say not to."""
 from __future__ import annotations
 
 import shutil
@@ -19,8 +20,11 @@ from engine.ingest.imageio import load_image
 from engine.pipeline import SearchConfig, search
 from engine.segment.outline import GUESSES
 from engine.project import Project
+from pixret_desktop.controllers.preferences import method_choices
 from pixret_desktop.models import CaptionRole
+from pixret_desktop.views.dialogs import SettingsDialog
 from tests.gui.conftest import WAIT_MS, click_image, drag_image, open_project_with_images
+from tests.gui.test_review_flow import draw_polygon, open_in_grid
 from tests.test_segment import next_click
 
 DEV3D = Path("/work/shared/bench/dev3d")
@@ -171,3 +175,30 @@ def test_an_opened_hit_gets_its_outline_and_a_guess_says_so(qtbot, make_window, 
         project.close()
     assert stored.evidence["outline"] == hit.evidence["outline"] and stored.region == hit.region \
         and stored.stage == hit.stage
+
+
+def test_a_search_guesses_outlines_for_its_unverified_hits_unless_settings_say_not(qtbot, make_window, statue,
+                                                                                    tmp_path, settings):
+    window, ctl, query_id, _ = _open(qtbot, make_window, statue, tmp_path)
+    query = review.load_search(ctl.project, query_id).query
+    open_in_grid(qtbot, window, ctl, ctl.project.image_info(query.image).path)
+    qtbot.keyClick(window.canvas, Qt.Key_P)
+    draw_polygon(qtbot, window.canvas, query.region.simplify(3).polygons()[0])
+    window.method.setCurrentIndex(window.method.findData("sv"))
+    results = {}
+    for guesses in (False, True):  # Settings ▸ "Guess outlines for the first unverified results ..."
+        dlg = SettingsDialog(method_choices(), settings.values(), window)
+        assert dlg.guesses.isChecked() == (not results)  # on by default; then as set the time before
+        dlg.guesses.setChecked(guesses)
+        ctl.apply_settings(dlg.values())
+        assert settings.get("outline_guesses") is guesses  # kept for the next session
+        with qtbot.waitSignal(ctl.search_ctl.finished, timeout=WAIT_MS) as done:
+            window.act_search.trigger()
+        results[guesses] = done.args[0].hits
+
+    off, on = results[False], results[True]
+    assert [h.image_id for h in off] == [h.image_id for h in on]  # a guess never reorders
+    unverified = [k for k, h in enumerate(on) if h.stage != "verified"]
+    assert unverified and any(h.stage == "verified" for h in on)  # premise: both kinds among the hits
+    assert all(off[k].region is None and "outline" not in off[k].evidence for k in unverified)
+    assert all(on[k].region is not None and on[k].evidence["outline"] in GUESSES for k in unverified)
