@@ -23,7 +23,8 @@ from engine.base.atomic import IN_FLIGHT_S, atomic_write_text, remove_leftovers
 from engine.base.errors import ProjectError
 from engine.base.locks import folder_lock
 from engine.base.progress import NEVER, NO_PROGRESS, CancelToken, Progress
-from engine.catalog.tables import Catalog, FeatureSetRow, ImageRow, ProjectRow, sqlite_url, utcnow
+from engine.catalog.tables import (AnnotationRow, Base, Catalog, DraftRow, FeatureSetRow, ImageRow, LabelRow, ObjectRow,
+                                   ProjectRow, QueryRow, sqlite_url, utcnow)
 from engine.features.batch import ExtractedBatch, extract_batch
 from engine.features.extract import FeatureConfig, FeatureSet, descriptor_vectors
 from engine.features.learned import check_feature_kind
@@ -88,8 +89,9 @@ class Project(IndexBuilding):
     def __init__(self, folder: Path, catalog: Catalog):
         self.folder = Path(folder).absolute()  # a later chdir (or a dialog) must not move the project
         # What Project.create found before making this project: (topmost folder it made, or None;
-        # the names already in the folder). None when the project was opened, not made.
-        self._created: tuple[Path | None, set[str]] | None = None
+        # the names already in the folder; the project row it added on a database server, or None).
+        # None when the project was opened, not made.
+        self._created: tuple[Path | None, set[str], int | None] | None = None
         self.catalog = catalog
         self.store = FeatureStore(self.folder / "features")
         self._index: ShardedIndex | InvertedFile | None = None  # InvertedFile: an index made before the shards
@@ -115,14 +117,17 @@ class Project(IndexBuilding):
             made = f
         existing = set(os.listdir(folder)) if made is None else set()
         folder.mkdir(parents=True, exist_ok=True)
+        row_id = None  # the project row this call added to a database server's catalog
         try:
             catalog = Catalog(db_url or sqlite_url(folder))
             with catalog.session(write=True) as s:
                 catalog.lock(s, "project")  # two processes creating one team project at once: one row
                 if s.scalar(select(ProjectRow)) is None:
-                    s.add(ProjectRow(name=folder.resolve().name,
-                                     root=str(Path(root).resolve()) if root else None,
-                                     settings={"features": FeatureConfig().to_json(), **(settings or {})}))
+                    row = ProjectRow(name=folder.resolve().name, root=str(Path(root).resolve()) if root else None,
+                                     settings={"features": FeatureConfig().to_json(), **(settings or {})})
+                    s.add(row)
+                    s.flush()
+                    row_id = row.id if db_url is not None else None
             atomic_write_text(folder / MARKER, json.dumps(
                 {"format": FORMAT_VERSION, "catalog": "sqlite" if db_url is None else "external"}, indent=1))
         except BaseException:
@@ -131,7 +136,7 @@ class Project(IndexBuilding):
             _remove_new(folder, made, existing)
             raise
         project = cls(folder, catalog)
-        project._created = (made, existing)
+        project._created = (made, existing, row_id)
         return project
 
     @classmethod
@@ -187,12 +192,29 @@ class Project(IndexBuilding):
 
     def remove_created(self) -> None:
         """Undo Project.create after a failed first command: closes the project and removes exactly
-        what it made (a folder that existed before keeps the files it had)."""
+        what it made (a folder that existed before keeps the files it had; on a database server, the
+        rows of the project it started, unless someone else has already worked in it)."""
         if self._created is None:
             raise ProjectError(f"{self.folder}: was opened, not made by this command; not removing it")
+        made, existing, row_id = self._created
+        if row_id is not None:
+            self._clear_catalog(row_id)
         self.close()
-        _remove_new(self.folder, *self._created)
+        _remove_new(self.folder, made, existing)
         self._created = None
+
+    def _clear_catalog(self, row_id: int) -> None:
+        """Empty a database server's catalog of the project this process started (row_id), so that a
+        new first command starts afresh (name, root and settings its own); kept if anyone stored
+        features, a search, a decision or an object there since."""
+        work = (FeatureSetRow, QueryRow, AnnotationRow, DraftRow, ObjectRow, LabelRow)
+        with self.catalog.session(write=True) as s:
+            self.catalog.lock(s, "project")
+            if [r.id for r in s.scalars(select(ProjectRow))] != [row_id] or any(
+                    s.scalar(select(func.count()).select_from(t)) for t in work):
+                return
+            for table in reversed(Base.metadata.sorted_tables):  # children before parents
+                s.execute(table.delete())
 
     def __enter__(self) -> "Project":
         return self

@@ -470,3 +470,36 @@ def test_drafts_made_before_drafts_had_authors_are_kept_and_anybodys(sqlite_proj
         review.save_draft(project, qid, hits[0], Region.from_bbox(0, 0, 20, 20), author="zoe")  # hers now
         assert [(d.author, d.region == Region.from_bbox(0, 0, 20, 20)) for d in review.drafts(project)] == [
             ("zoe", True)]
+
+
+# -- a first team command that fails -----------------------------------------------------------------
+
+
+def test_a_failed_first_team_index_leaves_nothing_on_the_server_either(pg_url, tmp_path, monkeypatch, capsys):
+    """The project folder is removed (as for any project) and so are the catalog's rows on the
+    server: the next first index starts afresh, with its own name."""
+    from sqlalchemy import create_engine, func
+
+    from engine.cli import main
+
+    collection = make_collection(tmp_path / "photos", n_objects=1, views=2, n_distractors=1, seed=3)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # --workers needs Dask: fails after the project is made
+    first = tmp_path / "share" / "first"
+    assert main(["index", str(collection.root), "--project", str(first), "--db", pg_url, "--workers", "2", "-q"]) == 2
+    assert "pip install 'pixret-desktop[dask]'" in capsys.readouterr().err
+    assert not first.exists() and not first.parent.exists()
+    server = create_engine(pg_url)
+    try:
+        with server.connect() as c:
+            counts = {t.name: c.scalar(select(func.count()).select_from(t)) for t in tables.Base.metadata.sorted_tables}
+    finally:
+        server.dispose()
+    assert "project" in counts and set(counts.values()) == {0}, counts  # (migrated, then emptied)
+
+    monkeypatch.delitem(sys.modules, "distributed")
+    second = tmp_path / "share" / "second"
+    assert main(["index", str(collection.root), "--project", str(second), "--db", pg_url, "-q"]) == 0
+    with Project.open(second, db_url=pg_url) as project:
+        with project.catalog.session() as s:
+            assert [r.name for r in s.scalars(select(tables.ProjectRow))] == ["second"]
+        assert len(project.indexed_images()) == 3
