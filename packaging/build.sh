@@ -78,10 +78,10 @@ if [ "$TORCH" = 1 ]; then
   log "installing torch (CPU) from ${PIXRET_TORCH_INDEX:=https://download.pytorch.org/whl/cpu}"
   "$PY" -m pip install -q torch --index-url "$PIXRET_TORCH_INDEX"
 fi
-log "installing pixret-desktop $VERSION (non-editable) and PyInstaller"
-"$PY" -m pip install -q --upgrade "$SRC[package]"
+log "installing pixret-desktop $VERSION (non-editable) with psycopg (team projects) and PyInstaller"
+"$PY" -m pip install -q --upgrade "$SRC[package,postgres]"
 "$PY" -m pip list --format=freeze 2>/dev/null \
-  | grep -i -E '^(pixret-desktop|pyinstaller|pyinstaller-hooks-contrib|pyside6[-_a-z]*|shiboken6|numpy|scipy|opencv[-_a-z]*|faiss[-_a-z]*|shapely|sqlalchemy|alembic|pillow|torch)==' \
+  | grep -i -E '^(pixret-desktop|pyinstaller|pyinstaller-hooks-contrib|pyside6[-_a-z]*|shiboken6|numpy|scipy|opencv[-_a-z]*|faiss[-_a-z]*|shapely|sqlalchemy|alembic|pillow|psycopg[-_a-z]*|torch)==' \
   | sed 's/^/   /'
 
 # -- 3. PyInstaller, run outside the source tree so only the installed package can be found --------

@@ -69,11 +69,23 @@ done
 [ "$out" = "pixret-desktop $VERSION" ] || fail "--version printed '$out'"
 echo "   $out: ${times[*]} s"
 
+# With a throwaway PostgreSQL server beside it (packaging/with_postgres.py, run by the build venv's
+# Python, which has psycopg) the self-test also indexes and searches with a team catalog there,
+# through the bundle's own libpq.
+PG_PY="$REPO/packaging/.build-venv/bin/python"
+with_pg=()
+pg_var=()
+if [ -x "$PG_PY" ]; then
+  with_pg=("$PG_PY" "$REPO/packaging/with_postgres.py")
+  pg_var=("PIXRET_SELF_TEST_DB=@PG_URL@")
+fi
+
 echo
 echo "== smoke.sh: $EXE --self-test (env -i, PATH=/usr/bin:/bin, cwd $TMP)"
 t0=$(date +%s.%N)
 set +e
-bare "$EXE" --self-test 2>&1 | tee "$TMP/self-test.txt"
+"${with_pg[@]}" env -i HOME="$TMP/home" PATH=/usr/bin:/bin TMPDIR="$TMP/tmp" LANG=C.UTF-8 \
+  "${pg_var[@]}" "$EXE" --self-test 2>&1 | tee "$TMP/self-test.txt"
 rc=${PIPESTATUS[0]}
 set -e
 t1=$(date +%s.%N)
@@ -81,6 +93,10 @@ t1=$(date +%s.%N)
 grep -q "(frozen;" "$TMP/self-test.txt" || fail "the self-test did not run frozen"
 grep -q "engine from $APP/" "$TMP/self-test.txt" || fail "the engine was not loaded from the installed bundle"
 grep -q "platform offscreen" "$TMP/self-test.txt" || fail "the main window did not run offscreen"
+grep -q "libpq" "$TMP/self-test.txt" || fail "the bundle did not load the PostgreSQL client"
+if grep -q "with_postgres.py: a PostgreSQL server" "$TMP/self-test.txt"; then
+  grep -q "\[ ok \] team catalog" "$TMP/self-test.txt" || fail "no team catalog step ran"
+fi
 selftest_s=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
 
 bare sh "$TOP/install.sh" --uninstall >/dev/null

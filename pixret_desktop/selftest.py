@@ -4,7 +4,8 @@ Meant for a freshly installed or frozen (PyInstaller) app, where a missing modul
 data file or Qt plugin shows up only when something uses it. The self-test uses the real engine on
 the built-in demo collection, nothing mocked:
 
-    imports       numpy, OpenCV, faiss, shapely, scipy, SQLAlchemy, Alembic, PySide6 (versions)
+    imports       numpy, OpenCV, faiss, shapely, scipy, SQLAlchemy, Alembic, PySide6 (versions); psycopg
+                  and its libpq (team projects), required in a bundle
     demo images   engine.demo.make_collection into a temporary folder (known true outlines)
     index         Project.create (catalog migrated by Alembic from engine/catalog/migrations) + index_folder
                   (RootSIFT features, feature store, faiss vocabulary, inverted file, graph)
@@ -14,6 +15,8 @@ the built-in demo collection, nothing mocked:
     catalog       the search saved, a decision recorded and read back (engine.annotate.review)
     main window   the real MainWindow, offscreen, opening the test project (proves the Qt platform
                   plugins load and the workers run)
+    team catalog  with $PIXRET_SELF_TEST_DB set (the URL of an empty PostgreSQL database): index and
+                  search again with the catalog on that server
 
 Each step prints one line with its time; the exit code is 0 when all pass, 1 otherwise (the
 failing step says what went wrong). Nothing outside the temporary folder is touched: the window
@@ -35,6 +38,7 @@ from typing import Callable, TextIO
 MIN_IOU = 0.5
 GUI_TIMEOUT_MS = 120_000
 REPORT_FILE = "pixret-self-test.txt"  # where the report goes when there is no console (Windows GUI build)
+TEAM_DB_VAR = "PIXRET_SELF_TEST_DB"  # an empty PostgreSQL database: the self-test checks a team catalog there too
 
 
 class CheckFailed(Exception):
@@ -50,8 +54,10 @@ class StepResult:
 
 
 class SelfTest:
-    def __init__(self, out: TextIO, workdir: Path, demo_options: dict | None, gui: bool, method: str):
+    def __init__(self, out: TextIO, workdir: Path, demo_options: dict | None, gui: bool, method: str,
+                 team_db: str | None = None):
         self.out = out
+        self.team_db = team_db
         self.workdir = workdir
         self.demo_options = dict(demo_options or {})
         self.gui = gui
@@ -105,7 +111,21 @@ class SelfTest:
 
         return (f"engine from {Path(engine.__file__).parent}; numpy {numpy.__version__}, OpenCV {cv2.__version__}, "
                 f"faiss {faiss.__version__}, shapely {shapely.__version__}, scipy {scipy.__version__}, "
-                f"SQLAlchemy {sqlalchemy.__version__}, Alembic {alembic.__version__}, PySide6 {PySide6.__version__}")
+                f"SQLAlchemy {sqlalchemy.__version__}, Alembic {alembic.__version__}, PySide6 {PySide6.__version__}"
+                f"{self.postgres_client()}")
+
+    @staticmethod
+    def postgres_client() -> str:
+        """psycopg and the libpq it loads (team projects' catalogs): the bundle must carry them; a pip
+        install has them with the postgres extra."""
+        try:
+            import psycopg
+
+            return f", psycopg {psycopg.__version__} (libpq {psycopg.pq.version()}, {psycopg.pq.__impl__})"
+        except ImportError as e:
+            if getattr(sys, "frozen", False):
+                raise CheckFailed(f"the bundle lacks the PostgreSQL client ({e}): team projects cannot open") from e
+            return "; no psycopg (team projects need pip install 'pixret-desktop[postgres]')"
 
     def demo_images(self) -> str:
         from engine.demo import make_collection
@@ -116,11 +136,11 @@ class SelfTest:
         return (f"{self.n_images} images ({len(col.views)} objects x {n_views // max(1, len(col.views))} views, "
                 f"{len(col.distractors)} distractors) in {col.root}")
 
-    def index(self) -> str:
+    def index(self, folder: Path | None = None, db_url: str | None = None) -> str:
         from engine.catalog.migrations import current_revision, head_revision
         from engine.project import Project
 
-        project = Project.create(self.project_folder, root=self.collection.root)
+        project = Project.create(folder or self.project_folder, root=self.collection.root, db_url=db_url)
         try:
             report = project.index_folder(self.collection.root)
             if report.failed:
@@ -133,11 +153,11 @@ class SelfTest:
                 raise CheckFailed(f"catalog at schema {revision}, expected {head}")
         finally:
             project.close()
-        self.indexed = True
+        self.indexed = self.indexed or folder is None
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
         return f"{indexed} images indexed ({stages}); catalog schema {revision} (head)"
 
-    def search(self) -> str:
+    def search(self, folder: Path | None = None, db_url: str | None = None) -> str:
         import engine.annotate.review as review
         import engine.pipeline as pipeline
         from engine.base.regions import Region
@@ -145,7 +165,7 @@ class SelfTest:
 
         name = next(iter(self.collection.views))
         (query_rel, query_poly), *others = self.collection.views[name]
-        project = Project.open(self.project_folder)
+        project = Project.open(folder or self.project_folder, db_url=db_url)
         try:
             query_id = project.image_id(query_rel)
             if query_id is None:
@@ -183,6 +203,17 @@ class SelfTest:
         return (f"{self.method}: {len(result.hits)} hits, {len(verified)} verified; {name}'s other views "
                 f"are the top {len(top)} (IoU {' '.join(f'{x:.2f}' for x in ious)}); "
                 f"search {result.timings.get('total', 0.0):.2f} s; saved and reviewed in the catalog")
+
+    def team_catalog(self) -> str:
+        """The index and search steps again with the catalog on the PostgreSQL server at `team_db`
+        (an empty database): the bundle's psycopg and libpq, Alembic's PostgreSQL migrations."""
+        folder = self.workdir / "team-project"
+        indexed = self.index(folder, self.team_db)
+        searched = self.search(folder, self.team_db)
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.team_db)
+        return f"on {url.drivername} database {url.database!r}: {indexed.split(';')[0]}; {searched.split(';')[0]}"
 
     def main_window(self) -> str:
         from PySide6.QtCore import QCoreApplication, QEventLoop, QLibraryInfo, QSettings, QTimer
@@ -248,19 +279,23 @@ def _version() -> str:
 
 
 def run_self_test(out: TextIO | None = None, *, workdir: Path | None = None, keep: bool = False,
-                  demo_options: dict | None = None, gui: bool = True, method: str = "sv") -> int:
+                  demo_options: dict | None = None, gui: bool = True, method: str = "sv",
+                  team_db: str | None = None) -> int:
     """Run every step, print the report to `out` (default: stdout); 0 when all pass, else 1.
 
     workdir: where the temporary collection and project go (default: a fresh temporary folder,
     removed afterwards unless keep). demo_options: passed to engine.demo.make_collection (tests
-    use a smaller collection). gui: also open the main window offscreen.
+    use a smaller collection). gui: also open the main window offscreen. team_db: an empty
+    PostgreSQL database's URL (default: $PIXRET_SELF_TEST_DB): also index and search with the
+    catalog there.
     """
+    team_db = team_db or os.environ.get(TEAM_DB_VAR) or None
     out = out if out is not None else sys.stdout
     own_dir = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="pixret-self-test-")) if own_dir else Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    test = SelfTest(out, workdir, demo_options, gui, method)
+    test = SelfTest(out, workdir, demo_options, gui, method, team_db)
     frozen = "frozen" if getattr(sys, "frozen", False) else "from source"
     test.say(f"PixRet Desktop {_version()} self-test ({frozen}; Python {platform.python_version()}, "
              f"{platform.system()} {platform.machine()}; work folder {workdir})")
@@ -269,6 +304,8 @@ def run_self_test(out: TextIO | None = None, *, workdir: Path | None = None, kee
         ok = ok and test.step("demo images", test.demo_images)
         ok = ok and test.step("index", test.index)
         ok = ok and test.step("search", test.search)
+        if test.team_db:
+            ok = ok and test.step("team catalog", test.team_catalog)
         if gui:  # runs even when an engine step failed: a second finding is worth the seconds
             ok = test.step("main window", test.main_window) and ok
     finally:

@@ -83,3 +83,25 @@ def test_command_line_flags(monkeypatch, capsys):
     assert capsys.readouterr().out.strip() == f"pixret-desktop {__version__}"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--self-test", "--demo"])
+
+
+def test_the_self_test_checks_a_team_catalog_on_a_real_postgresql_server(tmp_path, monkeypatch, pg_url):
+    from sqlalchemy import select
+
+    import engine.annotate.review as review
+    from engine.catalog.tables import QueryRow
+    from engine.project import Project
+
+    monkeypatch.setenv(selftest.TEAM_DB_VAR, pg_url)
+    out = io.StringIO()
+    code = selftest.run_self_test(out, workdir=tmp_path, demo_options=SMALL, gui=False)
+    report = out.getvalue()
+    assert code == 0, report
+    assert "[ ok ] team catalog" in report and "postgresql+psycopg database" in report, report
+    assert "psycopg 3." in report and "libpq" in report  # the imports step names the client it loaded
+    # the search and its decision are on the server, in a project of the demo's images
+    with Project.open(tmp_path / "team-project", db_url=pg_url) as project:
+        assert len(project.indexed_images()) == 8
+        with project.catalog.session() as session:
+            (qid,) = session.scalars(select(QueryRow.id)).all()
+        assert [d.kind for d in review.decisions(project, qid).values()] == ["accepted"]
