@@ -153,7 +153,7 @@ class SelfTest:
                 raise CheckFailed(f"catalog at schema {revision}, expected {head}")
         finally:
             project.close()
-        self.indexed = self.indexed or folder is None
+        self.indexed = self.indexed or folder is None  # the window opens the local project
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
         return f"{indexed} images indexed ({stages}); catalog schema {revision} (head)"
 
@@ -207,11 +207,11 @@ class SelfTest:
     def team_catalog(self) -> str:
         """The index and search steps again with the catalog on the PostgreSQL server at `team_db`
         (an empty database): the bundle's psycopg and libpq, Alembic's PostgreSQL migrations."""
+        from sqlalchemy.engine import make_url
+
         folder = self.workdir / "team-project"
         indexed = self.index(folder, self.team_db)
         searched = self.search(folder, self.team_db)
-        from sqlalchemy.engine import make_url
-
         url = make_url(self.team_db)
         return f"on {url.drivername} database {url.database!r}: {indexed.split(';')[0]}; {searched.split(';')[0]}"
 
