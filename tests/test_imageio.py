@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import time
 import zlib
 from pathlib import Path
 
@@ -340,11 +339,9 @@ def test_decompression_bomb_fails_from_the_header_without_decoding(tmp_path, mon
         raise AssertionError("a decompression bomb was decoded")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
-    start = time.perf_counter()
     for call in (load_image, image_size):
         reason = _read_error(path, call).reason
         assert "too many pixels" in reason and "2500 megapixels" in reason
-    assert time.perf_counter() - start < 1.0
 
 
 def test_pixel_limit_is_per_call(tmp_path):

@@ -1,8 +1,6 @@
 """The collection browser: 10,000 rows that load lazily, thumbnails cached on disk, filters."""
 from __future__ import annotations
 
-import time
-
 from PySide6.QtWidgets import QListView
 
 from engine.project import ImageInfo
@@ -31,19 +29,15 @@ def test_ten_thousand_images_are_rows_that_load_only_what_is_seen(qtbot, collect
     grid.show()
     qtbot.waitExposed(grid)
     rows = many_rows(collection)
-    t = time.perf_counter()
-    model.set_images(collection.root, rows, {5: "accepted"})
+    model.set_images(collection.root, rows, {5: "accepted"})  # (its speed: benchmarks/browser.py)
     qtbot.wait(50)
-    assert time.perf_counter() - t < 1.0
     assert model.rowCount() == 10_000
     assert grid.findChildren(QListView) == [] and len(grid.children()) < 50  # rows, not widgets
     qtbot.waitUntil(lambda: cache.pixmap(1) is not None, timeout=WAIT_MS)
     loaded = len(cache._mem) + len(cache.failed)
     assert loaded < 200, "thumbnails were decoded for rows nobody looked at"
-    t = time.perf_counter()
     model.set_filter(name="scene001")
     model.set_filter(status="accepted")
-    assert time.perf_counter() - t < 0.5
     assert model.rowCount() == 1 and model.data(model.index(0), StatusRole) == "accepted"
     files = list((tmp_path / "thumbs" / "96").glob("*.jpg"))
     assert files, "thumbnails are kept on disk under the project's thumbs/"
